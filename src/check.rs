@@ -1,0 +1,281 @@
+//! One check of one record on one resolver: the query, and what its answer means.
+//!
+//! [`observe`] is pure: it reads a definitive answer and says what was found, whether the record
+//! is present and whether it is correct, so every case is unit-tested without a network.
+
+use hickory_proto::op::Message;
+use hickory_proto::rr::{Name, RData, Record, RecordType};
+use sha2::Digest as _;
+
+use crate::config::Expected;
+use crate::dkim;
+use crate::dns::{Failure, ResolverClient};
+use crate::state::{Found, Observation};
+
+/// How many CNAMEs of an answer are followed before giving up: more is a loop or abuse.
+const MAX_CHAIN: usize = 16;
+
+/// Looks up the record `name` on `client` and reads the answer against `expected`.
+pub async fn check_record(
+    client: &ResolverClient,
+    name: &Name,
+    expected: &Expected,
+) -> Result<Observation, Failure> {
+    let reply = client.query(name, query_type(expected)).await?;
+    Ok(observe(name, expected, &reply))
+}
+
+/// The record type asked for: the expected type.
+pub fn query_type(expected: &Expected) -> RecordType {
+    match expected {
+        Expected::Cname(_) => RecordType::CNAME,
+        Expected::Txt => RecordType::TXT,
+    }
+}
+
+/// Reads a definitive answer for `qname`.
+pub fn observe(qname: &Name, expected: &Expected, reply: &Message) -> Observation {
+    let negative_ttl = negative_ttl(reply);
+    let cname = cname_at(reply, qname);
+    match expected {
+        Expected::Cname(target) => match cname {
+            Some((found, ttl)) => Observation {
+                correct: found == *target,
+                found: Found::Cname(found),
+                present: true,
+                ttl: Some(ttl),
+                key: None,
+            },
+            None => absent(Found::None, negative_ttl),
+        },
+        Expected::Txt => {
+            // Follow the chain as far as the answer goes: a key record may sit behind a CNAME.
+            let mut owner = qname.clone();
+            for _ in 0..MAX_CHAIN {
+                match reply
+                    .answers
+                    .iter()
+                    .find_map(|r| same_name(&r.name, &owner).then_some(&r.data))
+                {
+                    Some(RData::CNAME(next)) => owner = next.0.clone(),
+                    _ => break,
+                }
+            }
+            match txt_at(reply, &owner) {
+                Some((value, ttl)) => {
+                    let key = dkim::parse_key_record(&value);
+                    Observation {
+                        found: Found::Txt(txt_fingerprint(&value)),
+                        present: true,
+                        correct: key.is_ok(),
+                        ttl: Some(ttl),
+                        key: Some(key),
+                    }
+                }
+                None => match cname {
+                    Some((target, _)) => absent(Found::Cname(target), negative_ttl),
+                    None => absent(Found::None, negative_ttl),
+                },
+            }
+        }
+    }
+}
+
+fn absent(found: Found, ttl: Option<u32>) -> Observation {
+    Observation {
+        found,
+        present: false,
+        correct: false,
+        ttl,
+        key: None,
+    }
+}
+
+/// `sha256:` and the first 16 hex digits of the SHA-256 of a TXT value.
+pub fn txt_fingerprint(value: &str) -> String {
+    let digest = sha2::Sha256::digest(value.as_bytes());
+    let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    format!("sha256:{hex}")
+}
+
+/// A name as labels show it: lower case, no trailing dot.
+pub fn normalise(name: &Name) -> String {
+    let text = name.to_ascii().to_ascii_lowercase();
+    match text.strip_suffix('.') {
+        Some(stripped) if !stripped.is_empty() => stripped.to_string(),
+        _ => text,
+    }
+}
+
+fn same_name(a: &Name, b: &Name) -> bool {
+    normalise(a) == normalise(b)
+}
+
+/// The CNAME target at `owner`, normalised, with its TTL.
+fn cname_at(reply: &Message, owner: &Name) -> Option<(String, u32)> {
+    reply.answers.iter().find_map(|r| match &r.data {
+        RData::CNAME(target) if same_name(&r.name, owner) => Some((normalise(&target.0), r.ttl)),
+        _ => None,
+    })
+}
+
+/// The TXT value at `owner` that is meant as a DKIM key (or the first TXT there), with its TTL.
+fn txt_at(reply: &Message, owner: &Name) -> Option<(String, u32)> {
+    let values: Vec<(String, u32)> = reply
+        .answers
+        .iter()
+        .filter(|r| same_name(&r.name, owner))
+        .filter_map(|r: &Record| match &r.data {
+            RData::TXT(txt) => {
+                let strings: Vec<Vec<u8>> = txt.txt_data.iter().map(|s| s.to_vec()).collect();
+                Some((dkim::join_txt(&strings), r.ttl))
+            }
+            _ => None,
+        })
+        .collect();
+    let keyish = values
+        .iter()
+        .position(|(v, _)| dkim::looks_like_key_record(v))
+        .unwrap_or(0);
+    values.into_iter().nth(keyish)
+}
+
+/// How long a negative answer may be cached (RFC 2308): the lesser of the SOA's TTL and minimum.
+fn negative_ttl(reply: &Message) -> Option<u32> {
+    reply.authorities.iter().find_map(|r| match &r.data {
+        RData::SOA(soa) => Some(r.ttl.min(soa.minimum)),
+        _ => None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::str::FromStr as _;
+
+    use hickory_proto::op::ResponseCode;
+    use hickory_proto::rr::rdata::{CNAME, SOA, TXT};
+
+    use super::*;
+
+    fn name(text: &str) -> Name {
+        Name::from_str(text).unwrap()
+    }
+
+    fn reply(answers: Vec<Record>) -> Message {
+        let mut message = Message::response(1, hickory_proto::op::OpCode::Query);
+        message.metadata.response_code = ResponseCode::NoError;
+        message.answers = answers;
+        message
+    }
+
+    fn cname(owner: &str, target: &str) -> Record {
+        Record::from_rdata(name(owner), 600, RData::CNAME(CNAME(name(target))))
+    }
+
+    fn txt(owner: &str, strings: &[&str]) -> Record {
+        Record::from_rdata(
+            name(owner),
+            300,
+            RData::TXT(TXT::new(strings.iter().map(|s| s.to_string()).collect())),
+        )
+    }
+
+    const QNAME: &str = "abc._domainkey.example.com.";
+    fn ses() -> Expected {
+        Expected::Cname("abc.dkim.amazonses.com".into())
+    }
+
+    #[test]
+    fn correct_cname_in_any_case_and_with_trailing_dot() {
+        let answer = reply(vec![cname(
+            "ABC._DomainKey.Example.COM.",
+            "ABC.dkim.AmazonSES.com.",
+        )]);
+        let o = observe(&name(QNAME), &ses(), &answer);
+        assert_eq!(o.found, Found::Cname("abc.dkim.amazonses.com".into()));
+        assert!(o.present && o.correct);
+        assert_eq!(o.ttl, Some(600));
+    }
+
+    #[test]
+    fn wrong_target_is_present_but_not_correct() {
+        let answer = reply(vec![cname(QNAME, "abc.dkim.amazonses.co.")]);
+        let o = observe(&name(QNAME), &ses(), &answer);
+        assert!(o.present && !o.correct);
+        assert_eq!(o.found.value(), "abc.dkim.amazonses.co");
+    }
+
+    #[test]
+    fn empty_answer_is_absent_with_negative_ttl() {
+        let mut answer = reply(vec![]);
+        answer.metadata.response_code = ResponseCode::NXDomain;
+        answer.authorities.push(Record::from_rdata(
+            name("example.com."),
+            3600,
+            RData::SOA(SOA::new(
+                name("ns1.example.com."),
+                name("hostmaster.example.com."),
+                1,
+                7200,
+                900,
+                1_209_600,
+                120,
+            )),
+        ));
+        let o = observe(&name(QNAME), &ses(), &answer);
+        assert_eq!(o.found, Found::None);
+        assert!(!o.present && !o.correct);
+        assert_eq!(o.ttl, Some(120));
+    }
+
+    #[test]
+    fn cname_for_another_name_is_ignored() {
+        let answer = reply(vec![cname(
+            "other._domainkey.example.com.",
+            "abc.dkim.amazonses.com.",
+        )]);
+        let o = observe(&name(QNAME), &ses(), &answer);
+        assert!(!o.present);
+    }
+
+    #[test]
+    fn txt_key_split_into_strings_behind_a_cname() {
+        let key = dkim::tests::rsa_public_key_base64(1024);
+        let (a, b) = key.split_at(100);
+        let answer = reply(vec![
+            cname(QNAME, "key.example.net."),
+            txt("key.example.net.", &["spf-like junk"]),
+            txt("key.example.net.", &["v=DKIM1; k=rsa; p=", a, b]),
+        ]);
+        let o = observe(&name(QNAME), &Expected::Txt, &answer);
+        assert!(o.present && o.correct);
+        let value = format!("v=DKIM1; k=rsa; p={key}");
+        assert_eq!(o.found, Found::Txt(txt_fingerprint(&value)));
+        assert_eq!(o.key.unwrap().unwrap().bits, 1024);
+    }
+
+    #[test]
+    fn revoked_txt_key_is_present_but_not_correct() {
+        let answer = reply(vec![txt(QNAME, &["v=DKIM1; p="])]);
+        let o = observe(&name(QNAME), &Expected::Txt, &answer);
+        assert!(o.present && !o.correct);
+        assert_eq!(o.key, Some(Err(dkim::KeyError::Revoked)));
+    }
+
+    #[test]
+    fn cname_loop_in_answer_terminates() {
+        let answer = reply(vec![
+            cname(QNAME, "b.example.com."),
+            cname("b.example.com.", QNAME),
+        ]);
+        let o = observe(&name(QNAME), &Expected::Txt, &answer);
+        assert!(!o.present);
+        assert_eq!(o.found, Found::Cname("b.example.com".into()));
+    }
+
+    #[test]
+    fn fingerprint_is_sha256_prefix() {
+        // sha256("abc") = ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad
+        assert_eq!(txt_fingerprint("abc"), "sha256:ba7816bf8f01cfea");
+    }
+}

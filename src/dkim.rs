@@ -1,0 +1,252 @@
+//! DKIM key records (RFC 6376 section 3.6.1): the tag list published as TXT, and the public key in it.
+//!
+//! Parsing is strict where a verifier would reject the record and lenient where verifiers are
+//! (whitespace anywhere in the base64, tags in any order, unknown tags ignored).
+
+use base64::Engine as _;
+use spki::der::Decode as _;
+
+/// `rsaEncryption`, the algorithm of an RSA SubjectPublicKeyInfo.
+const RSA_ENCRYPTION: spki::ObjectIdentifier =
+    spki::ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
+/// `id-Ed25519`, seen when a publisher wraps an ed25519 key in SubjectPublicKeyInfo by mistake.
+const ID_ED25519: spki::ObjectIdentifier = spki::ObjectIdentifier::new_unwrap("1.3.101.112");
+
+/// A usable DKIM public key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DkimKey {
+    /// The key algorithm from `k=`.
+    pub key_type: KeyType,
+    /// Key size: the RSA modulus in bits, or 256 for ed25519.
+    pub bits: u32,
+}
+
+/// The algorithms RFC 6376 and RFC 8463 define for `k=`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyType {
+    /// `k=rsa`, the default.
+    Rsa,
+    /// `k=ed25519` (RFC 8463).
+    Ed25519,
+}
+
+/// Why a TXT value is not a usable DKIM key record.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyError {
+    /// The tag list itself is malformed.
+    #[error("not a DKIM tag list: {0}")]
+    Syntax(String),
+    /// `v=` is present but not `DKIM1`, or not the first tag.
+    #[error("{0}")]
+    Version(String),
+    /// There is no `p=` tag.
+    #[error("no p= tag: the record publishes no key")]
+    NoKey,
+    /// `p=` is empty: the key was revoked.
+    #[error("p= is empty: the key is revoked")]
+    Revoked,
+    /// `k=` names an algorithm nobody verifies.
+    #[error("unknown key type k={0}")]
+    UnknownKeyType(String),
+    /// `p=` is not base64.
+    #[error("p= is not valid base64")]
+    Base64,
+    /// `p=` decodes, but not to a key of the given type.
+    #[error("p= is not a readable {0}")]
+    BadKey(&'static str),
+}
+
+/// Joins the strings of a TXT record the way DKIM verifiers do: concatenated, nothing between.
+pub fn join_txt(strings: &[Vec<u8>]) -> String {
+    let bytes: Vec<u8> = strings.iter().flatten().copied().collect();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// Whether a TXT value looks like it is meant to be a DKIM key record, for picking the right
+/// record when a name holds several TXT records.
+pub fn looks_like_key_record(value: &str) -> bool {
+    parse_tags(value).is_ok_and(|tags| tags.iter().any(|(t, _)| *t == "p" || *t == "v"))
+}
+
+/// Parses a DKIM key record and decodes its public key.
+pub fn parse_key_record(value: &str) -> Result<DkimKey, KeyError> {
+    let tags = parse_tags(value)?;
+    let get = |name: &str| tags.iter().find(|(t, _)| *t == name).map(|(_, v)| *v);
+
+    if let Some(position) = tags.iter().position(|(t, _)| *t == "v") {
+        if position != 0 {
+            return Err(KeyError::Version("v= must be the first tag".into()));
+        }
+        if tags[0].1 != "DKIM1" {
+            return Err(KeyError::Version(format!("v={} is not DKIM1", tags[0].1)));
+        }
+    }
+    let key_type = match get("k").unwrap_or("rsa") {
+        "rsa" => KeyType::Rsa,
+        "ed25519" => KeyType::Ed25519,
+        other => return Err(KeyError::UnknownKeyType(other.to_string())),
+    };
+    let p = get("p").ok_or(KeyError::NoKey)?;
+    let p: String = p.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    if p.is_empty() {
+        return Err(KeyError::Revoked);
+    }
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(p.as_bytes())
+        .map_err(|_| KeyError::Base64)?;
+    let bits = match key_type {
+        KeyType::Rsa => rsa_modulus_bits(&der).ok_or(KeyError::BadKey("RSA public key"))?,
+        KeyType::Ed25519 => {
+            if der.len() == 32 {
+                256
+            } else {
+                let wrapped = spki::SubjectPublicKeyInfoRef::from_der(&der)
+                    .is_ok_and(|info| info.algorithm.oid == ID_ED25519);
+                return Err(KeyError::BadKey(if wrapped {
+                    "ed25519 key: publish the raw 32-byte key (RFC 8463), not SubjectPublicKeyInfo"
+                } else {
+                    "ed25519 key (32 bytes)"
+                }));
+            }
+        }
+    };
+    Ok(DkimKey { key_type, bits })
+}
+
+/// Splits a tag list into `(tag, value)` pairs, values trimmed of surrounding whitespace.
+fn parse_tags(value: &str) -> Result<Vec<(&str, &str)>, KeyError> {
+    let mut tags: Vec<(&str, &str)> = Vec::new();
+    for spec in value.split(';') {
+        if spec.trim().is_empty() {
+            // A trailing semicolon is allowed; so, leniently, is an empty spec in the middle.
+            continue;
+        }
+        let (tag, val) = spec
+            .split_once('=')
+            .ok_or_else(|| KeyError::Syntax(format!("{:?} has no '='", spec.trim())))?;
+        let tag = tag.trim();
+        let valid_tag = tag.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+            && tag.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid_tag {
+            return Err(KeyError::Syntax(format!("invalid tag name {tag:?}")));
+        }
+        if tags.iter().any(|(t, _)| *t == tag) {
+            return Err(KeyError::Syntax(format!("tag {tag}= appears twice")));
+        }
+        tags.push((tag, val.trim()));
+    }
+    if tags.is_empty() {
+        return Err(KeyError::Syntax("empty record".into()));
+    }
+    Ok(tags)
+}
+
+/// The modulus size of an RSA key given as SubjectPublicKeyInfo (what RFC 6376 specifies) or as
+/// a bare PKCS#1 RSAPublicKey (what some old publishers used, and verifiers still accept).
+fn rsa_modulus_bits(der: &[u8]) -> Option<u32> {
+    let pkcs1_der = match spki::SubjectPublicKeyInfoRef::from_der(der) {
+        Ok(info) if info.algorithm.oid == RSA_ENCRYPTION => info.subject_public_key.as_bytes()?,
+        Ok(_) => return None,
+        Err(_) => der,
+    };
+    let key = pkcs1::RsaPublicKey::<spki::der::asn1::UintRef<'_>>::from_der(pkcs1_der).ok()?;
+    let modulus = key.modulus.as_bytes();
+    let first = *modulus.first()?;
+    let bits = modulus.len() as u32 * 8 - first.leading_zeros();
+    (bits > 0).then_some(bits)
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// Base64 SubjectPublicKeyInfo of a freshly generated RSA key, as publishers put in `p=`.
+    pub(crate) fn rsa_public_key_base64(bits: usize) -> String {
+        use rsa::pkcs8::EncodePublicKey as _;
+        let key = rsa::PrivateKey::new(&mut getrandom::SysRng, bits).unwrap();
+        let der = key.to_public_key().to_public_key_der().unwrap();
+        base64::engine::general_purpose::STANDARD.encode(der.as_bytes())
+    }
+
+    #[test]
+    fn rsa_key_with_whitespace_and_any_tag_order() {
+        let key = rsa_public_key_base64(1024);
+        let spaced: String = key
+            .as_bytes()
+            .chunks(40)
+            .map(|c| std::str::from_utf8(c).unwrap())
+            .collect::<Vec<_>>()
+            .join(" \t");
+        let record = format!("k=rsa; t=s; p={spaced} ; h=sha256;");
+        assert_eq!(
+            parse_key_record(&record),
+            Ok(DkimKey {
+                key_type: KeyType::Rsa,
+                bits: 1024
+            })
+        );
+        let record = format!("v=DKIM1;p={}", rsa_public_key_base64(2048));
+        assert_eq!(parse_key_record(&record).map(|k| k.bits), Ok(2048));
+    }
+
+    #[test]
+    fn rejections() {
+        let key = rsa_public_key_base64(1024);
+        assert_eq!(
+            parse_key_record("v=DKIM1; k=rsa; p="),
+            Err(KeyError::Revoked)
+        );
+        assert_eq!(parse_key_record("v=DKIM1; k=rsa"), Err(KeyError::NoKey));
+        assert_eq!(parse_key_record("v=DKIM1; p=!!!"), Err(KeyError::Base64));
+        assert_eq!(
+            parse_key_record("v=DKIM1; p=aGVsbG8="),
+            Err(KeyError::BadKey("RSA public key"))
+        );
+        assert!(matches!(
+            parse_key_record(&format!("k=rsa; v=DKIM1; p={key}")),
+            Err(KeyError::Version(_))
+        ));
+        assert!(matches!(
+            parse_key_record(&format!("v=DKIM2; p={key}")),
+            Err(KeyError::Version(_))
+        ));
+        assert_eq!(
+            parse_key_record("k=dsa; p=aGVsbG8="),
+            Err(KeyError::UnknownKeyType("dsa".into()))
+        );
+        assert!(matches!(
+            parse_key_record("hello world"),
+            Err(KeyError::Syntax(_))
+        ));
+        assert!(matches!(
+            parse_key_record("p=a; p=b"),
+            Err(KeyError::Syntax(_))
+        ));
+        assert!(matches!(parse_key_record(""), Err(KeyError::Syntax(_))));
+    }
+
+    #[test]
+    fn ed25519_is_raw_32_bytes() {
+        let raw = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
+        assert_eq!(
+            parse_key_record(&format!("v=DKIM1; k=ed25519; p={raw}")),
+            Ok(DkimKey {
+                key_type: KeyType::Ed25519,
+                bits: 256
+            })
+        );
+        let short = base64::engine::general_purpose::STANDARD.encode([7u8; 31]);
+        assert!(matches!(
+            parse_key_record(&format!("k=ed25519; p={short}")),
+            Err(KeyError::BadKey(_))
+        ));
+    }
+
+    #[test]
+    fn txt_strings_are_joined_without_separator() {
+        let parts = [b"v=DKIM1; p=MIGf".to_vec(), b"MA0G".to_vec()];
+        assert_eq!(join_txt(&parts), "v=DKIM1; p=MIGfMA0G");
+        assert!(looks_like_key_record("v=DKIM1; p=abc"));
+        assert!(!looks_like_key_record("google-site-verification=abc"));
+    }
+}

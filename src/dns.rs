@@ -1,0 +1,343 @@
+//! Talking to one resolver: sending a query over UDP (retried over TCP when truncated) or TCP,
+//! politely, and sorting every outcome into a definitive answer or a failure with a reason.
+//!
+//! Nothing is cached: every call sends a query, because the point is to see what the resolver
+//! says now.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt as _;
+use hickory_net::NetError;
+use hickory_net::runtime::TokioRuntimeProvider;
+use hickory_net::tcp::TcpClientStream;
+use hickory_net::udp::UdpClientStream;
+use hickory_net::xfer::{DnsExchange, DnsHandle as _, DnsMultiplexer};
+use hickory_proto::op::{DnsRequest, DnsRequestOptions, Message, Query, ResponseCode};
+use hickory_proto::rr::{Name, RecordType};
+use tokio::sync::Mutex;
+
+use crate::config::{Protocol, ResolverConfig};
+use crate::metrics::ResolverMetrics;
+
+/// EDNS payload size advertised over UDP: the DNS Flag Day 2020 value, which avoids fragmentation.
+const EDNS_PAYLOAD: u16 = 1232;
+
+/// Why a query did not produce a definitive answer. The label values of
+/// `dkim_lookup_errors_total{reason}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FailureReason {
+    /// No answer within the timeout.
+    Timeout,
+    /// The resolver answered SERVFAIL.
+    Servfail,
+    /// The resolver answered REFUSED.
+    Refused,
+    /// The resolver could not be reached, or the connection broke.
+    Network,
+    /// The reply could not be parsed.
+    Malformed,
+    /// Anything else: FORMERR, NOTIMP, other response codes, internal errors.
+    Other,
+}
+
+impl FailureReason {
+    /// Every reason, for pre-initialising counters so `rate()` works from the first scrape.
+    pub const ALL: [FailureReason; 6] = [
+        FailureReason::Timeout,
+        FailureReason::Servfail,
+        FailureReason::Refused,
+        FailureReason::Network,
+        FailureReason::Malformed,
+        FailureReason::Other,
+    ];
+
+    /// The `reason` label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureReason::Timeout => "timeout",
+            FailureReason::Servfail => "servfail",
+            FailureReason::Refused => "refused",
+            FailureReason::Network => "network",
+            FailureReason::Malformed => "malformed",
+            FailureReason::Other => "other",
+        }
+    }
+}
+
+/// A failed query: the reason, and a detail for the log.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    /// The bounded reason, used as a label.
+    pub reason: FailureReason,
+    /// What exactly happened, for people reading logs.
+    pub detail: String,
+}
+
+/// Spaces queries to one resolver so it never sees more than its configured rate.
+#[derive(Debug)]
+pub struct RateLimiter {
+    /// Minimum gap between two queries; zero when unlimited.
+    spacing: Duration,
+    /// The earliest moment the next query may go out.
+    next: std::sync::Mutex<tokio::time::Instant>,
+}
+
+impl RateLimiter {
+    /// A limiter for `per_second` queries per second; 0 means unlimited.
+    pub fn new(per_second: u32) -> Self {
+        let spacing = if per_second == 0 {
+            Duration::ZERO
+        } else {
+            Duration::from_secs(1) / per_second
+        };
+        RateLimiter {
+            spacing,
+            next: std::sync::Mutex::new(tokio::time::Instant::now()),
+        }
+    }
+
+    /// Waits for this caller's turn. Turns are handed out in call order.
+    pub async fn acquire(&self) {
+        if self.spacing.is_zero() {
+            return;
+        }
+        let slot = {
+            let mut next = self.next.lock().unwrap_or_else(|e| e.into_inner());
+            let now = tokio::time::Instant::now();
+            let slot = (*next).max(now);
+            *next = slot + self.spacing;
+            slot
+        };
+        tokio::time::sleep_until(slot).await;
+    }
+}
+
+/// A persistent TCP connection and whether its background task still runs.
+struct TcpConnection {
+    exchange: DnsExchange<TokioRuntimeProvider>,
+    alive: Arc<AtomicBool>,
+}
+
+/// A client for one configured resolver.
+pub struct ResolverClient {
+    /// The resolver's config name, the `resolver` label.
+    pub name: String,
+    /// Where queries go.
+    address: SocketAddr,
+    /// How queries travel.
+    protocol: Protocol,
+    /// How long one query may take.
+    timeout: Duration,
+    /// Sends UDP queries, each from a fresh random port.
+    udp: DnsExchange<TokioRuntimeProvider>,
+    /// The TCP connection, opened on first use and reused while the server keeps it open.
+    tcp: Mutex<Option<TcpConnection>>,
+    /// Keeps the resolver's query rate within its limit.
+    limiter: RateLimiter,
+    /// This resolver's query counters.
+    metrics: ResolverMetrics,
+}
+
+impl ResolverClient {
+    /// Builds a client; no traffic is sent until the first query.
+    pub fn new(config: &ResolverConfig, timeout: Duration, metrics: ResolverMetrics) -> Self {
+        let provider = TokioRuntimeProvider::new();
+        let udp = UdpClientStream::builder(config.address, provider)
+            .with_timeout(Some(timeout))
+            .exchange();
+        ResolverClient {
+            name: config.name.clone(),
+            address: config.address,
+            protocol: config.protocol,
+            timeout,
+            udp,
+            tcp: Mutex::new(None),
+            limiter: RateLimiter::new(config.max_queries_per_second),
+            metrics,
+        }
+    }
+
+    /// Asks the resolver for `name`/`record_type` (with recursion desired) and returns the reply
+    /// when it is definitive: NOERROR (with or without data) or NXDOMAIN.
+    pub async fn query(&self, name: &Name, record_type: RecordType) -> Result<Message, Failure> {
+        self.limiter.acquire().await;
+        self.metrics.queries.inc();
+        let started = Instant::now();
+        let result = self.exchange(name, record_type).await.and_then(classify);
+        self.metrics
+            .duration
+            .observe(started.elapsed().as_secs_f64());
+        match &result {
+            Ok(_) => self.metrics.up.set(1),
+            Err(failure) => {
+                self.metrics.up.set(0);
+                self.metrics.error(failure.reason).inc();
+                tracing::debug!(
+                    resolver = %self.name,
+                    query = %name,
+                    record_type = %record_type,
+                    reason = failure.reason.as_str(),
+                    detail = %failure.detail,
+                    "lookup failed"
+                );
+            }
+        }
+        result
+    }
+
+    /// Sends the query by the configured protocol, falling back to TCP when UDP is truncated.
+    async fn exchange(&self, name: &Name, record_type: RecordType) -> Result<Message, Failure> {
+        let request = || request(name, record_type);
+        // The transports time out by themselves; this outer bound is a guarantee against any
+        // path that would not.
+        let bound = self.timeout + Duration::from_millis(500);
+        let attempt = async {
+            match self.protocol {
+                Protocol::Udp => {
+                    let reply = send(&self.udp, request()).await?;
+                    if reply.metadata.truncation {
+                        tracing::debug!(resolver = %self.name, query = %name, "truncated over UDP, retrying over TCP");
+                        self.send_tcp(request).await
+                    } else {
+                        Ok(reply)
+                    }
+                }
+                // tls and https are refused by the config until they are implemented.
+                Protocol::Tcp | Protocol::Tls | Protocol::Https => self.send_tcp(request).await,
+            }
+        };
+        match tokio::time::timeout(bound, attempt).await {
+            Ok(result) => result,
+            Err(_) => Err(Failure {
+                reason: FailureReason::Timeout,
+                detail: format!("no reply within {:?}", self.timeout),
+            }),
+        }
+    }
+
+    /// Sends over the persistent TCP connection, reconnecting once if the server had closed it.
+    async fn send_tcp(&self, request: impl Fn() -> DnsRequest) -> Result<Message, Failure> {
+        let (exchange, reused) = self.tcp_exchange().await?;
+        match send(&exchange, request()).await {
+            Err(failure) if reused && failure.reason == FailureReason::Network => {
+                self.forget_tcp().await;
+                let (exchange, _) = self.tcp_exchange().await?;
+                send(&exchange, request()).await
+            }
+            other => other,
+        }
+    }
+
+    /// The open TCP connection, or a new one; `true` when it was already open.
+    async fn tcp_exchange(&self) -> Result<(DnsExchange<TokioRuntimeProvider>, bool), Failure> {
+        let mut slot = self.tcp.lock().await;
+        if let Some(conn) = slot.as_ref() {
+            if conn.alive.load(Ordering::Acquire) {
+                return Ok((conn.exchange.clone(), true));
+            }
+        }
+        let provider = TokioRuntimeProvider::new();
+        let (connect, sender) =
+            TcpClientStream::new(self.address, None, Some(self.timeout), provider);
+        let stream = connect.await.map_err(|e| net_failure(&e))?;
+        let multiplexer = DnsMultiplexer::new(stream, sender).with_timeout(self.timeout);
+        let (exchange, background) = DnsExchange::from_stream(multiplexer);
+        let alive = Arc::new(AtomicBool::new(true));
+        let flag = alive.clone();
+        tokio::spawn(async move {
+            background.await;
+            flag.store(false, Ordering::Release);
+        });
+        *slot = Some(TcpConnection {
+            exchange: exchange.clone(),
+            alive,
+        });
+        Ok((exchange, false))
+    }
+
+    async fn forget_tcp(&self) {
+        *self.tcp.lock().await = None;
+    }
+}
+
+fn request(name: &Name, record_type: RecordType) -> DnsRequest {
+    let mut options = DnsRequestOptions::default();
+    options.use_edns = true;
+    options.edns_payload_len = EDNS_PAYLOAD;
+    options.recursion_desired = true;
+    options.case_randomization = false;
+    DnsRequest::from_query(Query::query(name.clone(), record_type), options)
+}
+
+async fn send(
+    exchange: &DnsExchange<TokioRuntimeProvider>,
+    request: DnsRequest,
+) -> Result<Message, Failure> {
+    match exchange.send(request).next().await {
+        Some(Ok(response)) => Ok(response.into_message()),
+        Some(Err(e)) => Err(net_failure(&e)),
+        None => Err(Failure {
+            reason: FailureReason::Network,
+            detail: "connection closed before a reply".into(),
+        }),
+    }
+}
+
+/// Sorts a reply by its response code: NOERROR and NXDOMAIN are definitive, the rest fail.
+fn classify(reply: Message) -> Result<Message, Failure> {
+    let code = reply.metadata.response_code;
+    let reason = match code {
+        ResponseCode::NoError | ResponseCode::NXDomain => return Ok(reply),
+        ResponseCode::ServFail => FailureReason::Servfail,
+        ResponseCode::Refused => FailureReason::Refused,
+        _ => FailureReason::Other,
+    };
+    Err(Failure {
+        reason,
+        detail: format!("response code {code}"),
+    })
+}
+
+/// Maps a transport error to a reason.
+fn net_failure(error: &NetError) -> Failure {
+    let reason = match error {
+        NetError::Timeout => FailureReason::Timeout,
+        NetError::Io(e) if e.kind() == std::io::ErrorKind::TimedOut => FailureReason::Timeout,
+        NetError::Io(_) | NetError::NoConnections | NetError::Busy => FailureReason::Network,
+        NetError::Proto(_) | NetError::QueryCaseMismatch => FailureReason::Malformed,
+        _ => FailureReason::Other,
+    };
+    Failure {
+        reason,
+        detail: error.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn rate_limiter_spaces_queries() {
+        let limiter = RateLimiter::new(4);
+        let start = tokio::time::Instant::now();
+        for _ in 0..5 {
+            limiter.acquire().await;
+        }
+        // Five turns at 4 per second: the fifth goes out one second after the first.
+        assert_eq!(start.elapsed(), Duration::from_secs(1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn unlimited_rate_never_waits() {
+        let limiter = RateLimiter::new(0);
+        let start = tokio::time::Instant::now();
+        for _ in 0..1000 {
+            limiter.acquire().await;
+        }
+        assert_eq!(start.elapsed(), Duration::ZERO);
+    }
+}

@@ -1,0 +1,326 @@
+//! The HTTP server: `/metrics`, the landing page, health and readiness, on every listener.
+//!
+//! Handlers only read the latest snapshot; nothing here waits for DNS.
+
+use std::convert::Infallible;
+use std::fmt::Write as _;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::header::{self, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Expected;
+use crate::metrics::Metrics;
+use crate::state::State;
+
+/// How long a client may take to send its request headers.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long open connections get to finish when the server stops.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// The content type of the Prometheus text format.
+const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// What the handlers read.
+pub struct App {
+    /// The latest results.
+    pub state: Arc<RwLock<State>>,
+    /// Process-lifetime metrics, rendered after the snapshot.
+    pub metrics: Arc<Metrics>,
+    /// Where metrics are served (`--web.telemetry-path`).
+    pub telemetry_path: String,
+}
+
+/// Serves `app` on every listener until `shutdown`, then lets open requests finish.
+pub async fn serve(listeners: Vec<TcpListener>, app: Arc<App>, shutdown: CancellationToken) {
+    let graceful = Arc::new(GracefulShutdown::new());
+    let mut accept_loops = tokio::task::JoinSet::new();
+    for listener in listeners {
+        let app = app.clone();
+        let shutdown = shutdown.clone();
+        let graceful = graceful.clone();
+        accept_loops.spawn(async move {
+            let mut builder = auto::Builder::new(TokioExecutor::new());
+            builder
+                .http1()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT);
+            loop {
+                let (stream, peer) = tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    accepted = listener.accept() => match accepted {
+                        Ok(accepted) => accepted,
+                        Err(e) => {
+                            // Usually out of file descriptors: back off instead of spinning.
+                            tracing::warn!(error = %e, "accept failed");
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                            continue;
+                        }
+                    },
+                };
+                let app = app.clone();
+                let service = hyper::service::service_fn(move |req| {
+                    let app = app.clone();
+                    async move { Ok::<_, Infallible>(handle(&app, &req)) }
+                });
+                let connection = builder
+                    .serve_connection(TokioIo::new(stream), service)
+                    .into_owned();
+                let connection = graceful.watch(connection);
+                tokio::spawn(async move {
+                    if let Err(e) = connection.await {
+                        tracing::debug!(%peer, error = %e, "connection ended with an error");
+                    }
+                });
+            }
+        });
+    }
+    while accept_loops.join_next().await.is_some() {}
+    let graceful = Arc::try_unwrap(graceful).unwrap_or_else(|_| GracefulShutdown::new());
+    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("connections still open after the drain timeout were closed");
+    }
+}
+
+/// Binds a listen address as Prometheus exporters take it: `host:port`, `[v6]:port`, or `:port`
+/// for every interface (IPv6 and IPv4 where the system allows, IPv4 otherwise).
+pub async fn bind(address: &str) -> std::io::Result<TcpListener> {
+    if let Some(port) = address.strip_prefix(':') {
+        let port: u16 = port.parse().map_err(|_| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("invalid port in listen address {address:?}"),
+            )
+        })?;
+        return match TcpListener::bind(("::", port)).await {
+            Ok(listener) => Ok(listener),
+            Err(_) => TcpListener::bind(("0.0.0.0", port)).await,
+        };
+    }
+    TcpListener::bind(address).await
+}
+
+/// Routes one request.
+pub fn handle<B>(app: &App, req: &Request<B>) -> Response<Full<Bytes>> {
+    let path = req.uri().path();
+    let known = path == app.telemetry_path || matches!(path, "/" | "/-/healthy" | "/-/ready");
+    if !known {
+        return text(StatusCode::NOT_FOUND, "404 page not found\n");
+    }
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        let mut response = text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
+        response
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        return response;
+    }
+    if path == app.telemetry_path {
+        let body = {
+            let state = app.state.read().unwrap_or_else(|e| e.into_inner());
+            app.metrics.render(&state)
+        };
+        return with_type(StatusCode::OK, METRICS_CONTENT_TYPE, body);
+    }
+    match path {
+        "/-/healthy" => text(StatusCode::OK, "Healthy\n"),
+        "/-/ready" => {
+            let ready = app
+                .state
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .rounds
+                .completed
+                > 0;
+            if ready {
+                text(StatusCode::OK, "Ready\n")
+            } else {
+                text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Not ready: the first check round has not completed\n",
+                )
+            }
+        }
+        _ => {
+            let state = app.state.read().unwrap_or_else(|e| e.into_inner());
+            with_type(
+                StatusCode::OK,
+                "text/html; charset=utf-8",
+                landing_page(&state, &app.telemetry_path),
+            )
+        }
+    }
+}
+
+fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
+    with_type(status, "text/plain; charset=utf-8", body.to_string())
+}
+
+fn with_type(
+    status: StatusCode,
+    content_type: &'static str,
+    body: String,
+) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
+
+/// Escapes text for HTML.
+fn esc(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The landing page: links, then a table of every record and what each resolver said.
+fn landing_page(state: &State, telemetry_path: &str) -> String {
+    let mut html = String::with_capacity(4096 + state.records.len() * 512);
+    let _ = write!(
+        html,
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>DKIM Exporter</title>\
+         <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}\
+         td,th{{border:1px solid #ccc;padding:.3em .6em;text-align:left;vertical-align:top}}\
+         .ok{{background:#e6f4ea}}.bad{{background:#fce8e6}}.unknown{{background:#f1f3f4}}</style></head>\
+         <body><h1>DKIM Exporter</h1><p>Version {}. \
+         <a href=\"{}\">Metrics</a> · <a href=\"/-/healthy\">Health</a> · <a href=\"/-/ready\">Readiness</a></p>\
+         <p>Check rounds completed: {}</p>",
+        env!("CARGO_PKG_VERSION"),
+        esc(telemetry_path),
+        state.rounds.completed,
+    );
+    if state.records.is_empty() {
+        html.push_str("<p>No records are configured.</p></body></html>\n");
+        return html;
+    }
+    html.push_str("<table><thead><tr><th>Domain</th><th>Selector</th><th>Expected</th>");
+    for resolver in &state.resolvers {
+        let _ = write!(html, "<th>{}</th>", esc(&resolver.name));
+    }
+    html.push_str("</tr></thead><tbody>");
+    for record in &state.records {
+        let expected = match &record.expected {
+            Expected::Cname(target) => format!("CNAME {target}"),
+            Expected::Txt => "TXT DKIM key".to_string(),
+        };
+        let _ = write!(
+            html,
+            "<tr><td>{}</td><td>{}</td><td>{}</td>",
+            esc(&record.domain),
+            esc(&record.selector),
+            esc(&expected)
+        );
+        for view in &record.views {
+            let (class, what) = match (&view.known, view.latest_ok) {
+                (None, None) => ("unknown", "not checked yet".to_string()),
+                (None, Some(_)) => ("unknown", "lookup failed".to_string()),
+                (Some(o), latest_ok) => {
+                    let found = match o.found.value() {
+                        "" => "nothing".to_string(),
+                        value => format!("{} {value}", o.found.record_type().to_uppercase()),
+                    };
+                    let verdict = if o.correct {
+                        "correct"
+                    } else if o.present {
+                        "not as expected"
+                    } else {
+                        "missing"
+                    };
+                    let stale = if latest_ok == Some(false) {
+                        " (latest lookup failed; last known)"
+                    } else {
+                        ""
+                    };
+                    (
+                        if o.correct { "ok" } else { "bad" },
+                        format!("{verdict}: {found}{stale}"),
+                    )
+                }
+            };
+            let _ = write!(html, "<td class=\"{class}\">{}</td>", esc(&what));
+        }
+        html.push_str("</tr>");
+    }
+    html.push_str("</tbody></table></body></html>\n");
+    html
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn app() -> App {
+        App {
+            state: Arc::new(RwLock::new(State::default())),
+            metrics: Arc::new(Metrics::new().unwrap()),
+            telemetry_path: "/metrics".into(),
+        }
+    }
+
+    fn get(app: &App, method: Method, path: &str) -> Response<Full<Bytes>> {
+        let req = Request::builder()
+            .method(method)
+            .uri(path)
+            .body(())
+            .unwrap();
+        handle(app, &req)
+    }
+
+    #[test]
+    fn routes() {
+        let app = app();
+        assert_eq!(
+            get(&app, Method::GET, "/-/healthy").status(),
+            StatusCode::OK
+        );
+        assert_eq!(
+            get(&app, Method::GET, "/-/ready").status(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert_eq!(
+            get(&app, Method::GET, "/nope").status(),
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            get(&app, Method::POST, "/metrics").status(),
+            StatusCode::METHOD_NOT_ALLOWED
+        );
+        let metrics = get(&app, Method::GET, "/metrics");
+        assert_eq!(metrics.status(), StatusCode::OK);
+        assert_eq!(
+            metrics.headers()[header::CONTENT_TYPE],
+            METRICS_CONTENT_TYPE
+        );
+        app.state.write().unwrap().rounds.completed = 1;
+        assert_eq!(get(&app, Method::GET, "/-/ready").status(), StatusCode::OK);
+    }
+
+    #[test]
+    fn html_is_escaped() {
+        assert_eq!(
+            esc("<a href=\"x\">&'"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+        );
+    }
+}

@@ -1,0 +1,96 @@
+//! The `dkim_exporter` binary: flags, logging, listeners, signals; the rest is the library.
+
+use std::process::ExitCode;
+
+use clap::Parser as _;
+use dkim_exporter::cli::Cli;
+use dkim_exporter::{Options, config, http, logging};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    logging::init(cli.log_level, cli.log_format);
+
+    let loaded = config::load(&cli.config_file);
+    if cli.config_check {
+        return match loaded {
+            Ok(config) => {
+                #[allow(clippy::print_stdout)]
+                {
+                    println!(
+                        "{}: valid: {} domains, {} records, {} resolvers",
+                        cli.config_file.display(),
+                        config.domains.len(),
+                        config.record_count(),
+                        config.resolvers.len()
+                    );
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let config = match loaded {
+        Ok(config) => config,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot load config");
+            return ExitCode::FAILURE;
+        }
+    };
+
+    let mut listeners = Vec::new();
+    for address in &cli.listen_addresses {
+        match http::bind(address).await {
+            Ok(listener) => {
+                let local = listener
+                    .local_addr()
+                    .map(|a| a.to_string())
+                    .unwrap_or_default();
+                tracing::info!(address = %local, "listening");
+                listeners.push(listener);
+            }
+            Err(e) => {
+                tracing::error!(address = %address, error = %e, "cannot listen");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+
+    let options = Options {
+        telemetry_path: cli.telemetry_path,
+    };
+    match dkim_exporter::run(listeners, config, options, shutdown_signal()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "exporter failed");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = interrupt => {}
+                    _ = terminate.recv() => {}
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot watch SIGTERM; only SIGINT stops the exporter");
+                let _ = interrupt.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+}

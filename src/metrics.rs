@@ -1,0 +1,451 @@
+//! Metric names, their help, and the `/metrics` text.
+//!
+//! Names live here once and the tests import them. Counters and histograms that accumulate over
+//! the process's life are kept in a `prometheus` registry; everything that describes the latest
+//! state of records, domains and rounds is rendered from a [`State`] snapshot on each scrape, so a
+//! record removed from the config cannot leave a stale series behind.
+
+use std::fmt::Write as _;
+
+use prometheus::{
+    Encoder as _, Gauge, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
+
+use crate::dns::FailureReason;
+use crate::state::State;
+
+/// A metric's name and help text.
+#[derive(Debug, Clone, Copy)]
+pub struct Metric {
+    /// The exposed name.
+    pub name: &'static str,
+    /// The `# HELP` text.
+    pub help: &'static str,
+}
+
+macro_rules! metrics {
+    ($(#[doc = $help:literal] $id:ident = $name:literal;)*) => {
+        $(#[doc = $help] pub const $id: Metric = Metric { name: $name, help: $help.trim_ascii() };)*
+    };
+}
+
+metrics! {
+    /// 1 when the record of the expected type is present, 0 when definitively absent.
+    RECORD_PRESENT = "dkim_record_present";
+    /// 1 when the record is present and holds the expected CNAME target or a usable DKIM key.
+    RECORD_CORRECT = "dkim_record_correct";
+    /// 1 when the latest lookup of the record got a definitive answer.
+    RECORD_LOOKUP_SUCCESS = "dkim_record_lookup_success";
+    /// TTL of the latest definitive answer, in seconds (negative-caching TTL when absent).
+    RECORD_TTL_SECONDS = "dkim_record_ttl_seconds";
+    /// What the resolver returned: record type and value (CNAME target, TXT hash). Always 1.
+    RECORD_INFO = "dkim_record_info";
+    /// Share of answering configured resolvers on which the record is correct.
+    RECORD_PROPAGATION_RATIO = "dkim_record_propagation_ratio";
+    /// 1 when all answering resolvers returned the same record type and value.
+    RECORD_RESOLVERS_AGREE = "dkim_record_resolvers_agree";
+    /// Size in bits of the public key the record leads to.
+    KEY_BITS = "dkim_key_bits";
+    /// 1 when every record of the domain is correct on every answering resolver.
+    DOMAIN_HEALTHY = "dkim_domain_healthy";
+    /// Unix time at which the latest check of every record of the domain ended.
+    DOMAIN_LAST_CHECK_TIMESTAMP_SECONDS = "dkim_domain_last_check_timestamp_seconds";
+    /// 1 when the resolver's latest query got a definitive answer.
+    RESOLVER_UP = "dkim_resolver_up";
+    /// DNS queries sent.
+    DNS_QUERIES_TOTAL = "dkim_dns_queries_total";
+    /// Lookups that got no definitive answer, by reason.
+    LOOKUP_ERRORS_TOTAL = "dkim_lookup_errors_total";
+    /// Round-trip time of DNS queries.
+    LOOKUP_DURATION_SECONDS = "dkim_lookup_duration_seconds";
+    /// Completed check rounds.
+    CHECK_ROUNDS_TOTAL = "dkim_check_rounds_total";
+    /// Length of the latest completed check round, in seconds.
+    CHECK_ROUND_DURATION_SECONDS = "dkim_check_round_duration_seconds";
+    /// Records configured.
+    EXPORTER_RECORDS = "dkim_exporter_records";
+    /// Build information. Always 1.
+    EXPORTER_BUILD_INFO = "dkim_exporter_build_info";
+    /// 1 when the latest config load succeeded.
+    CONFIG_LAST_RELOAD_SUCCESSFUL = "dkim_exporter_config_last_reload_successful";
+    /// Unix time of the latest successful config load.
+    CONFIG_LAST_RELOAD_SUCCESS_TIMESTAMP_SECONDS = "dkim_exporter_config_last_reload_success_timestamp_seconds";
+}
+
+/// Label names.
+pub mod label {
+    /// The domain of a record.
+    pub const DOMAIN: &str = "domain";
+    /// The selector of a record.
+    pub const SELECTOR: &str = "selector";
+    /// The resolver asked.
+    pub const RESOLVER: &str = "resolver";
+    /// Why a lookup failed.
+    pub const REASON: &str = "reason";
+    /// The record type found.
+    pub const RECORD_TYPE: &str = "record_type";
+    /// The value found.
+    pub const VALUE: &str = "value";
+}
+
+/// Buckets for DNS round trips: from a loopback server to a slow public resolver.
+const DURATION_BUCKETS: [f64; 13] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// The process-lifetime metrics.
+pub struct Metrics {
+    /// Holds everything below plus the process collector.
+    registry: Registry,
+    /// `dkim_dns_queries_total{resolver}`.
+    dns_queries: IntCounterVec,
+    /// `dkim_lookup_errors_total{resolver,reason}`.
+    lookup_errors: IntCounterVec,
+    /// `dkim_lookup_duration_seconds{resolver}`.
+    lookup_duration: HistogramVec,
+    /// `dkim_resolver_up{resolver}`: set by each query, absent before the first.
+    resolver_up: IntGaugeVec,
+    /// `dkim_exporter_config_last_reload_successful`.
+    pub config_reload_successful: IntGauge,
+    /// `dkim_exporter_config_last_reload_success_timestamp_seconds`.
+    pub config_reload_timestamp: Gauge,
+}
+
+/// One resolver's handles into [`Metrics`], so queries do not look labels up by name.
+#[derive(Clone)]
+pub struct ResolverMetrics {
+    /// Queries sent.
+    pub queries: prometheus::IntCounter,
+    /// Round-trip times.
+    pub duration: prometheus::Histogram,
+    /// Whether the latest query got a definitive answer.
+    pub up: UpGauge,
+    /// Errors, one counter per reason in [`FailureReason::ALL`] order.
+    errors: Vec<prometheus::IntCounter>,
+}
+
+/// `dkim_resolver_up` for one resolver, created on its first query so that a resolver not yet
+/// asked does not read as down.
+#[derive(Clone)]
+pub struct UpGauge {
+    vec: IntGaugeVec,
+    resolver: String,
+}
+
+impl UpGauge {
+    /// Sets the gauge, creating the series if needed.
+    pub fn set(&self, value: i64) {
+        self.vec.with_label_values(&[&self.resolver]).set(value);
+    }
+}
+
+impl ResolverMetrics {
+    /// The error counter for `reason`.
+    pub fn error(&self, reason: FailureReason) -> &prometheus::IntCounter {
+        let index = FailureReason::ALL
+            .iter()
+            .position(|r| *r == reason)
+            .unwrap_or(FailureReason::ALL.len() - 1);
+        &self.errors[index]
+    }
+}
+
+impl Metrics {
+    /// Registers every process-lifetime metric.
+    pub fn new() -> Result<Self, prometheus::Error> {
+        let registry = Registry::new();
+        let dns_queries = IntCounterVec::new(
+            Opts::new(DNS_QUERIES_TOTAL.name, DNS_QUERIES_TOTAL.help),
+            &[label::RESOLVER],
+        )?;
+        let lookup_errors = IntCounterVec::new(
+            Opts::new(LOOKUP_ERRORS_TOTAL.name, LOOKUP_ERRORS_TOTAL.help),
+            &[label::RESOLVER, label::REASON],
+        )?;
+        let lookup_duration = HistogramVec::new(
+            HistogramOpts::new(LOOKUP_DURATION_SECONDS.name, LOOKUP_DURATION_SECONDS.help)
+                .buckets(DURATION_BUCKETS.to_vec()),
+            &[label::RESOLVER],
+        )?;
+        let resolver_up = IntGaugeVec::new(
+            Opts::new(RESOLVER_UP.name, RESOLVER_UP.help),
+            &[label::RESOLVER],
+        )?;
+        let build_info = IntGaugeVec::new(
+            Opts::new(EXPORTER_BUILD_INFO.name, EXPORTER_BUILD_INFO.help),
+            &["version", "revision", "rustversion"],
+        )?;
+        build_info
+            .with_label_values(&[
+                env!("CARGO_PKG_VERSION"),
+                env!("DKIM_EXPORTER_REVISION"),
+                env!("DKIM_EXPORTER_RUSTC_VERSION"),
+            ])
+            .set(1);
+        let config_reload_successful = IntGauge::new(
+            CONFIG_LAST_RELOAD_SUCCESSFUL.name,
+            CONFIG_LAST_RELOAD_SUCCESSFUL.help,
+        )?;
+        let config_reload_timestamp = Gauge::new(
+            CONFIG_LAST_RELOAD_SUCCESS_TIMESTAMP_SECONDS.name,
+            CONFIG_LAST_RELOAD_SUCCESS_TIMESTAMP_SECONDS.help,
+        )?;
+
+        registry.register(Box::new(dns_queries.clone()))?;
+        registry.register(Box::new(lookup_errors.clone()))?;
+        registry.register(Box::new(lookup_duration.clone()))?;
+        registry.register(Box::new(resolver_up.clone()))?;
+        registry.register(Box::new(build_info))?;
+        registry.register(Box::new(config_reload_successful.clone()))?;
+        registry.register(Box::new(config_reload_timestamp.clone()))?;
+        #[cfg(target_os = "linux")]
+        registry.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))?;
+
+        Ok(Metrics {
+            registry,
+            dns_queries,
+            lookup_errors,
+            lookup_duration,
+            resolver_up,
+            config_reload_successful,
+            config_reload_timestamp,
+        })
+    }
+
+    /// Handles for one resolver; its counters start at zero for every reason.
+    pub fn resolver(&self, name: &str) -> ResolverMetrics {
+        ResolverMetrics {
+            queries: self.dns_queries.with_label_values(&[name]),
+            duration: self.lookup_duration.with_label_values(&[name]),
+            up: UpGauge {
+                vec: self.resolver_up.clone(),
+                resolver: name.to_string(),
+            },
+            errors: FailureReason::ALL
+                .iter()
+                .map(|r| self.lookup_errors.with_label_values(&[name, r.as_str()]))
+                .collect(),
+        }
+    }
+
+    /// Drops every series of a resolver that left the config.
+    pub fn forget_resolver(&self, name: &str) {
+        // Removing a series that does not exist is not an error worth reporting.
+        let _ = self.dns_queries.remove_label_values(&[name]);
+        let _ = self.lookup_duration.remove_label_values(&[name]);
+        let _ = self.resolver_up.remove_label_values(&[name]);
+        for reason in FailureReason::ALL {
+            let _ = self
+                .lookup_errors
+                .remove_label_values(&[name, reason.as_str()]);
+        }
+    }
+
+    /// The full `/metrics` text: the snapshot's gauges, then the process-lifetime metrics.
+    pub fn render(&self, state: &State) -> String {
+        let mut out = String::with_capacity(4096 + state.records.len() * 1024);
+        render_state(&mut out, state);
+        let mut buffer = Vec::new();
+        match TextEncoder::new().encode(&self.registry.gather(), &mut buffer) {
+            Ok(()) => out.push_str(&String::from_utf8_lossy(&buffer)),
+            Err(e) => tracing::error!(error = %e, "encoding registry metrics failed"),
+        }
+        out
+    }
+}
+
+/// Writes one family: header and samples, or nothing when it has no samples.
+struct Family<'a> {
+    out: &'a mut String,
+    metric: Metric,
+    kind: &'static str,
+    started: bool,
+}
+
+impl<'a> Family<'a> {
+    fn new(out: &'a mut String, metric: Metric, kind: &'static str) -> Self {
+        Family {
+            out,
+            metric,
+            kind,
+            started: false,
+        }
+    }
+
+    fn sample(&mut self, labels: &[(&str, &str)], value: f64) {
+        if !self.started {
+            self.started = true;
+            let _ = writeln!(self.out, "# HELP {} {}", self.metric.name, self.metric.help);
+            let _ = writeln!(self.out, "# TYPE {} {}", self.metric.name, self.kind);
+        }
+        self.out.push_str(self.metric.name);
+        if !labels.is_empty() {
+            self.out.push('{');
+            for (i, (name, value)) in labels.iter().enumerate() {
+                if i > 0 {
+                    self.out.push(',');
+                }
+                self.out.push_str(name);
+                self.out.push_str("=\"");
+                escape_label_value(self.out, value);
+                self.out.push('"');
+            }
+            self.out.push('}');
+        }
+        let _ = writeln!(self.out, " {value}");
+    }
+}
+
+fn escape_label_value(out: &mut String, value: &str) {
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+}
+
+fn bool_value(b: bool) -> f64 {
+    if b { 1.0 } else { 0.0 }
+}
+
+fn render_state(out: &mut String, state: &State) {
+    use label::{DOMAIN, RECORD_TYPE, RESOLVER, SELECTOR, VALUE};
+
+    // Per record and resolver, from the latest definitive answer (or latest lookup).
+    type PerView = fn(&crate::state::View) -> Option<f64>;
+    let per_view: [(Metric, PerView); 4] = [
+        (RECORD_PRESENT, |v| {
+            v.known.as_ref().map(|o| bool_value(o.present))
+        }),
+        (RECORD_CORRECT, |v| {
+            v.known.as_ref().map(|o| bool_value(o.correct))
+        }),
+        (RECORD_LOOKUP_SUCCESS, |v| v.latest_ok.map(bool_value)),
+        (RECORD_TTL_SECONDS, |v| {
+            v.known.as_ref().and_then(|o| o.ttl).map(f64::from)
+        }),
+    ];
+    for (metric, value_of) in per_view {
+        let mut family = Family::new(out, metric, "gauge");
+        for record in &state.records {
+            for (resolver, view) in state.resolvers.iter().zip(&record.views) {
+                if let Some(value) = value_of(view) {
+                    family.sample(
+                        &[
+                            (DOMAIN, &record.domain),
+                            (SELECTOR, &record.selector),
+                            (RESOLVER, &resolver.name),
+                        ],
+                        value,
+                    );
+                }
+            }
+        }
+    }
+
+    let mut family = Family::new(out, RECORD_INFO, "gauge");
+    for record in &state.records {
+        for (resolver, view) in state.resolvers.iter().zip(&record.views) {
+            if let Some(observation) = &view.known {
+                family.sample(
+                    &[
+                        (DOMAIN, &record.domain),
+                        (SELECTOR, &record.selector),
+                        (RESOLVER, &resolver.name),
+                        (RECORD_TYPE, observation.found.record_type()),
+                        (VALUE, observation.found.value()),
+                    ],
+                    1.0,
+                );
+            }
+        }
+    }
+
+    // Per record, derived across resolvers.
+    type PerRecord = fn(&crate::state::RecordState) -> Option<f64>;
+    let per_record: [(Metric, PerRecord); 3] = [
+        (RECORD_PROPAGATION_RATIO, |r| r.propagation_ratio()),
+        (RECORD_RESOLVERS_AGREE, |r| {
+            r.resolvers_agree().map(bool_value)
+        }),
+        (KEY_BITS, |r| r.key().map(|k| f64::from(k.bits))),
+    ];
+    for (metric, value_of) in per_record {
+        let mut family = Family::new(out, metric, "gauge");
+        for record in &state.records {
+            if let Some(value) = value_of(record) {
+                family.sample(
+                    &[(DOMAIN, &record.domain), (SELECTOR, &record.selector)],
+                    value,
+                );
+            }
+        }
+    }
+
+    // Per domain.
+    let mut family = Family::new(out, DOMAIN_HEALTHY, "gauge");
+    for domain in &state.domains {
+        let mut verdicts = state
+            .records
+            .iter()
+            .filter(|r| r.domain == domain.name)
+            .filter_map(|r| r.healthy())
+            .peekable();
+        if verdicts.peek().is_some() {
+            let healthy = verdicts.all(|h| h);
+            family.sample(&[(DOMAIN, &domain.name)], bool_value(healthy));
+        }
+    }
+    let mut family = Family::new(out, DOMAIN_LAST_CHECK_TIMESTAMP_SECONDS, "gauge");
+    for domain in &state.domains {
+        if let Some(at) = domain.last_check {
+            family.sample(&[(DOMAIN, &domain.name)], at);
+        }
+    }
+
+    // The exporter itself.
+    Family::new(out, CHECK_ROUNDS_TOTAL, "counter").sample(&[], state.rounds.completed as f64);
+    if let Some(seconds) = state.rounds.last_duration {
+        Family::new(out, CHECK_ROUND_DURATION_SECONDS, "gauge").sample(&[], seconds);
+    }
+    Family::new(out, EXPORTER_RECORDS, "gauge").sample(&[], state.records.len() as f64);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn help_comes_from_the_doc_comment() {
+        assert_eq!(
+            RESOLVER_UP.help,
+            "1 when the resolver's latest query got a definitive answer."
+        );
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        let mut out = String::new();
+        Family::new(&mut out, RECORD_INFO, "gauge").sample(&[("value", "a\"b\\c\nd")], 1.0);
+        assert!(
+            out.ends_with("dkim_record_info{value=\"a\\\"b\\\\c\\nd\"} 1\n"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn empty_state_renders_only_exporter_metrics() {
+        let metrics = Metrics::new().unwrap();
+        let text = metrics.render(&State::default());
+        assert!(text.contains("dkim_check_rounds_total 0\n"));
+        assert!(text.contains("dkim_exporter_records 0\n"));
+        assert!(!text.contains("dkim_record_present"));
+        assert!(text.contains("dkim_exporter_build_info{"));
+    }
+}

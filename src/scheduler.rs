@@ -1,0 +1,297 @@
+//! Rounds: when each record is checked on each resolver.
+//!
+//! A round checks every record on every resolver once. Its checks are spread evenly over the
+//! interval, per resolver, so no resolver sees a burst; resolvers are staggered by a fraction of
+//! the spacing so that one record is checked on all of them at nearly the same moment (which
+//! keeps agreement meaningful). Each check runs as its own task, so a resolver that times out
+//! never delays the checks on the others, nor its own later checks. A new round starts every
+//! interval; it only starts late when a politeness limit makes the schedule longer than that.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use hickory_proto::rr::Name;
+use tokio::sync::oneshot;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::check;
+use crate::config::{Config, Expected, ResolverConfig};
+use crate::dns::ResolverClient;
+use crate::state::State;
+
+/// Everything a round needs, built once per config.
+pub struct Work {
+    /// Time between round starts.
+    pub interval: Duration,
+    /// One client per configured resolver, in config order.
+    pub clients: Vec<Arc<ResolverClient>>,
+    /// Every record, in config order.
+    pub records: Vec<RecordWork>,
+    /// Number of records of each domain, by domain name.
+    pub records_per_domain: HashMap<String, usize>,
+    /// When each check of a round starts, relative to the round's start, sorted.
+    pub plan: Vec<Slot>,
+}
+
+/// One record to check.
+pub struct RecordWork {
+    /// `{selector}._domainkey.{domain}`, the key into [`State`].
+    pub key: String,
+    /// The same, as a DNS name to query.
+    pub name: Name,
+    /// The owning domain.
+    pub domain: String,
+    /// What the record should hold.
+    pub expected: Expected,
+}
+
+/// One check in a round's plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Slot {
+    /// When the check starts, after the start of the round.
+    pub offset: Duration,
+    /// Index into [`Work::records`].
+    pub record: usize,
+    /// Index into [`Work::clients`].
+    pub resolver: usize,
+}
+
+impl Work {
+    /// Prepares the records and the plan for `config` with the given clients.
+    pub fn new(config: &Config, clients: Vec<Arc<ResolverClient>>) -> Self {
+        let mut records = Vec::with_capacity(config.record_count());
+        let mut records_per_domain = HashMap::new();
+        for domain in &config.domains {
+            records_per_domain.insert(domain.domain.clone(), domain.records.len());
+            for record in &domain.records {
+                let key = record.name(&domain.domain);
+                // Config validation guarantees a valid name; a failure here would be a bug,
+                // and skipping the record is safer than stopping the daemon.
+                let name = match Name::from_ascii(format!("{key}.")) {
+                    Ok(name) => name,
+                    Err(e) => {
+                        tracing::error!(record = %key, error = %e, "cannot form a DNS name; record skipped");
+                        continue;
+                    }
+                };
+                records.push(RecordWork {
+                    key,
+                    name,
+                    domain: domain.domain.clone(),
+                    expected: record.expected.clone(),
+                });
+            }
+        }
+        let plan = plan(config.interval, records.len(), &config.resolvers);
+        Work {
+            interval: config.interval,
+            clients,
+            records,
+            records_per_domain,
+            plan,
+        }
+    }
+}
+
+/// Spreads `records` checks per resolver evenly over `interval`, no closer together than the
+/// resolver's rate limit allows, with resolvers staggered within one spacing.
+pub fn plan(interval: Duration, records: usize, resolvers: &[ResolverConfig]) -> Vec<Slot> {
+    let mut slots = Vec::with_capacity(records * resolvers.len());
+    if records == 0 {
+        return slots;
+    }
+    for (j, resolver) in resolvers.iter().enumerate() {
+        let even = interval / records as u32;
+        let spacing = match resolver.max_queries_per_second {
+            0 => even,
+            qps => even.max(Duration::from_secs(1) / qps),
+        };
+        if spacing > even {
+            tracing::warn!(
+                resolver = %resolver.name,
+                records,
+                max_queries_per_second = resolver.max_queries_per_second,
+                "checking every record within the interval would exceed the resolver's rate limit; rounds will take longer"
+            );
+        }
+        let stagger = spacing / resolvers.len() as u32 * j as u32;
+        for k in 0..records {
+            slots.push(Slot {
+                offset: stagger + spacing * k as u32,
+                record: k,
+                resolver: j,
+            });
+        }
+    }
+    slots.sort_by_key(|s| (s.offset, s.resolver, s.record));
+    slots
+}
+
+/// Runs rounds until `shutdown`, the first at once.
+pub async fn run(work: Arc<Work>, state: Arc<RwLock<State>>, shutdown: CancellationToken) {
+    loop {
+        let start = Instant::now();
+        let (dispatched_tx, dispatched_rx) = oneshot::channel();
+        tokio::spawn(run_round(
+            work.clone(),
+            state.clone(),
+            start,
+            dispatched_tx,
+            shutdown.clone(),
+        ));
+        // Wait until every check of this round has started and the interval has passed.
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = dispatched_rx => {}
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep_until(start + work.interval) => {}
+        }
+    }
+}
+
+/// One round: starts each check at its slot, records each result as it arrives, and marks the
+/// round complete when the last check has finished.
+async fn run_round(
+    work: Arc<Work>,
+    state: Arc<RwLock<State>>,
+    start: Instant,
+    dispatched: oneshot::Sender<()>,
+    shutdown: CancellationToken,
+) {
+    let resolvers = work.clients.len();
+    let mut outstanding: HashMap<&str, usize> = work
+        .records_per_domain
+        .iter()
+        .map(|(d, n)| (d.as_str(), n * resolvers))
+        .collect();
+    let mut checks = JoinSet::new();
+    let mut slots = work.plan.iter().peekable();
+    let mut dispatched = Some(dispatched);
+
+    loop {
+        let next_at = slots.peek().map(|s| start + s.offset);
+        if next_at.is_none() {
+            if let Some(tx) = dispatched.take() {
+                let _ = tx.send(());
+            }
+            if checks.is_empty() {
+                break;
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = sleep_until_some(next_at) => {
+                if let Some(slot) = slots.next() {
+                    let client = work.clients[slot.resolver].clone();
+                    let work = work.clone();
+                    let slot = *slot;
+                    checks.spawn(async move {
+                        let record = &work.records[slot.record];
+                        let outcome = check::check_record(&client, &record.name, &record.expected).await;
+                        (slot, outcome)
+                    });
+                }
+            }
+            Some(joined) = checks.join_next(), if !checks.is_empty() => {
+                let Ok((slot, outcome)) = joined else {
+                    // A check task panicked: a bug, logged by the runtime; the round goes on.
+                    continue;
+                };
+                let record = &work.records[slot.record];
+                let resolver = &work.clients[slot.resolver].name;
+                let observation = match outcome {
+                    Ok(observation) => {
+                        tracing::debug!(record = %record.key, resolver = %resolver, found = ?observation.found, correct = observation.correct, "checked");
+                        Some(observation)
+                    }
+                    Err(failure) => {
+                        tracing::debug!(record = %record.key, resolver = %resolver, reason = failure.reason.as_str(), "lookup failed");
+                        None
+                    }
+                };
+                let mut state = state.write().unwrap_or_else(|e| e.into_inner());
+                state.apply(&record.key, resolver, observation);
+                if let Some(left) = outstanding.get_mut(record.domain.as_str()) {
+                    *left -= 1;
+                    if *left == 0 {
+                        state.domain_checked(&record.domain, unix_now());
+                    }
+                }
+            }
+        }
+    }
+
+    let seconds = start.elapsed().as_secs_f64();
+    let mut state = state.write().unwrap_or_else(|e| e.into_inner());
+    state.rounds.completed += 1;
+    state.rounds.last_duration = Some(seconds);
+    tracing::debug!(round = state.rounds.completed, seconds, "round complete");
+}
+
+async fn sleep_until_some(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Seconds since the Unix epoch, as Prometheus timestamps are given.
+pub fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Protocol;
+
+    fn resolver(name: &str, qps: u32) -> ResolverConfig {
+        ResolverConfig {
+            name: name.into(),
+            address: "127.0.0.1:53".parse().unwrap(),
+            protocol: Protocol::Udp,
+            max_queries_per_second: qps,
+        }
+    }
+
+    #[test]
+    fn checks_are_spread_evenly_and_staggered() {
+        let resolvers = [resolver("a", 0), resolver("b", 0)];
+        let slots = plan(Duration::from_secs(60), 3, &resolvers);
+        let offsets: Vec<_> = slots
+            .iter()
+            .map(|s| (s.offset.as_secs(), s.resolver, s.record))
+            .collect();
+        assert_eq!(
+            offsets,
+            [
+                (0, 0, 0),
+                (10, 1, 0),
+                (20, 0, 1),
+                (30, 1, 1),
+                (40, 0, 2),
+                (50, 1, 2)
+            ]
+        );
+    }
+
+    #[test]
+    fn rate_limit_stretches_the_schedule() {
+        // 100 records in 10s would be 10 per second; the limit is 5.
+        let slots = plan(Duration::from_secs(10), 100, &[resolver("slow", 5)]);
+        assert_eq!(
+            slots.last().unwrap().offset,
+            Duration::from_millis(99 * 200)
+        );
+        // Unlimited: evenly over the interval.
+        let slots = plan(Duration::from_secs(10), 100, &[resolver("fast", 0)]);
+        assert_eq!(slots.last().unwrap().offset, Duration::from_millis(9_900));
+    }
+}
