@@ -248,7 +248,7 @@ pub fn parse(source: &str, origin: &str) -> Result<Config, ConfigError> {
             let (line, column) = err
                 .location()
                 .map_or((1, 1), |loc| (loc.line(), loc.column()));
-            invalid(line, column, strip_location(&err.to_string()))
+            invalid(line, column, strip_location(&err.to_string(), line, column))
         })?
     };
     raw.validate().map_err(|Invalid { path, message }| {
@@ -257,18 +257,9 @@ pub fn parse(source: &str, origin: &str) -> Result<Config, ConfigError> {
     })
 }
 
-/// yaml_serde appends " at line L column C" to its messages; the location goes in front instead.
-fn strip_location(message: &str) -> String {
-    match message.rsplit_once(" at line ") {
-        Some((head, tail))
-            if tail
-                .split_once(" column ")
-                .is_some_and(|(l, c)| l.parse::<u64>().is_ok() && c.parse::<u64>().is_ok()) =>
-        {
-            head.to_string()
-        }
-        _ => message.to_string(),
-    }
+/// yaml_serde puts " at line L column C" into its messages; the location goes in front instead.
+fn strip_location(message: &str, line: usize, column: usize) -> String {
+    message.replacen(&format!(" at line {line} column {column}"), "", 1)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -559,16 +550,38 @@ fn default_resolvers() -> Vec<ResolverConfig> {
 // ---------------------------------------------------------------------------------------------
 // Scalars that validate themselves, so that serde reports their exact position.
 
+/// Deserializes a scalar through `parse` inside the deserializer, so that an error carries the
+/// scalar's own position. Numbers are accepted as their text (YAML reads `20230601` as one).
+fn scalar_with<'de, D, T>(d: D, parse: fn(&str) -> Result<T, String>) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    struct V<T>(fn(&str) -> Result<T, String>);
+    impl<T> Visitor<'_> for V<T> {
+        type Value = T;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a string")
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<T, E> {
+            (self.0)(v).map_err(E::custom)
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<T, E> {
+            (self.0)(&v.to_string()).map_err(E::custom)
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<T, E> {
+            (self.0)(&v.to_string()).map_err(E::custom)
+        }
+    }
+    d.deserialize_any(V(parse))
+}
+
 /// A Prometheus-style duration: `1h30m`, `5m`, `30s`, `500ms`.
 #[derive(Debug, Clone, Copy)]
 struct ConfigDuration(Duration);
 
 impl<'de> Deserialize<'de> for ConfigDuration {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
-        parse_duration(&text)
-            .map(ConfigDuration)
-            .map_err(de::Error::custom)
+        scalar_with(d, |text| parse_duration(text).map(ConfigDuration))
     }
 }
 
@@ -638,10 +651,7 @@ struct DnsName(String);
 
 impl<'de> Deserialize<'de> for DnsName {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
-        normalise_name(&text, "name")
-            .map(DnsName)
-            .map_err(de::Error::custom)
+        scalar_with(d, |text| normalise_name(text, "name").map(DnsName))
     }
 }
 
@@ -651,15 +661,15 @@ struct Selector(String);
 
 impl<'de> Deserialize<'de> for Selector {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        // Selectors like `20230601` are read by YAML as numbers.
-        let text = ScalarText::deserialize(d)?.0;
-        let selector = normalise_name(&text, "selector").map_err(de::Error::custom)?;
-        if selector == "_domainkey" || selector.ends_with("._domainkey") {
-            return Err(de::Error::custom(format!(
-                "selector {text:?} includes _domainkey: give only the part before it"
-            )));
-        }
-        Ok(Selector(selector))
+        scalar_with(d, |text| {
+            let selector = normalise_name(text, "selector")?;
+            if selector == "_domainkey" || selector.ends_with("._domainkey") {
+                return Err(format!(
+                    "selector {text:?} includes _domainkey: give only the part before it"
+                ));
+            }
+            Ok(Selector(selector))
+        })
     }
 }
 
@@ -669,13 +679,14 @@ struct ResolverName(String);
 
 impl<'de> Deserialize<'de> for ResolverName {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = ScalarText::deserialize(d)?.0;
-        if text.is_empty() || text.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(de::Error::custom(format!(
-                "invalid resolver name {text:?}: use letters, digits and punctuation, no spaces"
-            )));
-        }
-        Ok(ResolverName(text.to_lowercase()))
+        scalar_with(d, |text| {
+            if text.is_empty() || text.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                return Err(format!(
+                    "invalid resolver name {text:?}: use letters, digits and punctuation, no spaces"
+                ));
+            }
+            Ok(ResolverName(text.to_lowercase()))
+        })
     }
 }
 
@@ -761,8 +772,7 @@ struct ResolverAddress {
 
 impl<'de> Deserialize<'de> for ResolverAddress {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
-        parse_resolver_address(&text).map_err(de::Error::custom)
+        scalar_with(d, parse_resolver_address)
     }
 }
 
@@ -794,13 +804,12 @@ enum Provider {
 
 impl<'de> Deserialize<'de> for Provider {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
-        match text.trim().to_ascii_lowercase().as_str() {
+        scalar_with(d, |text| match text.trim().to_ascii_lowercase().as_str() {
             "ses" => Ok(Provider::Ses),
-            _ => Err(de::Error::custom(format!(
+            _ => Err(format!(
                 "unknown provider {text:?} (known: ses); for others list records with their cname"
-            ))),
-        }
+            )),
+        })
     }
 }
 
@@ -810,15 +819,16 @@ struct Region(String);
 
 impl<'de> Deserialize<'de> for Region {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
-        let region = text.trim().to_ascii_lowercase();
-        if AWS_REGIONS.contains(&region.as_str()) {
-            Ok(Region(region))
-        } else {
-            Err(de::Error::custom(format!(
-                "unknown region {text:?}: give an AWS region such as us-east-1 or eu-south-1"
-            )))
-        }
+        scalar_with(d, |text| {
+            let region = text.trim().to_ascii_lowercase();
+            if AWS_REGIONS.contains(&region.as_str()) {
+                Ok(Region(region))
+            } else {
+                Err(format!(
+                    "unknown region {text:?}: give an AWS region such as us-east-1 or eu-south-1"
+                ))
+            }
+        })
     }
 }
 
@@ -830,14 +840,16 @@ impl<'de> Deserialize<'de> for Region {
 /// It walks the document with a seed that descends along the path and raises an error at the
 /// target node; yaml_serde stamps that error with the node's position, which is read back.
 fn locate(source: &str, path: &[Seg]) -> Option<(usize, usize)> {
-    const HERE: &str = "\u{0}located";
     match Locator(path).deserialize(yaml_serde::Deserializer::from_str(source)) {
-        Err(err) if err.to_string().starts_with(HERE) || err.to_string().contains(HERE) => {
+        Err(err) if err.to_string().contains(HERE) => {
             err.location().map(|loc| (loc.line(), loc.column()))
         }
         _ => None,
     }
 }
+
+/// The marker message of the error [`Locator`] raises at its target.
+const HERE: &str = "\u{0}located";
 
 struct Locator<'p>(&'p [Seg]);
 
@@ -903,7 +915,7 @@ impl<'de> Visitor<'de> for Locator<'_> {
 impl Locator<'_> {
     fn here<E: de::Error>(&self) -> Result<(), E> {
         if self.0.is_empty() {
-            Err(E::custom("\u{0}located"))
+            Err(E::custom(HERE))
         } else {
             Ok(())
         }

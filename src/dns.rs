@@ -279,9 +279,10 @@ async fn send(
     match exchange.send(request).next().await {
         Some(Ok(response)) => Ok(response.into_message()),
         Some(Err(e)) => Err(net_failure(&e)),
+        // hickory ends the response stream without an item when its own timeout fires.
         None => Err(Failure {
-            reason: FailureReason::Network,
-            detail: "connection closed before a reply".into(),
+            reason: FailureReason::Timeout,
+            detail: "no reply within the timeout".into(),
         }),
     }
 }

@@ -1,0 +1,148 @@
+//! The binary as a user runs it: flags, logs, a scrape, and a clean exit on SIGTERM.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::io::{BufRead as _, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use support::dns::{Behaviour, TestDns, Zone};
+
+/// Starts the binary and returns it with a channel of its stderr lines.
+fn spawn(args: &[&str]) -> (Child, mpsc::Receiver<String>) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dkim_exporter"))
+        .args(args)
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    (child, rx)
+}
+
+/// Waits for a log line containing `needle`.
+fn wait_line(lines: &mpsc::Receiver<String>, needle: &str) -> String {
+    loop {
+        let line = lines
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("no log line with {needle:?} within 30s"));
+        if line.contains(needle) {
+            return line;
+        }
+    }
+}
+
+fn wait_exit(child: &mut Child) -> i32 {
+    for _ in 0..300 {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status.code().expect("exited normally");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    panic!("did not exit within 15s");
+}
+
+#[tokio::test]
+async fn serves_logs_logfmt_and_exits_zero_on_sigterm() {
+    let dns = TestDns::start(Behaviour::Answer(
+        Zone::new().cname("s1._domainkey.example.com.", "s1.dkim.amazonses.com."),
+    ))
+    .await;
+    let dir = std::env::temp_dir().join(format!("dkim-exporter-binary-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("config.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "interval: 1s\ntimeout: 1s\nresolvers:\n  - name: local\n    address: {}\ndomains:\n  - domain: example.com\n    provider: ses\n    selectors: [s1]\n",
+            dns.addr
+        ),
+    )
+    .unwrap();
+
+    let (mut child, lines) = spawn(&[
+        "--config.file",
+        config.to_str().unwrap(),
+        "--web.listen-address=127.0.0.1:0",
+    ]);
+    let listening = wait_line(&lines, "msg=listening");
+    assert!(
+        listening.starts_with("ts=") && listening.contains(" level=info "),
+        "{listening}"
+    );
+    let address = listening
+        .split_whitespace()
+        .find_map(|field| field.strip_prefix("address="))
+        .unwrap()
+        .parse()
+        .unwrap();
+
+    // Ready once a round is done, with the record reported correct.
+    let mut ready = false;
+    for _ in 0..200 {
+        if support::http_get(address, "/-/ready").await.0 == 200 {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(ready, "not ready within 10s");
+    let (status, body) = support::http_get(address, "/metrics").await;
+    assert_eq!(status, 200);
+    assert!(
+        body.contains(
+            r#"dkim_record_correct{domain="example.com",selector="s1",resolver="local"} 1"#
+        ),
+        "{body}"
+    );
+
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    assert_eq!(wait_exit(&mut child), 0);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn invalid_config_stops_start_with_the_error_in_json_logs() {
+    let bad = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/testdata/bad/unknown_region.yaml"
+    );
+    let (mut child, lines) = spawn(&[
+        "--config.file",
+        bad,
+        "--web.listen-address=127.0.0.1:0",
+        "--log.format=json",
+    ]);
+    let line = wait_line(&lines, "cannot load config");
+    let parsed: serde_json::Value = serde_json::from_str(&line).expect("a JSON log line");
+    assert_eq!(parsed["level"], "ERROR");
+    assert!(
+        parsed["error"]
+            .as_str()
+            .unwrap()
+            .ends_with(r#"unknown_region.yaml:4:13: domains[0].region: unknown region "eu-south-3": give an AWS region such as us-east-1 or eu-south-1"#),
+        "{line}"
+    );
+    assert_eq!(wait_exit(&mut child), 1);
+}
+
+#[test]
+fn bad_flags_are_usage_errors() {
+    let (mut child, _lines) = spawn(&["--log.level=verbose"]);
+    assert_eq!(wait_exit(&mut child), 2);
+}

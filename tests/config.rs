@@ -1,0 +1,248 @@
+//! Config loading: the shipped example, and every bad config with the exact error it gives.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+use std::process::Command;
+
+use dkim_exporter::config::{self, Expected, Protocol};
+
+/// Each file under tests/testdata/bad/ and the error it must produce, after `FILE:`.
+const BAD: &[(&str, &str)] = &[
+    (
+        "bad_cname.yaml",
+        r#"5:16: domains[0].records[0].cname: invalid name "s1..example.net": empty label"#,
+    ),
+    (
+        "bad_duration.yaml",
+        r#"1:11: interval: invalid duration "5 minutes": use a number and a unit, like 30s, 5m or 1h30m"#,
+    ),
+    (
+        "duplicate_domain.yaml",
+        r#"5:13: domains[1].domain: duplicate domain "example.com" (also domains[0])"#,
+    ),
+    (
+        "duplicate_record.yaml",
+        r#"6:19: domains[0].records[0].selector: duplicate record: selector "abc" is listed twice for example.com"#,
+    ),
+    (
+        "duplicate_resolver.yaml",
+        r#"4:11: resolvers[1].name: duplicate resolver name "google" (also resolvers[0])"#,
+    ),
+    (
+        "hostname_address.yaml",
+        r#"3:14: resolvers[0].address: invalid resolver address "dns.google": give an IP address, IP:port, or [IPv6]:port (host names are not accepted: a resolver is needed to find them)"#,
+    ),
+    (
+        "invalid_domain.yaml",
+        r#"2:13: domains[0].domain: invalid name "exa mple.com": character ' ' is not allowed"#,
+    ),
+    (
+        "no_records.yaml",
+        "2:5: domains[0]: domain example.com lists no records: give selectors (with a provider) or records",
+    ),
+    (
+        "no_resolvers.yaml",
+        "1:12: resolvers: at least one resolver is needed (omit the field for the public defaults)",
+    ),
+    (
+        "region_without_provider.yaml",
+        "3:13: domains[0].region: region needs provider: ses",
+    ),
+    (
+        "selector_with_domainkey.yaml",
+        r#"6:9: domains[0].selectors[1]: selector "def._domainkey" includes _domainkey: give only the part before it"#,
+    ),
+    (
+        "selectors_without_provider.yaml",
+        "3:16: domains[0].selectors: selectors need a provider (provider: ses); list other records under records: with their cname",
+    ),
+    (
+        "short_interval.yaml",
+        "2:11: interval: interval must be at least 1s, got 500ms",
+    ),
+    (
+        "tls_not_yet.yaml",
+        "4:15: resolvers[0].protocol: protocol tls is not supported yet; use udp or tcp",
+    ),
+    (
+        "unknown_field.yaml",
+        "2:1: unknown field `intervall`, expected one of `interval`, `timeout`, `authoritative`, `resolvers`, `domains`",
+    ),
+    (
+        "unknown_protocol.yaml",
+        "4:15: resolvers[0].protocol: unknown variant `quic`, expected one of `udp`, `tcp`, `tls`, `https`",
+    ),
+    (
+        "unknown_provider.yaml",
+        r#"3:15: domains[0].provider: unknown provider "sendgrid" (known: ses); for others list records with their cname"#,
+    ),
+    (
+        "unknown_record_field.yaml",
+        "5:9: domains[0].records[0]: unknown field `target`, expected `selector` or `cname`",
+    ),
+    (
+        "unknown_region.yaml",
+        r#"4:13: domains[0].region: unknown region "eu-south-3": give an AWS region such as us-east-1 or eu-south-1"#,
+    ),
+    (
+        "wrong_type.yaml",
+        r#"1:16: authoritative: invalid type: string "sometimes", expected a boolean"#,
+    ),
+    (
+        "yaml_syntax.yaml",
+        "4:1: did not find expected ',' or ']', while parsing a flow sequence at line 3 column 16",
+    ),
+    (
+        "zero_timeout.yaml",
+        "1:10: timeout: timeout must be greater than 0s",
+    ),
+];
+
+fn bad_dir() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/testdata/bad"))
+}
+
+#[test]
+fn every_bad_config_gives_its_exact_error() {
+    for (file, expected) in BAD {
+        let path = bad_dir().join(file);
+        let err = config::load(&path).expect_err(file);
+        assert_eq!(
+            err.to_string(),
+            format!("{}:{expected}", path.display()),
+            "{file}"
+        );
+    }
+}
+
+#[test]
+fn every_bad_config_file_is_in_the_table() {
+    let mut files: Vec<String> = std::fs::read_dir(bad_dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    let table: Vec<&str> = BAD.iter().map(|(f, _)| *f).collect();
+    assert_eq!(files, table);
+}
+
+#[test]
+fn the_shipped_example_loads() {
+    let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/config.example.yaml"));
+    let config = config::load(path).unwrap();
+    assert_eq!(config.interval.as_secs(), 300);
+    assert_eq!(config.timeout.as_secs(), 5);
+    assert!(config.authoritative);
+    let resolvers: Vec<_> = config
+        .resolvers
+        .iter()
+        .map(|r| (r.name.as_str(), r.address.to_string(), r.protocol))
+        .collect();
+    assert_eq!(
+        resolvers,
+        [
+            ("google", "8.8.8.8:53".to_string(), Protocol::Udp),
+            ("cloudflare", "1.1.1.1:53".to_string(), Protocol::Udp),
+            ("quad9", "9.9.9.9:53".to_string(), Protocol::Udp),
+            ("opendns", "208.67.222.222:53".to_string(), Protocol::Udp),
+        ]
+    );
+    assert_eq!(config.domains.len(), 1);
+    let domain = &config.domains[0];
+    assert_eq!(domain.domain, "clearways.ai");
+    let records: Vec<_> = domain
+        .records
+        .iter()
+        .map(|r| (r.selector.as_str(), r.expected.clone()))
+        .collect();
+    let ses = |t: &str| Expected::Cname(format!("{t}.dkim.amazonses.com"));
+    assert_eq!(
+        records,
+        [
+            (
+                "3eipelaisjj5qfbongczhvmxxvullr4m",
+                ses("3eipelaisjj5qfbongczhvmxxvullr4m")
+            ),
+            (
+                "bt7u7nxvcwanxk6gh3znbbewvea2f3u5",
+                ses("bt7u7nxvcwanxk6gh3znbbewvea2f3u5")
+            ),
+            (
+                "lmy7tl7ecn5dhqpfhdmjsbcpi2af3mtm",
+                ses("lmy7tl7ecn5dhqpfhdmjsbcpi2af3mtm")
+            ),
+        ]
+    );
+}
+
+#[test]
+fn the_example_with_a_bogus_field_is_refused() {
+    let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/config.example.yaml"));
+    let text = std::fs::read_to_string(path).unwrap();
+    let bogus = text.replacen(
+        "    provider: ses\n",
+        "    provider: ses\n    bogus: 1\n",
+        1,
+    );
+    let err = config::parse(&bogus, "example").unwrap_err().to_string();
+    assert!(err.contains("unknown field `bogus`"), "{err}");
+}
+
+#[test]
+fn mixed_records_and_numeric_selectors() {
+    let config = config::parse(
+        "domains:\n  - domain: example.org\n    records:\n      - selector: 20230601\n        cname: S1.Example.NET.\n      - selector: mail.Sub\n",
+        "t.yaml",
+    )
+    .unwrap();
+    let records = &config.domains[0].records;
+    assert_eq!(records[0].selector, "20230601");
+    assert_eq!(
+        records[0].expected,
+        Expected::Cname("s1.example.net".into())
+    );
+    assert_eq!(records[1].selector, "mail.sub");
+    assert_eq!(records[1].expected, Expected::Txt);
+    assert_eq!(
+        records[1].name("example.org"),
+        "mail.sub._domainkey.example.org"
+    );
+}
+
+#[test]
+fn config_check_flag() {
+    let exe = env!("CARGO_BIN_EXE_dkim_exporter");
+    let good = Command::new(exe)
+        .args(["--config.check", "--config.file"])
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/config.example.yaml"))
+        .output()
+        .unwrap();
+    assert_eq!(good.status.code(), Some(0));
+    let stdout = String::from_utf8_lossy(&good.stdout);
+    assert!(
+        stdout.contains("valid: 1 domains, 3 records, 4 resolvers"),
+        "{stdout}"
+    );
+
+    let bad_path = bad_dir().join("duplicate_resolver.yaml");
+    let bad = Command::new(exe)
+        .args(["--config.check", "--config.file"])
+        .arg(&bad_path)
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "{}:4:11: resolvers[1].name: duplicate",
+            bad_path.display()
+        )),
+        "{stderr}"
+    );
+
+    let missing = Command::new(exe)
+        .args(["--config.check", "--config.file", "/nonexistent/dkim.yaml"])
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(1));
+}

@@ -1,0 +1,253 @@
+//! An in-process DNS server on loopback, UDP and TCP on one port, with a behaviour per scenario.
+
+use std::net::SocketAddr;
+use std::str::FromStr as _;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use hickory_proto::op::{Message, MessageType, OpCode, ResponseCode};
+use hickory_proto::rr::rdata::{A, CNAME, SOA, TXT};
+use hickory_proto::rr::{Name, RData, Record, RecordType};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::task::JoinSet;
+
+/// What the server does with a query.
+#[derive(Clone, Debug)]
+pub enum Behaviour {
+    /// Answers from the zone, authoritatively.
+    Answer(Zone),
+    /// Never replies.
+    Silent,
+    /// Replies with this response code and nothing else.
+    Rcode(ResponseCode),
+    /// Replies over UDP with the TC bit and no records; answers from the zone over TCP.
+    TruncateUdp(Zone),
+}
+
+/// Records served, with a SOA for negative answers.
+#[derive(Clone, Debug, Default)]
+pub struct Zone {
+    records: Vec<Record>,
+}
+
+fn name(text: &str) -> Name {
+    Name::from_str(text).expect("test names are valid")
+}
+
+impl Zone {
+    /// An empty zone.
+    pub fn new() -> Self {
+        Zone::default()
+    }
+
+    /// Adds a CNAME.
+    pub fn cname(mut self, owner: &str, target: &str) -> Self {
+        self.records.push(Record::from_rdata(
+            name(owner),
+            300,
+            RData::CNAME(CNAME(name(target))),
+        ));
+        self
+    }
+
+    /// Adds a TXT record made of `strings`.
+    pub fn txt(mut self, owner: &str, strings: &[&str]) -> Self {
+        self.records.push(Record::from_rdata(
+            name(owner),
+            300,
+            RData::TXT(TXT::new(strings.iter().map(|s| s.to_string()).collect())),
+        ));
+        self
+    }
+
+    /// Adds an A record.
+    pub fn a(mut self, owner: &str, address: [u8; 4]) -> Self {
+        self.records.push(Record::from_rdata(
+            name(owner),
+            300,
+            RData::A(A(std::net::Ipv4Addr::from(address))),
+        ));
+        self
+    }
+
+    /// Builds the answer to one question.
+    fn answer(&self, query: &Message) -> Message {
+        let mut reply = Message::new(query.metadata.id, MessageType::Response, OpCode::Query);
+        reply.metadata.recursion_desired = query.metadata.recursion_desired;
+        reply.metadata.recursion_available = true;
+        reply.metadata.authoritative = true;
+        reply.queries = query.queries.clone();
+        let Some(question) = query.queries.first() else {
+            reply.metadata.response_code = ResponseCode::FormErr;
+            return reply;
+        };
+        let same = |a: &Name, b: &Name| a.to_ascii().eq_ignore_ascii_case(&b.to_ascii());
+        let mut owner = question.name().clone();
+        for _ in 0..8 {
+            let here: Vec<&Record> = self
+                .records
+                .iter()
+                .filter(|r| same(&r.name, &owner))
+                .collect();
+            let wanted: Vec<Record> = here
+                .iter()
+                .filter(|r| r.record_type() == question.query_type())
+                .map(|r| (*r).clone())
+                .collect();
+            if !wanted.is_empty() {
+                reply.answers.extend(wanted);
+                break;
+            }
+            match here.iter().find(|r| r.record_type() == RecordType::CNAME) {
+                Some(cname) => {
+                    reply.answers.push((*cname).clone());
+                    let RData::CNAME(target) = &cname.data else {
+                        break;
+                    };
+                    owner = target.0.clone();
+                }
+                None => {
+                    if here.is_empty() && reply.answers.is_empty() {
+                        reply.metadata.response_code = ResponseCode::NXDomain;
+                    }
+                    break;
+                }
+            }
+        }
+        if reply.answers.is_empty() {
+            reply.authorities.push(Record::from_rdata(
+                name("test."),
+                3600,
+                RData::SOA(SOA::new(
+                    name("ns.test."),
+                    name("hostmaster.test."),
+                    1,
+                    7200,
+                    900,
+                    86400,
+                    60,
+                )),
+            ));
+        }
+        reply
+    }
+}
+
+/// A running test server; stops when dropped.
+pub struct TestDns {
+    /// Where it listens, UDP and TCP.
+    pub addr: SocketAddr,
+    behaviour: Arc<Mutex<Behaviour>>,
+    udp_queries: Arc<AtomicUsize>,
+    tcp_queries: Arc<AtomicUsize>,
+    _tasks: JoinSet<()>,
+}
+
+impl TestDns {
+    /// Starts a server on 127.0.0.1 with a free port.
+    pub async fn start(behaviour: Behaviour) -> TestDns {
+        // UDP and TCP must share the port; retry if TCP finds it taken.
+        let (udp, tcp) = loop {
+            let udp = UdpSocket::bind("127.0.0.1:0").await.expect("bind udp");
+            let addr = udp.local_addr().expect("udp address");
+            if let Ok(tcp) = TcpListener::bind(addr).await {
+                break (udp, tcp);
+            }
+        };
+        let addr = udp.local_addr().expect("udp address");
+        let behaviour = Arc::new(Mutex::new(behaviour));
+        let udp_queries = Arc::new(AtomicUsize::new(0));
+        let tcp_queries = Arc::new(AtomicUsize::new(0));
+        let mut tasks = JoinSet::new();
+        {
+            let behaviour = behaviour.clone();
+            let count = udp_queries.clone();
+            tasks.spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                while let Ok((len, peer)) = udp.recv_from(&mut buf).await {
+                    count.fetch_add(1, Ordering::SeqCst);
+                    let current = behaviour.lock().expect("lock").clone();
+                    if let Some(reply) = respond(&current, &buf[..len], false) {
+                        let _ = udp.send_to(&reply, peer).await;
+                    }
+                }
+            });
+        }
+        {
+            let behaviour = behaviour.clone();
+            let count = tcp_queries.clone();
+            tasks.spawn(async move {
+                while let Ok((mut stream, _)) = tcp.accept().await {
+                    let behaviour = behaviour.clone();
+                    let count = count.clone();
+                    tokio::spawn(async move {
+                        loop {
+                            let mut len = [0u8; 2];
+                            if stream.read_exact(&mut len).await.is_err() {
+                                return;
+                            }
+                            let mut query = vec![0u8; usize::from(u16::from_be_bytes(len))];
+                            if stream.read_exact(&mut query).await.is_err() {
+                                return;
+                            }
+                            count.fetch_add(1, Ordering::SeqCst);
+                            let current = behaviour.lock().expect("lock").clone();
+                            if let Some(reply) = respond(&current, &query, true) {
+                                let mut framed = (reply.len() as u16).to_be_bytes().to_vec();
+                                framed.extend_from_slice(&reply);
+                                if stream.write_all(&framed).await.is_err() {
+                                    return;
+                                }
+                            }
+                        }
+                    });
+                }
+            });
+        }
+        TestDns {
+            addr,
+            behaviour,
+            udp_queries,
+            tcp_queries,
+            _tasks: tasks,
+        }
+    }
+
+    /// Changes what the server does from now on.
+    pub fn set(&self, behaviour: Behaviour) {
+        *self.behaviour.lock().expect("lock") = behaviour;
+    }
+
+    /// Queries received over UDP.
+    pub fn udp_queries(&self) -> usize {
+        self.udp_queries.load(Ordering::SeqCst)
+    }
+
+    /// Queries received over TCP.
+    pub fn tcp_queries(&self) -> usize {
+        self.tcp_queries.load(Ordering::SeqCst)
+    }
+}
+
+fn respond(behaviour: &Behaviour, query: &[u8], over_tcp: bool) -> Option<Vec<u8>> {
+    let query = Message::from_vec(query).ok()?;
+    let reply = match behaviour {
+        Behaviour::Silent => return None,
+        Behaviour::Answer(zone) => zone.answer(&query),
+        Behaviour::TruncateUdp(zone) if over_tcp => zone.answer(&query),
+        Behaviour::TruncateUdp(_) => {
+            let mut reply = Message::new(query.metadata.id, MessageType::Response, OpCode::Query);
+            reply.queries = query.queries.clone();
+            reply.metadata.truncation = true;
+            reply
+        }
+        Behaviour::Rcode(code) => {
+            let mut reply = Message::new(query.metadata.id, MessageType::Response, OpCode::Query);
+            reply.queries = query.queries.clone();
+            reply.metadata.response_code = *code;
+            reply
+        }
+    };
+    reply.to_vec().ok()
+}

@@ -1,0 +1,236 @@
+//! Test support: a DNS server per scenario, the real daemon on port 0, and a scrape parser.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+pub mod dns;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// The real daemon, started on a loopback port.
+pub struct Daemon {
+    /// Where it serves HTTP.
+    pub addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<Result<(), dkim_exporter::Error>>>,
+}
+
+impl Daemon {
+    /// Starts the daemon on `yaml` with default options.
+    pub async fn start(yaml: &str) -> Daemon {
+        Daemon::start_with(yaml, dkim_exporter::Options::default()).await
+    }
+
+    /// Starts the daemon on `yaml` with `options`.
+    pub async fn start_with(yaml: &str, options: dkim_exporter::Options) -> Daemon {
+        let config = dkim_exporter::config::parse(yaml, "test.yaml").expect("test config is valid");
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(dkim_exporter::run(vec![listener], config, options, async {
+            let _ = stopped.await;
+        }));
+        Daemon {
+            addr,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    /// GETs `path`; returns the status code and body.
+    pub async fn get(&self, path: &str) -> (u16, String) {
+        http_get(self.addr, path).await
+    }
+
+    /// Scrapes `/metrics` and parses it.
+    pub async fn scrape(&self) -> Scrape {
+        let (status, body) = self.get("/metrics").await;
+        assert_eq!(status, 200, "{body}");
+        Scrape::parse(&body)
+    }
+
+    /// Waits until `rounds` rounds have completed, failing after a generous bound.
+    pub async fn wait_rounds(&self, rounds: f64) -> Scrape {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let scrape = self.scrape().await;
+            if scrape.value("dkim_check_rounds_total", &[]) >= Some(rounds) {
+                return scrape;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no {rounds} rounds within 60s:\n{}",
+                scrape.text
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Stops the daemon and waits for it to return.
+    pub async fn stop(mut self) {
+        self.stop.take().unwrap().send(()).unwrap();
+        let result = tokio::time::timeout(Duration::from_secs(20), self.task.take().unwrap())
+            .await
+            .expect("daemon stops within 20s")
+            .expect("daemon task does not panic");
+        result.expect("daemon returns Ok");
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+/// A minimal HTTP/1.1 GET, so the tests do not depend on an HTTP client library.
+pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    http_request(addr, "GET", path).await
+}
+
+/// A minimal HTTP/1.1 request with no body.
+pub async fn http_request(addr: SocketAddr, method: &str, path: &str) -> (u16, String) {
+    let exchange = async {
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        let request =
+            format!("{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).await.unwrap();
+        String::from_utf8(response).unwrap()
+    };
+    let response = tokio::time::timeout(Duration::from_secs(10), exchange)
+        .await
+        .expect("HTTP response within 10s");
+    let (head, body) = response.split_once("\r\n\r\n").expect("HTTP head and body");
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status code");
+    (status, body.to_string())
+}
+
+/// One sample of a scrape.
+#[derive(Debug, Clone)]
+pub struct Sample {
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    pub value: f64,
+}
+
+/// A parsed scrape.
+pub struct Scrape {
+    pub text: String,
+    pub samples: Vec<Sample>,
+}
+
+impl Scrape {
+    /// Parses the Prometheus text format (the subset the exporter writes).
+    pub fn parse(text: &str) -> Scrape {
+        let mut samples = Vec::new();
+        for line in text.lines() {
+            if line.starts_with('#') || line.trim().is_empty() {
+                continue;
+            }
+            let (series, value) = line.rsplit_once(' ').expect("sample has a value");
+            let value: f64 = value.parse().expect("numeric value");
+            let (name, labels) = match series.split_once('{') {
+                None => (series.to_string(), BTreeMap::new()),
+                Some((name, rest)) => {
+                    let body = rest.strip_suffix('}').expect("closing brace");
+                    (name.to_string(), parse_labels(body))
+                }
+            };
+            samples.push(Sample {
+                name,
+                labels,
+                value,
+            });
+        }
+        Scrape {
+            text: text.to_string(),
+            samples,
+        }
+    }
+
+    /// Samples of `name` whose labels include `labels`.
+    pub fn find(&self, name: &str, labels: &[(&str, &str)]) -> Vec<&Sample> {
+        self.samples
+            .iter()
+            .filter(|s| {
+                s.name == name
+                    && labels
+                        .iter()
+                        .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
+            })
+            .collect()
+    }
+
+    /// The value of the one sample of `name` with `labels`; `None` when there is none.
+    pub fn value(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        let found = self.find(name, labels);
+        assert!(
+            found.len() <= 1,
+            "several samples of {name} match {labels:?}: {found:?}"
+        );
+        found.first().map(|s| s.value)
+    }
+}
+
+fn parse_labels(body: &str) -> BTreeMap<String, String> {
+    let mut labels = BTreeMap::new();
+    let mut chars = body.chars().peekable();
+    loop {
+        let key: String = chars.by_ref().take_while(|c| *c != '=').collect();
+        if key.is_empty() {
+            break;
+        }
+        assert_eq!(chars.next(), Some('"'));
+        let mut value = String::new();
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' => match chars.next() {
+                    Some('n') => value.push('\n'),
+                    Some(other) => value.push(other),
+                    None => break,
+                },
+                '"' => break,
+                c => value.push(c),
+            }
+        }
+        labels.insert(key.trim_start_matches(',').to_string(), value);
+        if chars.peek() == Some(&',') {
+            chars.next();
+        }
+    }
+    labels
+}
+
+/// A resolver entry for a test config.
+pub fn resolver(name: &str, addr: SocketAddr) -> String {
+    format!("  - name: {name}\n    address: {addr}\n    max_queries_per_second: 0\n")
+}
+
+/// A resolver entry that uses TCP.
+pub fn tcp_resolver(name: &str, addr: SocketAddr) -> String {
+    format!(
+        "  - name: {name}\n    address: {addr}\n    protocol: tcp\n    max_queries_per_second: 0\n"
+    )
+}
+
+/// Base64 SubjectPublicKeyInfo of a freshly generated RSA key, as publishers put in `p=`.
+pub fn rsa_public_key_base64(bits: usize) -> String {
+    use base64::Engine as _;
+    use rsa::pkcs8::EncodePublicKey as _;
+    let key = rsa::PrivateKey::new(&mut getrandom::SysRng, bits).unwrap();
+    let der = key.to_public_key().to_public_key_der().unwrap();
+    base64::engine::general_purpose::STANDARD.encode(der.as_bytes())
+}
