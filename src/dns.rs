@@ -145,8 +145,12 @@ impl ResolverClient {
     /// Builds a client; no traffic is sent until the first query.
     pub fn new(config: &ResolverConfig, timeout: Duration, metrics: ResolverMetrics) -> Self {
         let provider = TokioRuntimeProvider::new();
+        // One datagram per query: hickory's retransmissions would send the resolver more than
+        // its politeness limit allows. A lost datagram is a timeout, which never changes what is
+        // known about a record, and the record is asked again next interval.
         let udp = UdpClientStream::builder(config.address, provider)
             .with_timeout(Some(timeout))
+            .with_max_retries(1)
             .exchange();
         ResolverClient {
             name: config.name.clone(),

@@ -356,3 +356,65 @@ async fn endpoints_before_the_first_round_completes() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn a_resolver_never_sees_more_than_its_rate_limit() {
+    let zone = Zone::new();
+    let dns = TestDns::start(Behaviour::Answer(zone)).await;
+    let selectors: Vec<String> = (0..30).map(|i| format!("s{i}")).collect();
+    // 30 records in a 1s interval would be 30 queries a second; the limit is 10.
+    let yaml = format!(
+        "interval: 1s\ntimeout: 1s\nresolvers:\n  - name: polite\n    address: {}\n    max_queries_per_second: 10\ndomains:\n  - domain: example.com\n    provider: ses\n    selectors: [{}]\n",
+        dns.addr,
+        selectors.join(", ")
+    );
+    let daemon = Daemon::start(&yaml).await;
+    let s = daemon.wait_rounds(1.0).await;
+    // The round stretched to fit the limit: 30 checks 100ms apart.
+    let round = s.value("dkim_check_round_duration_seconds", &[]).unwrap();
+    assert!(round >= 2.8, "round took {round}s");
+    daemon.stop().await;
+
+    // Counted where it matters, at the server: no one-second window holds more than the limit
+    // (one more is allowed for scheduling jitter at the receiving end).
+    let arrivals = dns.arrivals();
+    assert!(arrivals.len() >= 30);
+    for (i, first) in arrivals.iter().enumerate() {
+        let in_window = arrivals[i..]
+            .iter()
+            .take_while(|t| t.duration_since(*first) < Duration::from_secs(1))
+            .count();
+        assert!(in_window <= 11, "{in_window} queries within one second");
+    }
+}
+
+#[tokio::test]
+async fn a_dead_resolver_does_not_delay_the_others() {
+    let zone = Zone::new().cname("good._domainkey.example.com.", "good.dkim.amazonses.com.");
+    let fast = TestDns::start(Behaviour::Answer(zone)).await;
+    let dead = TestDns::start(Behaviour::Silent).await;
+    // Every query to the dead resolver takes the full 4s timeout; rounds start every second.
+    let yaml = format!(
+        "interval: 1s\ntimeout: 4s\nresolvers:\n{}{}domains:\n  - domain: example.com\n    provider: ses\n    selectors: [good]\n",
+        resolver("dead", dead.addr),
+        resolver("fast", fast.addr)
+    );
+    let started = std::time::Instant::now();
+    let daemon = Daemon::start(&yaml).await;
+    while fast.udp_queries() < 5 {
+        assert!(
+            started.elapsed() < Duration::from_secs(12),
+            "the fast resolver was asked {} times in 12s",
+            fast.udp_queries()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Five checks a second apart took about 4s; waiting on the dead resolver would take 16s+.
+    // Each lookup is one datagram, never retransmitted, even to a silent resolver.
+    let asked = dead.udp_queries();
+    assert!(
+        (2..=6).contains(&asked),
+        "dead resolver got {asked} datagrams"
+    );
+    daemon.stop().await;
+}

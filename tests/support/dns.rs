@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::str::FromStr as _;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use hickory_proto::op::{Message, MessageType, OpCode, ResponseCode};
 use hickory_proto::rr::rdata::{A, CNAME, SOA, TXT};
@@ -141,6 +142,7 @@ pub struct TestDns {
     behaviour: Arc<Mutex<Behaviour>>,
     udp_queries: Arc<AtomicUsize>,
     tcp_queries: Arc<AtomicUsize>,
+    arrivals: Arc<Mutex<Vec<Instant>>>,
     _tasks: JoinSet<()>,
 }
 
@@ -159,14 +161,17 @@ impl TestDns {
         let behaviour = Arc::new(Mutex::new(behaviour));
         let udp_queries = Arc::new(AtomicUsize::new(0));
         let tcp_queries = Arc::new(AtomicUsize::new(0));
+        let arrivals = Arc::new(Mutex::new(Vec::new()));
         let mut tasks = JoinSet::new();
         {
             let behaviour = behaviour.clone();
             let count = udp_queries.clone();
+            let arrivals = arrivals.clone();
             tasks.spawn(async move {
                 let mut buf = vec![0u8; 4096];
                 while let Ok((len, peer)) = udp.recv_from(&mut buf).await {
                     count.fetch_add(1, Ordering::SeqCst);
+                    arrivals.lock().expect("lock").push(Instant::now());
                     let current = behaviour.lock().expect("lock").clone();
                     if let Some(reply) = respond(&current, &buf[..len], false) {
                         let _ = udp.send_to(&reply, peer).await;
@@ -210,6 +215,7 @@ impl TestDns {
             behaviour,
             udp_queries,
             tcp_queries,
+            arrivals,
             _tasks: tasks,
         }
     }
@@ -222,6 +228,11 @@ impl TestDns {
     /// Queries received over UDP.
     pub fn udp_queries(&self) -> usize {
         self.udp_queries.load(Ordering::SeqCst)
+    }
+
+    /// When each UDP query arrived.
+    pub fn arrivals(&self) -> Vec<Instant> {
+        self.arrivals.lock().expect("lock").clone()
     }
 
     /// Queries received over TCP.
