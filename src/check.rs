@@ -3,14 +3,19 @@
 //! [`observe`] is pure: it reads a definitive answer and says what was found, whether the record
 //! is present and whether it is correct, so every case is unit-tested without a network.
 
-use hickory_proto::op::Message;
+use std::net::IpAddr;
+
+use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use sha2::Digest as _;
 
 use crate::config::Expected;
+use std::sync::Arc;
+
+use crate::diagnosis::{Extra, KeyLookup};
 use crate::dkim;
 use crate::dns::{Failure, ResolverClient};
-use crate::state::{Found, Observation};
+use crate::state::{FollowUp, Found, Observation};
 
 /// How many CNAMEs of an answer are followed before giving up: more is a loop or abuse.
 const MAX_CHAIN: usize = 16;
@@ -25,6 +30,128 @@ pub async fn check_record(
     Ok(observe(name, expected, &reply))
 }
 
+/// What a follow-up needs to know about a record.
+pub struct RecordTarget<'a> {
+    /// `{selector}._domainkey.{domain}`.
+    pub name: &'a Name,
+    /// The record's domain.
+    pub domain: &'a str,
+    /// The record's selector.
+    pub selector: &'a str,
+    /// What the record should hold.
+    pub expected: &'a Expected,
+}
+
+/// The second step of a record's round, once every configured resolver has been asked: asks the
+/// domain's nameservers, looks for the causes of a missing record, and follows a correct CNAME
+/// to its key. `answered` are the configured resolvers that answered this round, with what they
+/// said; the extra lookups go to the first of them.
+pub async fn follow_up(
+    record: &RecordTarget<'_>,
+    answered: &[(Arc<ResolverClient>, Observation)],
+    nameservers: Option<Vec<Arc<ResolverClient>>>,
+) -> FollowUp {
+    let auth = match nameservers {
+        Some(servers) => {
+            let checks = servers.iter().map(|server| async move {
+                let outcome = check_record(server, record.name, record.expected)
+                    .await
+                    .ok();
+                (server.name.clone(), outcome)
+            });
+            Some(futures_util::future::join_all(checks).await)
+        }
+        None => None,
+    };
+    let auth_answers = auth.iter().flatten().filter_map(|(_, o)| o.as_ref());
+    let answers: Vec<&Observation> = answered
+        .iter()
+        .map(|(_, o)| o)
+        .chain(auth_answers)
+        .collect();
+    let mut follow_up = FollowUp {
+        auth: auth.clone(),
+        ..FollowUp::default()
+    };
+    let Some((resolver, _)) = answered.first() else {
+        return follow_up;
+    };
+    if !answers.is_empty() && answers.iter().all(|o| !o.present) {
+        follow_up.extra = extra_lookups(resolver, record).await;
+    }
+    if let Expected::Cname(target) = record.expected {
+        if answers.iter().any(|o| o.correct) {
+            if let Ok(target) = Name::from_ascii(format!("{target}.")) {
+                if let Ok(reply) = resolver.query(&target, RecordType::TXT).await {
+                    follow_up.key = Some(read_key(&target, &reply));
+                }
+            }
+        }
+    }
+    follow_up
+}
+
+/// Looks at and near the name of a missing record for what is there instead. `None` when every
+/// lookup failed.
+async fn extra_lookups(resolver: &ResolverClient, record: &RecordTarget<'_>) -> Option<Extra> {
+    let doubled = format!("{}.{}", normalise(record.name), record.domain);
+    let without_underscore = format!("{}.domainkey.{}", record.selector, record.domain);
+    let exists_at = |text: String| async move {
+        let name = Name::from_ascii(format!("{text}.")).ok()?;
+        let reply = resolver
+            .query(&name, query_type(record.expected))
+            .await
+            .ok()?;
+        Some(
+            observe(&name, record.expected, &reply)
+                .present
+                .then_some(text),
+        )
+    };
+    let is_cname = matches!(record.expected, Expected::Cname(_));
+    // A and TXT at the name only explain a missing CNAME; `None` also stands for not asked.
+    let addresses = async {
+        if !is_cname {
+            return None;
+        }
+        let a = resolver.query(record.name, RecordType::A).await.ok();
+        let aaaa = resolver.query(record.name, RecordType::AAAA).await.ok();
+        if a.is_none() && aaaa.is_none() {
+            return None;
+        }
+        let mut found: Vec<IpAddr> = a
+            .iter()
+            .chain(aaaa.iter())
+            .flat_map(|reply| addresses_at(record.name, reply))
+            .collect();
+        found.sort();
+        Some(found)
+    };
+    let txt_key = async {
+        if !is_cname {
+            return None;
+        }
+        let reply = resolver.query(record.name, RecordType::TXT).await.ok()?;
+        Some(has_key_record(record.name, &reply))
+    };
+    let (addresses, txt_key, doubled, without_underscore) = tokio::join!(
+        addresses,
+        txt_key,
+        exists_at(doubled),
+        exists_at(without_underscore)
+    );
+    if addresses.is_none() && txt_key.is_none() && doubled.is_none() && without_underscore.is_none()
+    {
+        return None;
+    }
+    Some(Extra {
+        addresses: addresses.unwrap_or_default(),
+        txt_key: txt_key.unwrap_or(false),
+        doubled: doubled.flatten(),
+        without_underscore: without_underscore.flatten(),
+    })
+}
+
 /// The record type asked for: the expected type.
 pub fn query_type(expected: &Expected) -> RecordType {
     match expected {
@@ -35,7 +162,16 @@ pub fn query_type(expected: &Expected) -> RecordType {
 
 /// Reads a definitive answer for `qname`.
 pub fn observe(qname: &Name, expected: &Expected, reply: &Message) -> Observation {
+    let nxdomain = reply.metadata.response_code == ResponseCode::NXDomain;
     let negative_ttl = negative_ttl(reply);
+    let absent = |found| Observation {
+        found,
+        present: false,
+        correct: false,
+        ttl: negative_ttl,
+        key: None,
+        nxdomain,
+    };
     let cname = cname_at(reply, qname);
     match expected {
         Expected::Cname(target) => match cname {
@@ -45,23 +181,13 @@ pub fn observe(qname: &Name, expected: &Expected, reply: &Message) -> Observatio
                 present: true,
                 ttl: Some(ttl),
                 key: None,
+                nxdomain,
             },
-            None => absent(Found::None, negative_ttl),
+            None => absent(Found::None),
         },
         Expected::Txt => {
-            // Follow the chain as far as the answer goes: a key record may sit behind a CNAME.
-            let mut owner = qname.clone();
-            for _ in 0..MAX_CHAIN {
-                match reply
-                    .answers
-                    .iter()
-                    .find_map(|r| same_name(&r.name, &owner).then_some(&r.data))
-                {
-                    Some(RData::CNAME(next)) => owner = next.0.clone(),
-                    _ => break,
-                }
-            }
-            match txt_at(reply, &owner) {
+            // A key record may sit behind a CNAME.
+            match txt_at(reply, &end_of_chain(reply, qname)) {
                 Some((value, ttl)) => {
                     let key = dkim::parse_key_record(&value);
                     Observation {
@@ -70,25 +196,45 @@ pub fn observe(qname: &Name, expected: &Expected, reply: &Message) -> Observatio
                         correct: key.is_ok(),
                         ttl: Some(ttl),
                         key: Some(key),
+                        nxdomain,
                     }
                 }
                 None => match cname {
-                    Some((target, _)) => absent(Found::Cname(target), negative_ttl),
-                    None => absent(Found::None, negative_ttl),
+                    Some((target, _)) => absent(Found::Cname(target)),
+                    None => absent(Found::None),
                 },
             }
         }
     }
 }
 
-fn absent(found: Found, ttl: Option<u32>) -> Observation {
-    Observation {
-        found,
-        present: false,
-        correct: false,
-        ttl,
-        key: None,
+/// Reads the DKIM key at `owner` (following CNAMEs within the answer) from a TXT reply.
+pub fn read_key(owner: &Name, reply: &Message) -> KeyLookup {
+    match txt_at(reply, &end_of_chain(reply, owner)) {
+        Some((value, _)) if dkim::looks_like_key_record(&value) => {
+            KeyLookup::Found(dkim::parse_key_record(&value))
+        }
+        _ => KeyLookup::NotFound,
     }
+}
+
+/// The A and AAAA addresses at `owner` in a reply.
+pub fn addresses_at(owner: &Name, reply: &Message) -> Vec<IpAddr> {
+    reply
+        .answers
+        .iter()
+        .filter(|r| same_name(&r.name, owner))
+        .filter_map(|r| match &r.data {
+            RData::A(a) => Some(IpAddr::V4(a.0)),
+            RData::AAAA(aaaa) => Some(IpAddr::V6(aaaa.0)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Whether a TXT reply holds something that looks like a DKIM key at `owner` itself.
+pub fn has_key_record(owner: &Name, reply: &Message) -> bool {
+    txt_at(reply, owner).is_some_and(|(value, _)| dkim::looks_like_key_record(&value))
 }
 
 /// `sha256:` and the first 16 hex digits of the SHA-256 of a TXT value.
@@ -105,6 +251,22 @@ pub fn normalise(name: &Name) -> String {
         Some(stripped) if !stripped.is_empty() => stripped.to_string(),
         _ => text,
     }
+}
+
+/// Where the CNAME chain from `qname` ends, as far as the answer goes.
+fn end_of_chain(reply: &Message, qname: &Name) -> Name {
+    let mut owner = qname.clone();
+    for _ in 0..MAX_CHAIN {
+        match reply
+            .answers
+            .iter()
+            .find_map(|r| same_name(&r.name, &owner).then_some(&r.data))
+        {
+            Some(RData::CNAME(next)) => owner = next.0.clone(),
+            _ => break,
+        }
+    }
+    owner
 }
 
 fn same_name(a: &Name, b: &Name) -> bool {
@@ -152,7 +314,6 @@ fn negative_ttl(reply: &Message) -> Option<u32> {
 mod tests {
     use std::str::FromStr as _;
 
-    use hickory_proto::op::ResponseCode;
     use hickory_proto::rr::rdata::{CNAME, SOA, TXT};
 
     use super::*;

@@ -139,6 +139,9 @@ pub struct ResolverClient {
     limiter: RateLimiter,
     /// This resolver's query counters.
     metrics: ResolverMetrics,
+    /// An authoritative nameserver: asked without recursion, and only answers with the AA flag
+    /// count as definitive.
+    authoritative: bool,
 }
 
 impl ResolverClient {
@@ -161,16 +164,51 @@ impl ResolverClient {
             tcp: Mutex::new(None),
             limiter: RateLimiter::new(config.max_queries_per_second),
             metrics,
+            authoritative: false,
         }
     }
 
-    /// Asks the resolver for `name`/`record_type` (with recursion desired) and returns the reply
-    /// when it is definitive: NOERROR (with or without data) or NXDOMAIN.
+    /// A client for a domain's own nameserver, reported as `auth:{host}`.
+    pub fn authoritative(
+        host: &str,
+        address: SocketAddr,
+        timeout: Duration,
+        metrics: ResolverMetrics,
+    ) -> Self {
+        let config = ResolverConfig {
+            name: format!("auth:{host}"),
+            address,
+            protocol: Protocol::Udp,
+            max_queries_per_second: crate::config::DEFAULT_MAX_QPS,
+        };
+        ResolverClient {
+            authoritative: true,
+            ..ResolverClient::new(&config, timeout, metrics)
+        }
+    }
+
+    /// Asks the resolver for `name`/`record_type` and returns the reply when it is definitive:
+    /// NOERROR (with or without data) or NXDOMAIN, and for an authoritative nameserver, with the
+    /// AA flag set.
     pub async fn query(&self, name: &Name, record_type: RecordType) -> Result<Message, Failure> {
         self.limiter.acquire().await;
         self.metrics.queries.inc();
         let started = Instant::now();
-        let result = self.exchange(name, record_type).await.and_then(classify);
+        let result = self
+            .exchange(name, record_type)
+            .await
+            .and_then(classify)
+            .and_then(|reply| {
+                if self.authoritative && !reply.metadata.authoritative {
+                    Err(Failure {
+                        reason: FailureReason::Other,
+                        detail: "not authoritative for the zone (AA flag unset): a lame delegation"
+                            .into(),
+                    })
+                } else {
+                    Ok(reply)
+                }
+            });
         self.metrics
             .duration
             .observe(started.elapsed().as_secs_f64());
@@ -194,7 +232,7 @@ impl ResolverClient {
 
     /// Sends the query by the configured protocol, falling back to TCP when UDP is truncated.
     async fn exchange(&self, name: &Name, record_type: RecordType) -> Result<Message, Failure> {
-        let request = || request(name, record_type);
+        let request = || request(name, record_type, !self.authoritative);
         // The transports time out by themselves; this outer bound is a guarantee against any
         // path that would not.
         let bound = self.timeout + Duration::from_millis(500);
@@ -267,11 +305,11 @@ impl ResolverClient {
     }
 }
 
-fn request(name: &Name, record_type: RecordType) -> DnsRequest {
+fn request(name: &Name, record_type: RecordType, recursion_desired: bool) -> DnsRequest {
     let mut options = DnsRequestOptions::default();
     options.use_edns = true;
     options.edns_payload_len = EDNS_PAYLOAD;
-    options.recursion_desired = true;
+    options.recursion_desired = recursion_desired;
     options.case_randomization = false;
     DnsRequest::from_query(Query::query(name.clone(), record_type), options)
 }

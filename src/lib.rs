@@ -12,7 +12,10 @@
 //! - [`config`]: the YAML file, validated whole with `FILE:LINE:COLUMN` errors.
 //! - [`scheduler`]: rounds, spreading every record–resolver check evenly over the interval.
 //! - [`dns`]: one client per resolver, politeness limits, and the reason for every failure.
-//! - [`check`]: one check of one record, and the pure reading of its answer.
+//! - [`authoritative`]: each domain's own nameservers, found each round.
+//! - [`check`]: one check of one record, the pure reading of its answer, and the follow-up
+//!   lookups that explain a failure.
+//! - [`diagnosis`]: the named problems, from what was found (pure).
 //! - [`dkim`]: DKIM key records and their public keys.
 //! - [`state`]: the latest results, kept in line with the config.
 //! - [`metrics`]: metric names and the `/metrics` text, rendered from the state.
@@ -22,9 +25,11 @@
 //! [`run`] ties them together; it takes already-bound listeners and a shutdown future so tests
 //! can drive the real daemon on port 0.
 
+pub mod authoritative;
 pub mod check;
 pub mod cli;
 pub mod config;
+pub mod diagnosis;
 pub mod dkim;
 pub mod dns;
 pub mod http;
@@ -39,6 +44,7 @@ use std::sync::{Arc, RwLock};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::authoritative::Nameservers;
 use crate::config::Config;
 use crate::dns::ResolverClient;
 use crate::metrics::Metrics;
@@ -50,12 +56,16 @@ use crate::state::State;
 pub struct Options {
     /// Where metrics are served.
     pub telemetry_path: String,
+    /// The port authoritative nameservers are asked on: 53. Tests run their nameservers on
+    /// loopback addresses with another port; there is no flag for it.
+    pub nameserver_port: u16,
 }
 
 impl Default for Options {
     fn default() -> Self {
         Options {
             telemetry_path: "/metrics".to_string(),
+            nameserver_port: authoritative::DNS_PORT,
         }
     }
 }
@@ -95,7 +105,8 @@ pub async fn run(
             ))
         })
         .collect();
-    let work = Arc::new(Work::new(&config, clients));
+    let nameservers = Nameservers::new(options.nameserver_port, config.timeout, metrics.clone());
+    let work = Arc::new(Work::new(&config, clients, Some(nameservers)));
     tracing::info!(
         domains = config.domains.len(),
         records = config.record_count(),

@@ -61,6 +61,7 @@ async fn main() -> ExitCode {
 
     let options = Options {
         telemetry_path: cli.telemetry_path,
+        ..Options::default()
     };
     match dkim_exporter::run(listeners, config, options, shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,

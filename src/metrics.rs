@@ -13,7 +13,7 @@ use prometheus::{
 };
 
 use crate::dns::FailureReason;
-use crate::state::State;
+use crate::state::{RecordState, ResolverState, State, View};
 
 /// A metric's name and help text.
 #[derive(Debug, Clone, Copy)]
@@ -45,6 +45,8 @@ metrics! {
     RECORD_PROPAGATION_RATIO = "dkim_record_propagation_ratio";
     /// 1 when all answering resolvers returned the same record type and value.
     RECORD_RESOLVERS_AGREE = "dkim_record_resolvers_agree";
+    /// 1 while the problem holds for the record.
+    RECORD_PROBLEM = "dkim_record_problem";
     /// Size in bits of the public key the record leads to.
     KEY_BITS = "dkim_key_bits";
     /// 1 when every record of the domain is correct on every answering resolver.
@@ -87,6 +89,8 @@ pub mod label {
     pub const RECORD_TYPE: &str = "record_type";
     /// The value found.
     pub const VALUE: &str = "value";
+    /// A named DKIM problem.
+    pub const PROBLEM: &str = "problem";
 }
 
 /// Buckets for DNS round trips: from a loopback server to a slow public resolver.
@@ -315,10 +319,11 @@ fn bool_value(b: bool) -> f64 {
 }
 
 fn render_state(out: &mut String, state: &State) {
-    use label::{DOMAIN, RECORD_TYPE, RESOLVER, SELECTOR, VALUE};
+    use label::{DOMAIN, PROBLEM, RECORD_TYPE, RESOLVER, SELECTOR, VALUE};
+    let resolvers = &state.resolvers;
 
-    // Per record and resolver, from the latest definitive answer (or latest lookup).
-    type PerView = fn(&crate::state::View) -> Option<f64>;
+    // Per record and resolver (`auth:` included), from the latest definitive answer or lookup.
+    type PerView = fn(&View) -> Option<f64>;
     let per_view: [(Metric, PerView); 4] = [
         (RECORD_PRESENT, |v| {
             v.known.as_ref().map(|o| bool_value(o.present))
@@ -334,13 +339,13 @@ fn render_state(out: &mut String, state: &State) {
     for (metric, value_of) in per_view {
         let mut family = Family::new(out, metric, "gauge");
         for record in &state.records {
-            for (resolver, view) in state.resolvers.iter().zip(&record.views) {
+            for (resolver, view) in record.all_views(resolvers) {
                 if let Some(value) = value_of(view) {
                     family.sample(
                         &[
                             (DOMAIN, &record.domain),
                             (SELECTOR, &record.selector),
-                            (RESOLVER, &resolver.name),
+                            (RESOLVER, resolver),
                         ],
                         value,
                     );
@@ -351,13 +356,13 @@ fn render_state(out: &mut String, state: &State) {
 
     let mut family = Family::new(out, RECORD_INFO, "gauge");
     for record in &state.records {
-        for (resolver, view) in state.resolvers.iter().zip(&record.views) {
+        for (resolver, view) in record.all_views(resolvers) {
             if let Some(observation) = &view.known {
                 family.sample(
                     &[
                         (DOMAIN, &record.domain),
                         (SELECTOR, &record.selector),
-                        (RESOLVER, &resolver.name),
+                        (RESOLVER, resolver),
                         (RECORD_TYPE, observation.found.record_type()),
                         (VALUE, observation.found.value()),
                     ],
@@ -368,23 +373,41 @@ fn render_state(out: &mut String, state: &State) {
     }
 
     // Per record, derived across resolvers.
-    type PerRecord = fn(&crate::state::RecordState) -> Option<f64>;
+    type PerRecord = fn(&RecordState, &[ResolverState]) -> Option<f64>;
     let per_record: [(Metric, PerRecord); 3] = [
-        (RECORD_PROPAGATION_RATIO, |r| r.propagation_ratio()),
-        (RECORD_RESOLVERS_AGREE, |r| {
-            r.resolvers_agree().map(bool_value)
+        (RECORD_PROPAGATION_RATIO, |r, _| r.propagation_ratio()),
+        (RECORD_RESOLVERS_AGREE, |r, resolvers| {
+            r.resolvers_agree(resolvers).map(bool_value)
         }),
-        (KEY_BITS, |r| r.key().map(|k| f64::from(k.bits))),
+        (KEY_BITS, |r, resolvers| {
+            r.key_bits(resolvers).map(f64::from)
+        }),
     ];
     for (metric, value_of) in per_record {
         let mut family = Family::new(out, metric, "gauge");
         for record in &state.records {
-            if let Some(value) = value_of(record) {
+            if let Some(value) = value_of(record, resolvers) {
                 family.sample(
                     &[(DOMAIN, &record.domain), (SELECTOR, &record.selector)],
                     value,
                 );
             }
+        }
+    }
+    let mut family = Family::new(out, RECORD_PROBLEM, "gauge");
+    for record in &state.records {
+        let mut problems: Vec<&str> = record.findings.iter().map(|f| f.problem.as_str()).collect();
+        problems.sort_unstable();
+        problems.dedup();
+        for problem in problems {
+            family.sample(
+                &[
+                    (DOMAIN, &record.domain),
+                    (SELECTOR, &record.selector),
+                    (PROBLEM, problem),
+                ],
+                1.0,
+            );
         }
     }
 
@@ -395,7 +418,7 @@ fn render_state(out: &mut String, state: &State) {
             .records
             .iter()
             .filter(|r| r.domain == domain.name)
-            .filter_map(|r| r.healthy())
+            .filter_map(|r| r.healthy(resolvers))
             .peekable();
         if verdicts.peek().is_some() {
             let healthy = verdicts.all(|h| h);

@@ -17,10 +17,11 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::check;
+use crate::authoritative::{Nameservers, RoundNameservers};
+use crate::check::{self, RecordTarget};
 use crate::config::{Config, Expected, ResolverConfig};
-use crate::dns::ResolverClient;
-use crate::state::State;
+use crate::dns::{Failure, ResolverClient};
+use crate::state::{FollowUp, Observation, State};
 
 /// Everything a round needs, built once per config.
 pub struct Work {
@@ -34,6 +35,8 @@ pub struct Work {
     pub records_per_domain: HashMap<String, usize>,
     /// When each check of a round starts, relative to the round's start, sorted.
     pub plan: Vec<Slot>,
+    /// The domains' own nameservers, when `authoritative` is on.
+    pub nameservers: Option<Nameservers>,
 }
 
 /// One record to check.
@@ -44,6 +47,8 @@ pub struct RecordWork {
     pub name: Name,
     /// The owning domain.
     pub domain: String,
+    /// The selector.
+    pub selector: String,
     /// What the record should hold.
     pub expected: Expected,
 }
@@ -61,7 +66,11 @@ pub struct Slot {
 
 impl Work {
     /// Prepares the records and the plan for `config` with the given clients.
-    pub fn new(config: &Config, clients: Vec<Arc<ResolverClient>>) -> Self {
+    pub fn new(
+        config: &Config,
+        clients: Vec<Arc<ResolverClient>>,
+        nameservers: Option<Nameservers>,
+    ) -> Self {
         let mut records = Vec::with_capacity(config.record_count());
         let mut records_per_domain = HashMap::new();
         for domain in &config.domains {
@@ -81,6 +90,7 @@ impl Work {
                     key,
                     name,
                     domain: domain.domain.clone(),
+                    selector: record.selector.clone(),
                     expected: record.expected.clone(),
                 });
             }
@@ -92,6 +102,7 @@ impl Work {
             records,
             records_per_domain,
             plan,
+            nameservers: nameservers.filter(|_| config.authoritative),
         }
     }
 }
@@ -154,8 +165,17 @@ pub async fn run(work: Arc<Work>, state: Arc<RwLock<State>>, shutdown: Cancellat
     }
 }
 
-/// One round: starts each check at its slot, records each result as it arrives, and marks the
-/// round complete when the last check has finished.
+/// What a task of a round hands back.
+enum Done {
+    /// One record checked on one configured resolver.
+    Check(Slot, Result<Observation, Failure>),
+    /// A record's follow-up, after all configured resolvers were asked.
+    FollowUp(usize, FollowUp),
+}
+
+/// One round: starts each check at its slot, records each result as it arrives, follows each
+/// record up once every configured resolver has answered or failed, and marks the round complete
+/// when the last follow-up is done.
 async fn run_round(
     work: Arc<Work>,
     state: Arc<RwLock<State>>,
@@ -164,12 +184,15 @@ async fn run_round(
     shutdown: CancellationToken,
 ) {
     let resolvers = work.clients.len();
-    let mut outstanding: HashMap<&str, usize> = work
+    // Checks still to come back, per record; follow-ups still to come back, per domain.
+    let mut record_left: Vec<usize> = vec![resolvers; work.records.len()];
+    let mut domain_left: HashMap<&str, usize> = work
         .records_per_domain
         .iter()
-        .map(|(d, n)| (d.as_str(), n * resolvers))
+        .map(|(d, n)| (d.as_str(), *n))
         .collect();
-    let mut checks = JoinSet::new();
+    let nameservers = Arc::new(RoundNameservers::default());
+    let mut tasks: JoinSet<Done> = JoinSet::new();
     let mut slots = work.plan.iter().peekable();
     let mut dispatched = Some(dispatched);
 
@@ -179,58 +202,118 @@ async fn run_round(
             if let Some(tx) = dispatched.take() {
                 let _ = tx.send(());
             }
-            if checks.is_empty() {
+            if tasks.is_empty() {
                 break;
             }
         }
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = sleep_until_some(next_at) => {
-                if let Some(slot) = slots.next() {
-                    let client = work.clients[slot.resolver].clone();
+                if let Some(&slot) = slots.next() {
                     let work = work.clone();
-                    let slot = *slot;
-                    checks.spawn(async move {
+                    tasks.spawn(async move {
                         let record = &work.records[slot.record];
-                        let outcome = check::check_record(&client, &record.name, &record.expected).await;
-                        (slot, outcome)
+                        let client = &work.clients[slot.resolver];
+                        Done::Check(slot, check::check_record(client, &record.name, &record.expected).await)
                     });
                 }
             }
-            Some(joined) = checks.join_next(), if !checks.is_empty() => {
-                let Ok((slot, outcome)) = joined else {
-                    // A check task panicked: a bug, logged by the runtime; the round goes on.
-                    continue;
-                };
-                let record = &work.records[slot.record];
-                let resolver = &work.clients[slot.resolver].name;
-                let observation = match outcome {
-                    Ok(observation) => {
-                        tracing::debug!(record = %record.key, resolver = %resolver, found = ?observation.found, correct = observation.correct, "checked");
-                        Some(observation)
-                    }
-                    Err(failure) => {
-                        tracing::debug!(record = %record.key, resolver = %resolver, reason = failure.reason.as_str(), "lookup failed");
-                        None
+            Some(joined) = tasks.join_next(), if !tasks.is_empty() => {
+                let done = match joined {
+                    Ok(done) => done,
+                    // A task panicked: a bug, reported by the runtime; the round goes on.
+                    Err(e) => {
+                        tracing::error!(error = %e, "a check task failed");
+                        continue;
                     }
                 };
-                let mut state = state.write().unwrap_or_else(|e| e.into_inner());
-                state.apply(&record.key, resolver, observation);
-                if let Some(left) = outstanding.get_mut(record.domain.as_str()) {
-                    *left -= 1;
-                    if *left == 0 {
-                        state.domain_checked(&record.domain, unix_now());
+                match done {
+                    Done::Check(slot, outcome) => {
+                        let record = &work.records[slot.record];
+                        let resolver = &work.clients[slot.resolver].name;
+                        let observation = match outcome {
+                            Ok(observation) => {
+                                tracing::debug!(record = %record.key, resolver = %resolver, found = ?observation.found, correct = observation.correct, "checked");
+                                Some(observation)
+                            }
+                            Err(failure) => {
+                                tracing::debug!(record = %record.key, resolver = %resolver, reason = failure.reason.as_str(), "lookup failed");
+                                None
+                            }
+                        };
+                        let answered = {
+                            let mut state = state.write().unwrap_or_else(|e| e.into_inner());
+                            state.apply(&record.key, resolver, observation);
+                            record_left[slot.record] -= 1;
+                            (record_left[slot.record] == 0)
+                                .then(|| answered_this_round(&state, &work, slot.record))
+                        };
+                        if let Some(answered) = answered {
+                            tasks.spawn(follow_up(work.clone(), nameservers.clone(), slot.record, answered));
+                        }
+                    }
+                    Done::FollowUp(index, follow_up) => {
+                        let record = &work.records[index];
+                        let mut state = state.write().unwrap_or_else(|e| e.into_inner());
+                        state.apply_follow_up(&record.key, follow_up);
+                        if let Some(left) = domain_left.get_mut(record.domain.as_str()) {
+                            *left -= 1;
+                            if *left == 0 {
+                                state.domain_checked(&record.domain, unix_now());
+                            }
+                        }
                     }
                 }
             }
         }
     }
 
+    if let Some(known) = &work.nameservers {
+        known.retain(&nameservers.in_use());
+    }
     let seconds = start.elapsed().as_secs_f64();
     let mut state = state.write().unwrap_or_else(|e| e.into_inner());
     state.rounds.completed += 1;
     state.rounds.last_duration = Some(seconds);
     tracing::debug!(round = state.rounds.completed, seconds, "round complete");
+}
+
+/// The configured resolvers that answered the record this round, with what they said.
+fn answered_this_round(
+    state: &State,
+    work: &Work,
+    record: usize,
+) -> Vec<(Arc<ResolverClient>, Observation)> {
+    let Some(known) = state.record(&work.records[record].key) else {
+        return Vec::new();
+    };
+    work.clients
+        .iter()
+        .zip(&known.views)
+        .filter_map(|(client, view)| view.answering().map(|o| (client.clone(), o.clone())))
+        .collect()
+}
+
+/// Runs a record's follow-up: its nameservers (found once per domain and round), the extra
+/// lookups and the key.
+async fn follow_up(
+    work: Arc<Work>,
+    round: Arc<RoundNameservers>,
+    index: usize,
+    answered: Vec<(Arc<ResolverClient>, Observation)>,
+) -> Done {
+    let record = &work.records[index];
+    let servers = match &work.nameservers {
+        Some(nameservers) => nameservers.of(&round, &record.domain, &work.clients).await,
+        None => None,
+    };
+    let target = RecordTarget {
+        name: &record.name,
+        domain: &record.domain,
+        selector: &record.selector,
+        expected: &record.expected,
+    };
+    Done::FollowUp(index, check::follow_up(&target, &answered, servers).await)
 }
 
 async fn sleep_until_some(at: Option<Instant>) {

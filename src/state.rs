@@ -4,7 +4,8 @@
 
 use std::collections::HashMap;
 
-use crate::config::{Config, Expected};
+use crate::config::{Config, Expected, RecordConfig};
+use crate::diagnosis::{Evidence, Extra, Finding, KeyLookup, diagnose};
 use crate::dkim::{DkimKey, KeyError};
 
 /// Everything known, in config order.
@@ -60,8 +61,16 @@ pub struct RecordState {
     pub selector: String,
     /// What the record should hold.
     pub expected: Expected,
-    /// One view per resolver, indexed like [`State::resolvers`].
+    /// One view per configured resolver, indexed like [`State::resolvers`].
     pub views: Vec<View>,
+    /// One view per authoritative nameserver of the domain (`auth:{host}`), sorted by name.
+    pub auth: Vec<(String, View)>,
+    /// The problems found by the latest diagnosis.
+    pub findings: Vec<Finding>,
+    /// What the latest extra lookups found, while the record is missing.
+    pub extra: Option<Extra>,
+    /// The key at the end of the record, for CNAME records that are correct somewhere.
+    pub key: Option<KeyLookup>,
 }
 
 /// What one resolver last said about one record.
@@ -82,6 +91,29 @@ impl View {
             _ => None,
         }
     }
+
+    /// Records the outcome of one lookup; a failure (`None`) keeps what is known.
+    fn record(&mut self, outcome: Option<Observation>) {
+        self.latest_ok = Some(outcome.is_some());
+        let Some(mut observation) = outcome else {
+            return;
+        };
+        // Address records at the name are learnt by the follow-up; until it runs again, an
+        // empty answer from the same resolver still shows them rather than flapping to none.
+        if let (
+            Some(Observation {
+                found: Found::A(addresses),
+                ..
+            }),
+            Found::None,
+        ) = (&self.known, &observation.found)
+        {
+            if !observation.present && !observation.nxdomain {
+                observation.found = Found::A(addresses.clone());
+            }
+        }
+        self.known = Some(observation);
+    }
 }
 
 /// What a definitive answer said about a record.
@@ -95,8 +127,10 @@ pub struct Observation {
     pub correct: bool,
     /// TTL of the record found, or the negative-caching TTL of an empty answer.
     pub ttl: Option<u32>,
-    /// The DKIM key, for records whose key was read.
+    /// The DKIM key, for TXT records.
     pub key: Option<Result<DkimKey, KeyError>>,
+    /// The answer was NXDOMAIN: nothing at all exists at the name.
+    pub nxdomain: bool,
 }
 
 /// The kind of record found, and its value as `dkim_record_info` shows it.
@@ -108,6 +142,8 @@ pub enum Found {
     Cname(String),
     /// A TXT value, as `sha256:` and the first 16 hex digits of its SHA-256.
     Txt(String),
+    /// A and AAAA addresses instead of a record of the expected type, sorted and comma-joined.
+    A(String),
 }
 
 impl Found {
@@ -117,6 +153,7 @@ impl Found {
             Found::None => "none",
             Found::Cname(_) => "cname",
             Found::Txt(_) => "txt",
+            Found::A(_) => "a",
         }
     }
 
@@ -124,51 +161,181 @@ impl Found {
     pub fn value(&self) -> &str {
         match self {
             Found::None => "",
-            Found::Cname(v) | Found::Txt(v) => v,
+            Found::Cname(v) | Found::Txt(v) | Found::A(v) => v,
         }
     }
 }
 
+/// What the follow-up of a record found in one round, after every configured resolver was asked.
+#[derive(Debug, Clone, Default)]
+pub struct FollowUp {
+    /// Each authoritative nameserver of the domain and its outcome (`None`: the lookup failed);
+    /// `None` when the nameservers could not be found this round.
+    pub auth: Option<Vec<(String, Option<Observation>)>>,
+    /// The extra lookups, when the record was missing and at least one of them answered.
+    pub extra: Option<Extra>,
+    /// The key at the end of the record, when it was looked up and the lookup answered.
+    pub key: Option<KeyLookup>,
+}
+
+/// Whether a resolver name is an authoritative nameserver's.
+pub fn is_auth(resolver: &str) -> bool {
+    resolver.starts_with("auth:")
+}
+
 impl RecordState {
-    /// Views of the resolvers whose latest lookup was definitive, with their resolver index.
-    pub fn answering(&self) -> impl Iterator<Item = (usize, &Observation)> {
-        self.views
-            .iter()
-            .enumerate()
-            .filter_map(|(i, v)| v.answering().map(|o| (i, o)))
+    fn new(domain: &str, record: &RecordConfig, resolvers: usize) -> Self {
+        RecordState {
+            domain: domain.to_string(),
+            selector: record.selector.clone(),
+            expected: record.expected.clone(),
+            views: vec![View::default(); resolvers],
+            auth: Vec::new(),
+            findings: Vec::new(),
+            extra: None,
+            key: None,
+        }
     }
 
-    /// Share of answering resolvers on which the record is correct; `None` when none answered.
+    /// Every view with its resolver name: configured resolvers first, then `auth:` ones.
+    pub fn all_views<'a>(
+        &'a self,
+        resolvers: &'a [ResolverState],
+    ) -> impl Iterator<Item = (&'a str, &'a View)> {
+        resolvers
+            .iter()
+            .map(|r| r.name.as_str())
+            .zip(&self.views)
+            .chain(self.auth.iter().map(|(name, view)| (name.as_str(), view)))
+    }
+
+    /// The observations of the answering resolvers, `auth:` included.
+    pub fn answering<'a>(
+        &'a self,
+        resolvers: &'a [ResolverState],
+    ) -> impl Iterator<Item = (&'a str, &'a Observation)> {
+        self.all_views(resolvers)
+            .filter_map(|(name, view)| view.answering().map(|o| (name, o)))
+    }
+
+    /// Share of answering configured resolvers on which the record is correct; `None` when none
+    /// answered. Authoritative nameservers do not count.
     pub fn propagation_ratio(&self) -> Option<f64> {
-        let (answering, correct) = self.answering().fold((0u32, 0u32), |(a, c), (_, o)| {
-            (a + 1, c + u32::from(o.correct))
-        });
+        let (answering, correct) = self
+            .views
+            .iter()
+            .filter_map(View::answering)
+            .fold((0u32, 0u32), |(a, c), o| (a + 1, c + u32::from(o.correct)));
         (answering > 0).then(|| f64::from(correct) / f64::from(answering))
     }
 
-    /// Whether every answering resolver returned the same thing; `None` when none answered.
-    pub fn resolvers_agree(&self) -> Option<bool> {
-        let mut found = self.answering().map(|(_, o)| &o.found);
+    /// Whether every answering resolver (`auth:` included) returned the same thing; `None`
+    /// when none answered.
+    pub fn resolvers_agree(&self, resolvers: &[ResolverState]) -> Option<bool> {
+        let mut found = self.answering(resolvers).map(|(_, o)| &o.found);
         let first = found.next()?;
         Some(found.all(|f| f == first))
     }
 
-    /// Correct on every answering resolver; `None` when none answered.
-    pub fn healthy(&self) -> Option<bool> {
+    /// Correct on every answering resolver and without problems; `None` when none answered.
+    pub fn healthy(&self, resolvers: &[ResolverState]) -> Option<bool> {
         let mut any = false;
-        for (_, o) in self.answering() {
+        for (_, o) in self.answering(resolvers) {
             any = true;
             if !o.correct {
                 return Some(false);
             }
         }
-        any.then_some(true)
+        any.then_some(self.findings.is_empty())
     }
 
-    /// The key the record leads to, from the first answering resolver that read one.
-    pub fn key(&self) -> Option<&DkimKey> {
-        self.answering()
-            .find_map(|(_, o)| o.key.as_ref().and_then(|k| k.as_ref().ok()))
+    /// The size of the key the record leads to, when a usable key was read.
+    pub fn key_bits(&self, resolvers: &[ResolverState]) -> Option<u32> {
+        let key = match self.expected {
+            Expected::Cname(_) => match &self.key {
+                Some(KeyLookup::Found(Ok(key))) => Some(key),
+                _ => None,
+            },
+            Expected::Txt => self
+                .answering(resolvers)
+                .find_map(|(_, o)| o.key.as_ref().and_then(|k| k.as_ref().ok())),
+        };
+        key.map(|k| k.bits)
+    }
+
+    /// Whether no answering resolver has a record of the expected type; `None` when none answered.
+    pub fn missing(&self, resolvers: &[ResolverState]) -> Option<bool> {
+        let mut answering = self.answering(resolvers).peekable();
+        answering.peek()?;
+        Some(!answering.any(|(_, o)| o.present))
+    }
+
+    /// Whether some answering resolver has the record correct.
+    pub fn correct_somewhere(&self, resolvers: &[ResolverState]) -> bool {
+        self.answering(resolvers).any(|(_, o)| o.correct)
+    }
+
+    /// Applies a round's follow-up, then diagnoses the record again.
+    fn follow_up(&mut self, resolvers: &[ResolverState], follow_up: FollowUp) {
+        if let Some(auth) = follow_up.auth {
+            let mut old: HashMap<String, View> =
+                std::mem::take(&mut self.auth).into_iter().collect();
+            self.auth = auth
+                .into_iter()
+                .map(|(name, outcome)| {
+                    let mut view = old.remove(&name).unwrap_or_default();
+                    view.record(outcome);
+                    (name, view)
+                })
+                .collect();
+            self.auth.sort_by(|a, b| a.0.cmp(&b.0));
+        }
+
+        match (follow_up.extra, self.missing(resolvers)) {
+            (Some(extra), _) => self.extra = Some(extra),
+            (None, Some(false)) => self.extra = None,
+            // Missing but the lookups failed, or nothing answered: keep what was learnt.
+            (None, _) => {}
+        }
+        let addresses = self
+            .extra
+            .as_ref()
+            .filter(|e| !e.addresses.is_empty())
+            .map(|e| {
+                let text: Vec<String> = e.addresses.iter().map(ToString::to_string).collect();
+                text.join(",")
+            });
+        let empty_answers = self
+            .views
+            .iter_mut()
+            .chain(self.auth.iter_mut().map(|(_, v)| v))
+            .filter_map(|v| v.known.as_mut())
+            .filter(|o| !o.present && !o.nxdomain && matches!(o.found, Found::None | Found::A(_)));
+        for observation in empty_answers {
+            observation.found = addresses.clone().map_or(Found::None, Found::A);
+        }
+
+        match follow_up.key {
+            Some(key) => self.key = Some(key),
+            None if !self.correct_somewhere(resolvers) => self.key = None,
+            None => {}
+        }
+        self.diagnose(resolvers);
+    }
+
+    /// Runs the diagnosis on what is known; with no answering resolver, the findings stay.
+    fn diagnose(&mut self, resolvers: &[ResolverState]) {
+        let evidence = Evidence {
+            selector: &self.selector,
+            expected: &self.expected,
+            answers: self.answering(resolvers).collect(),
+            extra: self.extra.as_ref(),
+            key: self.key.as_ref(),
+        };
+        if evidence.answers.is_empty() {
+            return;
+        }
+        self.findings = diagnose(&evidence);
     }
 }
 
@@ -209,23 +376,24 @@ impl State {
             );
             for record in &domain.records {
                 let key = (domain.domain.clone(), record.selector.clone());
-                let views = match old_records.remove(&key) {
+                let state = match old_records.remove(&key) {
                     // A record whose expectation changed is a new record: nothing known carries over.
-                    Some(old) if old.expected == record.expected => resolver_map
-                        .iter()
-                        .map(|i| {
-                            i.and_then(|i| old.views.get(i).cloned())
-                                .unwrap_or_default()
-                        })
-                        .collect(),
-                    _ => vec![View::default(); config.resolvers.len()],
+                    Some(mut old) if old.expected == record.expected => {
+                        old.views = resolver_map
+                            .iter()
+                            .map(|i| {
+                                i.and_then(|i| old.views.get(i).cloned())
+                                    .unwrap_or_default()
+                            })
+                            .collect();
+                        if !config.authoritative {
+                            old.auth.clear();
+                        }
+                        old
+                    }
+                    _ => RecordState::new(&domain.domain, record, config.resolvers.len()),
                 };
-                self.records.push(RecordState {
-                    domain: domain.domain.clone(),
-                    selector: record.selector.clone(),
-                    expected: record.expected.clone(),
-                    views,
-                });
+                self.records.push(state);
             }
         }
         self.resolvers = config
@@ -257,13 +425,23 @@ impl State {
         ) else {
             return;
         };
-        let Some(view) = self.records.get_mut(r).and_then(|r| r.views.get_mut(v)) else {
-            return;
-        };
-        view.latest_ok = Some(outcome.is_some());
-        if let Some(observation) = outcome {
-            view.known = Some(observation);
+        if let Some(view) = self.records.get_mut(r).and_then(|r| r.views.get_mut(v)) {
+            view.record(outcome);
         }
+    }
+
+    /// Applies the follow-up of a record (authoritative answers, extra lookups, key) and
+    /// diagnoses it again.
+    pub fn apply_follow_up(&mut self, record: &str, follow_up: FollowUp) {
+        if let Some(&r) = self.record_index.get(record) {
+            let resolvers = &self.resolvers;
+            self.records[r].follow_up(resolvers, follow_up);
+        }
+    }
+
+    /// The record with this name (`{selector}._domainkey.{domain}`).
+    pub fn record(&self, name: &str) -> Option<&RecordState> {
+        self.record_index.get(name).map(|&i| &self.records[i])
     }
 
     /// Notes that every record of `domain` has been checked in a round ending at `at`.
@@ -290,6 +468,7 @@ mod tests {
     fn observation(found: Found, correct: bool) -> Observation {
         Observation {
             present: found != Found::None,
+            nxdomain: found == Found::None,
             found,
             correct,
             ttl: Some(300),
@@ -320,7 +499,10 @@ mod tests {
         state.apply(S1, "b", Some(good.clone()));
         state.apply(S1, "c", Some(observation(Found::None, false)));
         assert_eq!(state.records[0].propagation_ratio(), Some(2.0 / 3.0));
-        assert_eq!(state.records[0].resolvers_agree(), Some(false));
+        assert_eq!(
+            state.records[0].resolvers_agree(&state.resolvers),
+            Some(false)
+        );
 
         // Resolver c fails: it stops answering, but what it said is kept.
         state.apply(S1, "c", None);
@@ -328,7 +510,10 @@ mod tests {
         assert_eq!(view.latest_ok, Some(false));
         assert_eq!(view.known, Some(observation(Found::None, false)));
         assert_eq!(state.records[0].propagation_ratio(), Some(1.0));
-        assert_eq!(state.records[0].resolvers_agree(), Some(true));
+        assert_eq!(
+            state.records[0].resolvers_agree(&state.resolvers),
+            Some(true)
+        );
     }
 
     #[test]

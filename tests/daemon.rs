@@ -44,7 +44,7 @@ const SCENARIO_DOMAINS: &str = "domains:
 
 fn config(resolvers: &[String], domains: &str) -> String {
     format!(
-        "interval: 1s\ntimeout: 1s\nresolvers:\n{}{domains}",
+        "interval: 1s\ntimeout: 1s\nauthoritative: false\nresolvers:\n{}{domains}",
         resolvers.concat()
     )
 }
@@ -224,7 +224,10 @@ async fn propagation_when_one_of_three_resolvers_lacks_the_record() {
 
 #[tokio::test]
 async fn failures_never_read_as_missing() {
-    let zone = Zone::new().cname("good._domainkey.example.com.", "good.dkim.amazonses.com.");
+    let key = support::rsa_public_key_base64(1024);
+    let zone = Zone::new()
+        .cname("good._domainkey.example.com.", "good.dkim.amazonses.com.")
+        .txt("good.dkim.amazonses.com.", &["p=", &key]);
     let flaky = TestDns::start(Behaviour::Answer(zone)).await;
     let silent = TestDns::start(Behaviour::Silent).await;
     let servfail = TestDns::start(Behaviour::Rcode(ResponseCode::ServFail)).await;
@@ -328,6 +331,7 @@ async fn endpoints_before_the_first_round_completes() {
     );
     let options = dkim_exporter::Options {
         telemetry_path: "/custom-metrics".into(),
+        ..Default::default()
     };
     let daemon = Daemon::start_with(&yaml, options).await;
     assert_eq!(daemon.get("/-/healthy").await.0, 200);
@@ -359,12 +363,18 @@ async fn endpoints_before_the_first_round_completes() {
 
 #[tokio::test]
 async fn a_resolver_never_sees_more_than_its_rate_limit() {
-    let zone = Zone::new();
-    let dns = TestDns::start(Behaviour::Answer(zone)).await;
     let selectors: Vec<String> = (0..30).map(|i| format!("s{i}")).collect();
+    // Present but pointing elsewhere: no follow-up lookups, one query per check.
+    let zone = selectors.iter().fold(Zone::new(), |zone, s| {
+        zone.cname(
+            &format!("{s}._domainkey.example.com."),
+            "elsewhere.example.net.",
+        )
+    });
+    let dns = TestDns::start(Behaviour::Answer(zone)).await;
     // 30 records in a 1s interval would be 30 queries a second; the limit is 10.
     let yaml = format!(
-        "interval: 1s\ntimeout: 1s\nresolvers:\n  - name: polite\n    address: {}\n    max_queries_per_second: 10\ndomains:\n  - domain: example.com\n    provider: ses\n    selectors: [{}]\n",
+        "interval: 1s\ntimeout: 1s\nauthoritative: false\nresolvers:\n  - name: polite\n    address: {}\n    max_queries_per_second: 10\ndomains:\n  - domain: example.com\n    provider: ses\n    selectors: [{}]\n",
         dns.addr,
         selectors.join(", ")
     );
@@ -395,7 +405,7 @@ async fn a_dead_resolver_does_not_delay_the_others() {
     let dead = TestDns::start(Behaviour::Silent).await;
     // Every query to the dead resolver takes the full 4s timeout; rounds start every second.
     let yaml = format!(
-        "interval: 1s\ntimeout: 4s\nresolvers:\n{}{}domains:\n  - domain: example.com\n    provider: ses\n    selectors: [good]\n",
+        "interval: 1s\ntimeout: 4s\nauthoritative: false\nresolvers:\n{}{}domains:\n  - domain: example.com\n    provider: ses\n    selectors: [good]\n",
         resolver("dead", dead.addr),
         resolver("fast", fast.addr)
     );

@@ -1,0 +1,631 @@
+//! Diagnosis: from what the resolvers answered to the named problems of the contract.
+//!
+//! [`diagnose`] is pure. It sees the latest definitive observation of every answering resolver
+//! (configured and `auth:`), the extra lookups made because the record was missing, and the key
+//! found at the end of the record, and returns the problems that hold, each with a detail that
+//! names what was seen. Problems that explain the same symptom exclude each other: a CNAME is a
+//! wrong region, or a typo, or a wrong target, never two of these; a record correct on one
+//! resolver and absent on another is not propagated, never missing.
+
+use std::fmt;
+use std::net::IpAddr;
+
+use crate::config::Expected;
+use crate::dkim::{DkimKey, KeyError, KeyType};
+use crate::state::{Found, Observation};
+
+/// RSA keys below this size are weak (RFC 8301 requires at least 1024 bits).
+pub const MIN_RSA_BITS: u32 = 1024;
+
+/// Target names within this edit distance of the expected one are typos.
+const TYPO_DISTANCE: usize = 2;
+
+/// A named DKIM failure: the `problem` label of `dkim_record_problem`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Problem {
+    /// No answering resolver has a record of the expected type.
+    Missing,
+    /// Correct on some answering resolver but absent or different on another.
+    NotPropagated,
+    /// A CNAME to somewhere else.
+    WrongTarget,
+    /// A CNAME within edit distance 2 of the expected target.
+    TargetTypo,
+    /// The expected SES token under another SES DKIM domain.
+    WrongRegion,
+    /// A/AAAA records where the CNAME should be.
+    ARecord,
+    /// A TXT key where a CNAME is expected.
+    TxtInsteadOfCname,
+    /// The record exists with the domain appended twice.
+    DoubledDomain,
+    /// The record exists under `domainkey` without the underscore.
+    MissingUnderscore,
+    /// The record is correct but leads to no DKIM key.
+    KeyMissing,
+    /// The key record does not parse, is revoked, or holds an unreadable key.
+    KeyInvalid,
+    /// An RSA key under 1024 bits.
+    KeyWeak,
+}
+
+impl Problem {
+    /// Every problem, in the contract's order.
+    pub const ALL: [Problem; 12] = [
+        Problem::Missing,
+        Problem::NotPropagated,
+        Problem::WrongTarget,
+        Problem::TargetTypo,
+        Problem::WrongRegion,
+        Problem::ARecord,
+        Problem::TxtInsteadOfCname,
+        Problem::DoubledDomain,
+        Problem::MissingUnderscore,
+        Problem::KeyMissing,
+        Problem::KeyInvalid,
+        Problem::KeyWeak,
+    ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Problem::Missing => "missing",
+            Problem::NotPropagated => "not_propagated",
+            Problem::WrongTarget => "wrong_target",
+            Problem::TargetTypo => "target_typo",
+            Problem::WrongRegion => "wrong_region",
+            Problem::ARecord => "a_record",
+            Problem::TxtInsteadOfCname => "txt_instead_of_cname",
+            Problem::DoubledDomain => "doubled_domain",
+            Problem::MissingUnderscore => "missing_underscore",
+            Problem::KeyMissing => "key_missing",
+            Problem::KeyInvalid => "key_invalid",
+            Problem::KeyWeak => "key_weak",
+        }
+    }
+
+    /// What to do about it, in plain words.
+    pub fn fix(self) -> &'static str {
+        match self {
+            Problem::Missing => "Add the record exactly as the provider shows it.",
+            Problem::NotPropagated => {
+                "Wait for TTLs to expire; if it lasts, a nameserver is not serving the current zone."
+            }
+            Problem::WrongTarget => "Point the CNAME at the expected target.",
+            Problem::TargetTypo => "Fix the spelling of the CNAME target.",
+            Problem::WrongRegion => "Use the target for the identity's SES region.",
+            Problem::ARecord => {
+                "DKIM needs a CNAME to the hostname, never an A record to its addresses: delete the A/AAAA records and add the CNAME."
+            }
+            Problem::TxtInsteadOfCname => {
+                "Publish the CNAME instead of the TXT key, so the provider can rotate keys."
+            }
+            Problem::DoubledDomain => {
+                "The DNS provider appended the domain: re-enter the name with a trailing dot, or without the domain."
+            }
+            Problem::MissingUnderscore => {
+                "The underscore in _domainkey is required (RFC 6376); if the DNS provider refuses it, move DNS or delegate a subdomain."
+            }
+            Problem::KeyMissing => {
+                "The target publishes no DKIM key: check the selector and the provider's setup."
+            }
+            Problem::KeyInvalid => "Republish the key as the provider gives it.",
+            Problem::KeyWeak => "Rotate to a 2048-bit key.",
+        }
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One problem found, with what was seen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    /// The problem.
+    pub problem: Problem,
+    /// What was seen, naming resolvers, targets and names.
+    pub detail: String,
+}
+
+/// What the extra lookups found at and near the name of a missing record.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Extra {
+    /// A and AAAA addresses at the name, sorted.
+    pub addresses: Vec<IpAddr>,
+    /// A TXT value at the name that looks like a DKIM key.
+    pub txt_key: bool,
+    /// The doubled name, when a record of the expected type exists there.
+    pub doubled: Option<String>,
+    /// The name without the underscore, when a record of the expected type exists there.
+    pub without_underscore: Option<String>,
+}
+
+/// What was found at the end of a CNAME record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyLookup {
+    /// A TXT value that was read as a key record.
+    Found(Result<DkimKey, KeyError>),
+    /// No TXT key record at the target.
+    NotFound,
+}
+
+/// Everything the diagnosis of one record looks at.
+#[derive(Debug, Clone)]
+pub struct Evidence<'a> {
+    /// The record's selector.
+    pub selector: &'a str,
+    /// What the record should hold.
+    pub expected: &'a Expected,
+    /// The latest observation of each answering resolver, by resolver name.
+    pub answers: Vec<(&'a str, &'a Observation)>,
+    /// The extra lookups, when the record was missing and they ran.
+    pub extra: Option<&'a Extra>,
+    /// The key at the end of a CNAME record, when it was followed.
+    pub key: Option<&'a KeyLookup>,
+}
+
+/// The problems that hold for one record; empty when it is healthy or nothing is known.
+pub fn diagnose(evidence: &Evidence<'_>) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    let answers = &evidence.answers;
+    if answers.is_empty() {
+        return findings;
+    }
+    let mut add = |problem, detail: String| findings.push(Finding { problem, detail });
+
+    let correct: Vec<&str> = answers
+        .iter()
+        .filter(|(_, o)| o.correct)
+        .map(|(r, _)| *r)
+        .collect();
+    let any_present = answers.iter().any(|(_, o)| o.present);
+
+    if !any_present {
+        let resolvers: Vec<&str> = answers.iter().map(|(r, _)| *r).collect();
+        add(
+            Problem::Missing,
+            format!("no record on {}", resolvers.join(", ")),
+        );
+        if let Some(extra) = evidence.extra {
+            missing_causes(evidence.expected, extra, &mut add);
+        }
+    } else if !correct.is_empty() {
+        let lagging: Vec<String> = answers
+            .iter()
+            .filter(|(_, o)| !o.correct)
+            .map(|(r, o)| match &o.found {
+                Found::None => format!("{r} has no record"),
+                found => format!("{r} returns {} {}", found.record_type(), found.value()),
+            })
+            .collect();
+        if !lagging.is_empty() {
+            add(
+                Problem::NotPropagated,
+                format!("correct on {}; {}", correct.join(", "), lagging.join("; ")),
+            );
+        }
+    } else {
+        // Present somewhere, correct nowhere.
+        match evidence.expected {
+            Expected::Cname(expected) => {
+                let mut seen: Vec<&str> = Vec::new();
+                for (resolver, o) in answers {
+                    if let Found::Cname(target) = &o.found {
+                        if seen.contains(&target.as_str()) {
+                            continue;
+                        }
+                        seen.push(target);
+                        let (problem, why) = classify_target(evidence.selector, expected, target);
+                        add(
+                            problem,
+                            format!("{resolver}: points at {target}{why}, expected {expected}"),
+                        );
+                    }
+                }
+            }
+            Expected::Txt => {}
+        }
+    }
+
+    // Keys: only for a record that is correct somewhere.
+    if !correct.is_empty() || matches!(evidence.expected, Expected::Txt) {
+        let key = match evidence.expected {
+            Expected::Cname(target) => evidence.key.map(|k| (k.clone(), target.clone())),
+            Expected::Txt => answers
+                .iter()
+                .find_map(|(_, o)| o.key.clone())
+                .map(|k| (KeyLookup::Found(k), "the record".to_string())),
+        };
+        match key {
+            Some((KeyLookup::NotFound, at)) => {
+                add(Problem::KeyMissing, format!("no DKIM key record at {at}"));
+            }
+            Some((KeyLookup::Found(Err(e)), at)) => {
+                add(Problem::KeyInvalid, format!("{at}: {e}"));
+            }
+            Some((KeyLookup::Found(Ok(key)), _))
+                if key.key_type == KeyType::Rsa && key.bits < MIN_RSA_BITS =>
+            {
+                add(
+                    Problem::KeyWeak,
+                    format!(
+                        "{}-bit RSA key; at least {MIN_RSA_BITS} bits are needed",
+                        key.bits
+                    ),
+                );
+            }
+            _ => {}
+        }
+    }
+    findings
+}
+
+/// Why a record is missing, from the extra lookups.
+fn missing_causes(expected: &Expected, extra: &Extra, add: &mut impl FnMut(Problem, String)) {
+    if matches!(expected, Expected::Cname(_)) {
+        if !extra.addresses.is_empty() {
+            let addresses: Vec<String> = extra.addresses.iter().map(IpAddr::to_string).collect();
+            add(
+                Problem::ARecord,
+                format!("the name has address records {}", addresses.join(", ")),
+            );
+        }
+        if extra.txt_key {
+            add(
+                Problem::TxtInsteadOfCname,
+                "the name holds a DKIM key as TXT".to_string(),
+            );
+        }
+    }
+    if let Some(name) = &extra.doubled {
+        add(
+            Problem::DoubledDomain,
+            format!("the record exists at {name}"),
+        );
+    }
+    if let Some(name) = &extra.without_underscore {
+        add(
+            Problem::MissingUnderscore,
+            format!("the record exists at {name}"),
+        );
+    }
+}
+
+/// Names the way a wrong CNAME target is wrong.
+fn classify_target(selector: &str, expected: &str, found: &str) -> (Problem, &'static str) {
+    if let (Some(want), Some(got)) = (ses_region(selector, expected), ses_region(selector, found)) {
+        if want != got {
+            let why = if got.is_some() {
+                " (a regional SES DKIM domain)"
+            } else {
+                " (the global SES DKIM domain)"
+            };
+            return (Problem::WrongRegion, why);
+        }
+    }
+    if edit_distance(expected, found) <= TYPO_DISTANCE {
+        return (Problem::TargetTypo, " (a misspelling)");
+    }
+    (Problem::WrongTarget, "")
+}
+
+/// For an SES DKIM target `{selector}.dkim[.{region}].amazonses.com`: `Some(None)` for the
+/// global DKIM domain, `Some(Some(region))` for a regional one, `None` when not SES-shaped.
+fn ses_region<'a>(selector: &str, target: &'a str) -> Option<Option<&'a str>> {
+    let rest = target
+        .strip_prefix(selector)?
+        .strip_prefix(".dkim.")?
+        .strip_suffix("amazonses.com")?;
+    match rest {
+        "" => Some(None),
+        region => {
+            let region = region.strip_suffix('.')?;
+            (!region.is_empty() && !region.contains('.')).then_some(Some(region))
+        }
+    }
+}
+
+/// Levenshtein distance between two strings, by characters.
+pub fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    let mut current = vec![0; b.len() + 1];
+    for (i, ca) in a.chars().enumerate() {
+        current[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = previous[j] + usize::from(ca != *cb);
+            current[j + 1] = substitution.min(previous[j + 1] + 1).min(current[j] + 1);
+        }
+        std::mem::swap(&mut previous, &mut current);
+    }
+    previous[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SEL: &str = "abc";
+
+    fn ses() -> Expected {
+        Expected::Cname("abc.dkim.amazonses.com".into())
+    }
+
+    fn cname(target: &str, expected: &Expected) -> Observation {
+        let correct = matches!(expected, Expected::Cname(t) if t == target);
+        Observation {
+            found: Found::Cname(target.into()),
+            present: true,
+            correct,
+            ttl: Some(300),
+            key: None,
+            nxdomain: false,
+        }
+    }
+
+    fn absent() -> Observation {
+        Observation {
+            found: Found::None,
+            present: false,
+            correct: false,
+            ttl: Some(60),
+            key: None,
+            nxdomain: true,
+        }
+    }
+
+    fn txt(key: Result<DkimKey, KeyError>) -> Observation {
+        Observation {
+            found: Found::Txt("sha256:0123456789abcdef".into()),
+            present: true,
+            correct: key.is_ok(),
+            ttl: Some(300),
+            key: Some(key),
+            nxdomain: false,
+        }
+    }
+
+    fn rsa(bits: u32) -> DkimKey {
+        DkimKey {
+            key_type: KeyType::Rsa,
+            bits,
+        }
+    }
+
+    fn problems(evidence: &Evidence<'_>) -> Vec<Problem> {
+        diagnose(evidence).into_iter().map(|f| f.problem).collect()
+    }
+
+    fn evidence<'a>(
+        expected: &'a Expected,
+        answers: Vec<(&'a str, &'a Observation)>,
+    ) -> Evidence<'a> {
+        Evidence {
+            selector: SEL,
+            expected,
+            answers,
+            extra: None,
+            key: None,
+        }
+    }
+
+    const GOOD_KEY: KeyLookup = KeyLookup::Found(Ok(DkimKey {
+        key_type: KeyType::Rsa,
+        bits: 2048,
+    }));
+
+    #[test]
+    fn healthy_record_has_no_problem() {
+        let expected = ses();
+        let good = cname("abc.dkim.amazonses.com", &expected);
+        let mut e = evidence(
+            &expected,
+            vec![("google", &good), ("auth:ns1.example.com", &good)],
+        );
+        e.key = Some(&GOOD_KEY);
+        assert_eq!(problems(&e), []);
+    }
+
+    #[test]
+    fn nothing_known_is_no_verdict() {
+        let expected = ses();
+        assert_eq!(problems(&evidence(&expected, vec![])), []);
+    }
+
+    #[test]
+    fn missing_everywhere() {
+        let expected = ses();
+        let none = absent();
+        let findings = diagnose(&evidence(
+            &expected,
+            vec![("google", &none), ("quad9", &none)],
+        ));
+        assert_eq!(findings.len(), 1);
+        assert_eq!(findings[0].problem, Problem::Missing);
+        assert_eq!(findings[0].detail, "no record on google, quad9");
+    }
+
+    #[test]
+    fn correct_on_authoritative_missing_on_one_resolver_is_not_propagated() {
+        let expected = ses();
+        let good = cname("abc.dkim.amazonses.com", &expected);
+        let none = absent();
+        let mut e = evidence(
+            &expected,
+            vec![
+                ("google", &good),
+                ("quad9", &none),
+                ("auth:ns1.example.com", &good),
+            ],
+        );
+        e.key = Some(&GOOD_KEY);
+        let findings = diagnose(&e);
+        assert_eq!(findings.len(), 1, "{findings:?}");
+        assert_eq!(findings[0].problem, Problem::NotPropagated);
+        assert_eq!(
+            findings[0].detail,
+            "correct on google, auth:ns1.example.com; quad9 has no record"
+        );
+    }
+
+    #[test]
+    fn old_zone_on_one_nameserver_is_not_propagated_not_wrong_target() {
+        let expected = ses();
+        let good = cname("abc.dkim.amazonses.com", &expected);
+        let old = cname("old.example.net", &expected);
+        let mut e = evidence(&expected, vec![("auth:ns1", &good), ("auth:ns2", &old)]);
+        e.key = Some(&GOOD_KEY);
+        assert_eq!(problems(&e), [Problem::NotPropagated]);
+    }
+
+    #[test]
+    fn typo_is_not_also_wrong_target() {
+        let expected = ses();
+        let typo = cname("abc.dkim.amazonses.co", &expected);
+        let findings = diagnose(&evidence(&expected, vec![("google", &typo)]));
+        assert_eq!(findings.len(), 1);
+        assert_eq!(findings[0].problem, Problem::TargetTypo);
+        assert!(findings[0].detail.contains("abc.dkim.amazonses.co"));
+        // A typo in the token is a typo too.
+        let token = cname("abd.dkim.amazonses.com", &expected);
+        assert_eq!(
+            problems(&evidence(&expected, vec![("g", &token)])),
+            [Problem::TargetTypo]
+        );
+    }
+
+    #[test]
+    fn wrong_target() {
+        let expected = ses();
+        let other = cname("s1.domainkey.u1234.wl.sendgrid.net", &expected);
+        assert_eq!(
+            problems(&evidence(&expected, vec![("google", &other)])),
+            [Problem::WrongTarget]
+        );
+    }
+
+    #[test]
+    fn wrong_region_both_ways() {
+        let regional = Expected::Cname("abc.dkim.eu-south-1.amazonses.com".into());
+        let global = cname("abc.dkim.amazonses.com", &regional);
+        assert_eq!(
+            problems(&evidence(&regional, vec![("google", &global)])),
+            [Problem::WrongRegion]
+        );
+        let expected = ses();
+        let eu = cname("abc.dkim.eu-south-1.amazonses.com", &expected);
+        assert_eq!(
+            problems(&evidence(&expected, vec![("google", &eu)])),
+            [Problem::WrongRegion]
+        );
+        // Another region, one character off: still the region, not a typo.
+        let eu2 = cname("abc.dkim.eu-south-2.amazonses.com", &regional);
+        assert_eq!(
+            problems(&evidence(&regional, vec![("google", &eu2)])),
+            [Problem::WrongRegion]
+        );
+        // Another token under the right domain is not a region problem.
+        let other = cname("xyz.dkim.amazonses.com", &expected);
+        assert_eq!(
+            problems(&evidence(&expected, vec![("google", &other)])),
+            [Problem::WrongTarget]
+        );
+    }
+
+    #[test]
+    fn causes_of_a_missing_record() {
+        let expected = ses();
+        let none = absent();
+        let extra = Extra {
+            addresses: vec!["52.94.236.248".parse().unwrap()],
+            txt_key: true,
+            doubled: Some("abc._domainkey.example.com.example.com".into()),
+            without_underscore: Some("abc.domainkey.example.com".into()),
+        };
+        let mut e = evidence(&expected, vec![("google", &none)]);
+        e.extra = Some(&extra);
+        let findings = diagnose(&e);
+        let got: Vec<Problem> = findings.iter().map(|f| f.problem).collect();
+        assert_eq!(
+            got,
+            [
+                Problem::Missing,
+                Problem::ARecord,
+                Problem::TxtInsteadOfCname,
+                Problem::DoubledDomain,
+                Problem::MissingUnderscore
+            ]
+        );
+        assert_eq!(
+            findings[3].detail,
+            "the record exists at abc._domainkey.example.com.example.com"
+        );
+        assert_eq!(
+            findings[1].detail,
+            "the name has address records 52.94.236.248"
+        );
+    }
+
+    #[test]
+    fn keys_at_the_end_of_a_correct_cname() {
+        let expected = ses();
+        let good = cname("abc.dkim.amazonses.com", &expected);
+        let answers = vec![("google", &good)];
+        let cases = [
+            (KeyLookup::NotFound, vec![Problem::KeyMissing]),
+            (
+                KeyLookup::Found(Err(KeyError::Revoked)),
+                vec![Problem::KeyInvalid],
+            ),
+            (KeyLookup::Found(Ok(rsa(512))), vec![Problem::KeyWeak]),
+            (KeyLookup::Found(Ok(rsa(1024))), vec![]),
+            (
+                KeyLookup::Found(Ok(DkimKey {
+                    key_type: KeyType::Ed25519,
+                    bits: 256,
+                })),
+                vec![],
+            ),
+        ];
+        for (key, want) in cases {
+            let mut e = evidence(&expected, answers.clone());
+            e.key = Some(&key);
+            assert_eq!(problems(&e), want, "{key:?}");
+        }
+        // A wrong CNAME is not followed to a key.
+        let typo = cname("abc.dkim.amazonses.co", &expected);
+        let mut e = evidence(&expected, vec![("google", &typo)]);
+        let not_found = KeyLookup::NotFound;
+        e.key = Some(&not_found);
+        assert_eq!(problems(&e), [Problem::TargetTypo]);
+    }
+
+    #[test]
+    fn txt_records_carry_their_own_key() {
+        let expected = Expected::Txt;
+        let revoked = txt(Err(KeyError::Revoked));
+        assert_eq!(
+            problems(&evidence(&expected, vec![("google", &revoked)])),
+            [Problem::KeyInvalid]
+        );
+        let weak = txt(Ok(rsa(768)));
+        assert_eq!(
+            problems(&evidence(&expected, vec![("google", &weak)])),
+            [Problem::KeyWeak]
+        );
+        let good = txt(Ok(rsa(2048)));
+        assert_eq!(problems(&evidence(&expected, vec![("google", &good)])), []);
+    }
+
+    #[test]
+    fn edit_distances() {
+        assert_eq!(edit_distance("amazonses.com", "amazonses.co"), 1);
+        assert_eq!(edit_distance("amazonses.com", "amazones.com"), 1);
+        assert_eq!(edit_distance("abc", "bca"), 2);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+    }
+}
