@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use hickory_proto::op::{Message, MessageType, OpCode, ResponseCode};
-use hickory_proto::rr::rdata::{A, CNAME, SOA, TXT};
+use hickory_proto::rr::rdata::{A, AAAA, CNAME, NS, SOA, TXT};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, UdpSocket};
@@ -24,6 +24,8 @@ pub enum Behaviour {
     Rcode(ResponseCode),
     /// Replies over UDP with the TC bit and no records; answers from the zone over TCP.
     TruncateUdp(Zone),
+    /// Answers from the zone without the AA flag: a lame delegation.
+    NotAuthoritative(Zone),
 }
 
 /// Records served, with a SOA for negative answers.
@@ -52,12 +54,28 @@ impl Zone {
         self
     }
 
-    /// Adds a TXT record made of `strings`.
+    /// Adds a TXT record made of `strings`, each cut into DNS character-strings of at most 255
+    /// bytes as DNS providers do.
     pub fn txt(mut self, owner: &str, strings: &[&str]) -> Self {
+        let strings = strings
+            .iter()
+            .flat_map(|s| {
+                let chunks: Vec<String> = s
+                    .as_bytes()
+                    .chunks(255)
+                    .map(|c| String::from_utf8_lossy(c).into_owned())
+                    .collect();
+                if chunks.is_empty() {
+                    vec![String::new()]
+                } else {
+                    chunks
+                }
+            })
+            .collect();
         self.records.push(Record::from_rdata(
             name(owner),
             300,
-            RData::TXT(TXT::new(strings.iter().map(|s| s.to_string()).collect())),
+            RData::TXT(TXT::new(strings)),
         ));
         self
     }
@@ -69,6 +87,32 @@ impl Zone {
             300,
             RData::A(A(std::net::Ipv4Addr::from(address))),
         ));
+        self
+    }
+
+    /// Adds an AAAA record.
+    pub fn aaaa(mut self, owner: &str, address: &str) -> Self {
+        let ip: std::net::Ipv6Addr = address.parse().expect("test addresses are valid");
+        self.records
+            .push(Record::from_rdata(name(owner), 300, RData::AAAA(AAAA(ip))));
+        self
+    }
+
+    /// Adds an NS record.
+    pub fn ns(mut self, owner: &str, host: &str) -> Self {
+        self.records.push(Record::from_rdata(
+            name(owner),
+            300,
+            RData::NS(NS(name(host))),
+        ));
+        self
+    }
+
+    /// The zone without the records at `owner`.
+    pub fn without(mut self, owner: &str) -> Self {
+        let owner = name(owner);
+        self.records
+            .retain(|r| !r.name.to_ascii().eq_ignore_ascii_case(&owner.to_ascii()));
         self
     }
 
@@ -157,6 +201,41 @@ impl TestDns {
                 break (udp, tcp);
             }
         };
+        TestDns::serve(udp, tcp, behaviour)
+    }
+
+    /// Starts one server per behaviour, on 127.0.0.2, 127.0.0.3, … all with the same port, the
+    /// way a domain's nameservers all listen on port 53.
+    pub async fn start_nameservers(behaviours: Vec<Behaviour>) -> (u16, Vec<TestDns>) {
+        'retry: loop {
+            let first = UdpSocket::bind("127.0.0.2:0").await.expect("bind udp");
+            let port = first.local_addr().expect("udp address").port();
+            let mut sockets = vec![(first, None)];
+            for i in 0..behaviours.len() {
+                let ip = format!("127.0.0.{}", i + 2);
+                if i > 0 {
+                    match UdpSocket::bind((ip.as_str(), port)).await {
+                        Ok(udp) => sockets.push((udp, None)),
+                        Err(_) => continue 'retry,
+                    }
+                }
+                match TcpListener::bind((ip.as_str(), port)).await {
+                    Ok(tcp) => sockets[i].1 = Some(tcp),
+                    Err(_) => continue 'retry,
+                }
+            }
+            let servers = sockets
+                .into_iter()
+                .zip(behaviours)
+                .map(|((udp, tcp), behaviour)| {
+                    TestDns::serve(udp, tcp.expect("bound above"), behaviour)
+                })
+                .collect();
+            return (port, servers);
+        }
+    }
+
+    fn serve(udp: UdpSocket, tcp: TcpListener, behaviour: Behaviour) -> TestDns {
         let addr = udp.local_addr().expect("udp address");
         let behaviour = Arc::new(Mutex::new(behaviour));
         let udp_queries = Arc::new(AtomicUsize::new(0));
@@ -246,6 +325,11 @@ fn respond(behaviour: &Behaviour, query: &[u8], over_tcp: bool) -> Option<Vec<u8
     let reply = match behaviour {
         Behaviour::Silent => return None,
         Behaviour::Answer(zone) => zone.answer(&query),
+        Behaviour::NotAuthoritative(zone) => {
+            let mut reply = zone.answer(&query);
+            reply.metadata.authoritative = false;
+            reply
+        }
         Behaviour::TruncateUdp(zone) if over_tcp => zone.answer(&query),
         Behaviour::TruncateUdp(_) => {
             let mut reply = Message::new(query.metadata.id, MessageType::Response, OpCode::Query);

@@ -230,7 +230,8 @@ pub fn tcp_resolver(name: &str, addr: SocketAddr) -> String {
 pub fn rsa_public_key_base64(bits: usize) -> String {
     use base64::Engine as _;
     use rsa::pkcs8::EncodePublicKey as _;
-    let key = rsa::PrivateKey::new(&mut getrandom::SysRng, bits).unwrap();
+    // Keys under 1024 bits are weak on purpose in some tests; the unchecked constructor makes them.
+    let key = rsa::PrivateKey::new_unchecked(&mut getrandom::SysRng, bits).unwrap();
     let der = key.to_public_key().to_public_key_der().unwrap();
     base64::engine::general_purpose::STANDARD.encode(der.as_bytes())
 }
