@@ -56,14 +56,14 @@ pub async fn follow_up(
             let checks = servers.iter().map(|server| async move {
                 let outcome = check_record(server, record.name, record.expected)
                     .await
-                    .ok();
+                    .map_err(|f| f.reason);
                 (server.name.clone(), outcome)
             });
             Some(futures_util::future::join_all(checks).await)
         }
         None => None,
     };
-    let auth_answers = auth.iter().flatten().filter_map(|(_, o)| o.as_ref());
+    let auth_answers = auth.iter().flatten().filter_map(|(_, o)| o.as_ref().ok());
     let answers: Vec<&Observation> = answered
         .iter()
         .map(|(_, o)| o)

@@ -231,16 +231,11 @@ async fn run_round(
                     Done::Check(slot, outcome) => {
                         let record = &work.records[slot.record];
                         let resolver = &work.clients[slot.resolver].name;
-                        let observation = match outcome {
-                            Ok(observation) => {
-                                tracing::debug!(record = %record.key, resolver = %resolver, found = ?observation.found, correct = observation.correct, "checked");
-                                Some(observation)
-                            }
-                            Err(failure) => {
-                                tracing::debug!(record = %record.key, resolver = %resolver, reason = failure.reason.as_str(), "lookup failed");
-                                None
-                            }
-                        };
+                        match &outcome {
+                            Ok(observation) => tracing::debug!(record = %record.key, resolver = %resolver, found = ?observation.found, correct = observation.correct, "checked"),
+                            Err(failure) => tracing::debug!(record = %record.key, resolver = %resolver, reason = failure.reason.as_str(), "lookup failed"),
+                        }
+                        let observation = outcome.map_err(|f| f.reason);
                         let answered = {
                             let mut state = state.write().unwrap_or_else(|e| e.into_inner());
                             state.apply(&record.key, resolver, observation);

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use crate::config::{Config, Expected, RecordConfig};
 use crate::diagnosis::{Evidence, Extra, Finding, KeyLookup, diagnose};
 use crate::dkim::{DkimKey, KeyError};
+use crate::dns::FailureReason;
 
 /// Everything known, in config order.
 #[derive(Debug, Default)]
@@ -80,6 +81,8 @@ pub struct View {
     pub latest_ok: Option<bool>,
     /// The latest definitive answer. A failed lookup leaves it as it was.
     pub known: Option<Observation>,
+    /// Why the latest lookup failed, when it did.
+    pub failure: Option<FailureReason>,
 }
 
 impl View {
@@ -92,10 +95,11 @@ impl View {
         }
     }
 
-    /// Records the outcome of one lookup; a failure (`None`) keeps what is known.
-    fn record(&mut self, outcome: Option<Observation>) {
-        self.latest_ok = Some(outcome.is_some());
-        let Some(mut observation) = outcome else {
+    /// Records the outcome of one lookup; a failure keeps what is known.
+    fn record(&mut self, outcome: Result<Observation, FailureReason>) {
+        self.latest_ok = Some(outcome.is_ok());
+        self.failure = outcome.as_ref().err().copied();
+        let Ok(mut observation) = outcome else {
             return;
         };
         // Address records at the name are learnt by the follow-up; until it runs again, an
@@ -169,9 +173,9 @@ impl Found {
 /// What the follow-up of a record found in one round, after every configured resolver was asked.
 #[derive(Debug, Clone, Default)]
 pub struct FollowUp {
-    /// Each authoritative nameserver of the domain and its outcome (`None`: the lookup failed);
-    /// `None` when the nameservers could not be found this round.
-    pub auth: Option<Vec<(String, Option<Observation>)>>,
+    /// Each authoritative nameserver of the domain and its outcome; `None` when the nameservers
+    /// could not be found this round.
+    pub auth: Option<Vec<(String, Result<Observation, FailureReason>)>>,
     /// The extra lookups, when the record was missing and at least one of them answered.
     pub extra: Option<Extra>,
     /// The key at the end of the record, when it was looked up and the lookup answered.
@@ -413,12 +417,17 @@ impl State {
         self.domain_index = index_by(&self.domains, |d| &d.name);
     }
 
-    /// Records the outcome of one lookup: a definitive observation, or a failure (`None`), which
-    /// leaves what is known as it was.
+    /// Records the outcome of one lookup: a definitive observation, or a failure, which leaves
+    /// what is known as it was.
     ///
     /// Results are matched by name, so a result that arrives after a reload lands on the same
     /// record if it is still configured, and is dropped if it is not.
-    pub fn apply(&mut self, record: &str, resolver: &str, outcome: Option<Observation>) {
+    pub fn apply(
+        &mut self,
+        record: &str,
+        resolver: &str,
+        outcome: Result<Observation, FailureReason>,
+    ) {
         let (Some(&r), Some(&v)) = (
             self.record_index.get(record),
             self.resolver_index.get(resolver),
@@ -495,9 +504,9 @@ mod tests {
         let mut state = State::default();
         state.reconcile(&config(&["a", "b", "c"], &["s1"]));
         let good = observation(Found::Cname("s1.dkim.amazonses.com".into()), true);
-        state.apply(S1, "a", Some(good.clone()));
-        state.apply(S1, "b", Some(good.clone()));
-        state.apply(S1, "c", Some(observation(Found::None, false)));
+        state.apply(S1, "a", Ok(good.clone()));
+        state.apply(S1, "b", Ok(good.clone()));
+        state.apply(S1, "c", Ok(observation(Found::None, false)));
         assert_eq!(state.records[0].propagation_ratio(), Some(2.0 / 3.0));
         assert_eq!(
             state.records[0].resolvers_agree(&state.resolvers),
@@ -505,9 +514,10 @@ mod tests {
         );
 
         // Resolver c fails: it stops answering, but what it said is kept.
-        state.apply(S1, "c", None);
+        state.apply(S1, "c", Err(FailureReason::Servfail));
         let view = &state.records[0].views[2];
         assert_eq!(view.latest_ok, Some(false));
+        assert_eq!(view.failure, Some(FailureReason::Servfail));
         assert_eq!(view.known, Some(observation(Found::None, false)));
         assert_eq!(state.records[0].propagation_ratio(), Some(1.0));
         assert_eq!(
@@ -521,7 +531,7 @@ mod tests {
         let mut state = State::default();
         state.reconcile(&config(&["a", "b"], &["s1", "s2"]));
         let good = observation(Found::Cname("s2.dkim.amazonses.com".into()), true);
-        state.apply("s2._domainkey.example.com", "b", Some(good.clone()));
+        state.apply("s2._domainkey.example.com", "b", Ok(good.clone()));
 
         // Resolver a and record s1 go away, resolver c and record s3 arrive.
         state.reconcile(&config(&["b", "c"], &["s2", "s3"]));
