@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::Parser;
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::logging::{LogFormat, LogLevel};
 
@@ -40,6 +40,59 @@ pub struct Cli {
     /// Log format.
     #[arg(long = "log.format", value_enum, default_value = "logfmt")]
     pub log_format: LogFormat,
+
+    /// Run a one-shot command instead of the exporter.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// One-shot commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check a domain's DKIM records now, print what every resolver returned, each problem and
+    /// its fix; exit 0 when all is correct, 1 when something is not, 2 for bad usage.
+    Check(CheckArgs),
+}
+
+/// `dkim_exporter check` arguments.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The domain to check; with --config.file and no domain, every configured domain.
+    pub domain: Option<String>,
+
+    /// A DKIM selector to check (repeatable); without it, the domain's selectors from --config.file.
+    #[arg(long = "selector", value_name = "SELECTOR")]
+    pub selectors: Vec<String>,
+
+    /// The provider whose CNAME targets the selectors should point at (ses); without it, the
+    /// selectors are expected to hold DKIM keys as TXT.
+    #[arg(long, value_name = "PROVIDER")]
+    pub provider: Option<String>,
+
+    /// The SES region of the identity, for regions with a regional DKIM domain.
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<String>,
+
+    /// A resolver to ask, IP or IP:port (repeatable); default: the config's, or the public ones.
+    #[arg(long = "resolver", value_name = "ADDRESS")]
+    pub resolvers: Vec<String>,
+
+    /// A config file to take domains, selectors, resolvers and settings from.
+    #[arg(long = "config.file", value_name = "FILE")]
+    pub config_file: Option<PathBuf>,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: OutputFormat,
+}
+
+/// `check --format` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// A table for people, coloured on a terminal.
+    Text,
+    /// JSON for scripts.
+    Json,
 }
 
 fn telemetry_path(text: &str) -> Result<String, String> {
@@ -81,5 +134,30 @@ mod tests {
         assert_eq!(cli.log_format, LogFormat::Json);
         assert!(Cli::try_parse_from(["dkim_exporter", "--web.telemetry-path=metrics"]).is_err());
         assert!(Cli::try_parse_from(["dkim_exporter", "--log.level=trace"]).is_err());
+    }
+
+    #[test]
+    fn check_subcommand() {
+        let cli = Cli::try_parse_from([
+            "dkim_exporter",
+            "check",
+            "example.com",
+            "--selector",
+            "a",
+            "--selector=b",
+            "--provider=ses",
+            "--resolver=127.0.0.1:5353",
+            "--format=json",
+        ])
+        .unwrap();
+        let Some(Command::Check(args)) = cli.command else {
+            panic!("not check");
+        };
+        assert_eq!(args.domain.as_deref(), Some("example.com"));
+        assert_eq!(args.selectors, ["a", "b"]);
+        assert_eq!(args.provider.as_deref(), Some("ses"));
+        assert_eq!(args.resolvers, ["127.0.0.1:5353"]);
+        assert_eq!(args.format, OutputFormat::Json);
+        assert!(Cli::try_parse_from(["dkim_exporter", "check", "--format=xml"]).is_err());
     }
 }

@@ -17,8 +17,8 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Expected;
 use crate::metrics::Metrics;
+use crate::report::{Report, Status};
 use crate::state::State;
 
 /// How long a client may take to send its request headers.
@@ -194,15 +194,18 @@ fn esc(text: &str) -> String {
     out
 }
 
-/// The landing page: links, then a table of every record and what each resolver said.
+/// The landing page: links, then per domain a table of every record, what each resolver
+/// returned, and each problem with its fix.
 fn landing_page(state: &State, telemetry_path: &str) -> String {
-    let mut html = String::with_capacity(4096 + state.records.len() * 512);
+    let report = Report::from_state(state);
+    let mut html = String::with_capacity(4096 + state.records.len() * 1024);
     let _ = write!(
         html,
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>DKIM Exporter</title>\
-         <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}\
+         <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse;margin-bottom:2em}}\
          td,th{{border:1px solid #ccc;padding:.3em .6em;text-align:left;vertical-align:top}}\
-         .ok{{background:#e6f4ea}}.bad{{background:#fce8e6}}.unknown{{background:#f1f3f4}}</style></head>\
+         ul{{margin:0;padding-left:1.2em}}.correct{{background:#e6f4ea}}.problem{{background:#fce8e6}}\
+         .unknown{{background:#f1f3f4}}.fix{{color:#555}}</style></head>\
          <body><h1>DKIM Exporter</h1><p>Version {}. \
          <a href=\"{}\">Metrics</a> · <a href=\"/-/healthy\">Health</a> · <a href=\"/-/ready\">Readiness</a></p>\
          <p>Check rounds completed: {}</p>",
@@ -210,59 +213,71 @@ fn landing_page(state: &State, telemetry_path: &str) -> String {
         esc(telemetry_path),
         state.rounds.completed,
     );
-    if state.records.is_empty() {
+    if report.domains.is_empty() {
         html.push_str("<p>No records are configured.</p></body></html>\n");
         return html;
     }
-    html.push_str("<table><thead><tr><th>Domain</th><th>Selector</th><th>Expected</th>");
-    for resolver in &state.resolvers {
-        let _ = write!(html, "<th>{}</th>", esc(&resolver.name));
-    }
-    html.push_str("</tr></thead><tbody>");
-    for record in &state.records {
-        let expected = match &record.expected {
-            Expected::Cname(target) => format!("CNAME {target}"),
-            Expected::Txt => "TXT DKIM key".to_string(),
-        };
+    for domain in &report.domains {
         let _ = write!(
             html,
-            "<tr><td>{}</td><td>{}</td><td>{}</td>",
-            esc(&record.domain),
-            esc(&record.selector),
-            esc(&expected)
+            "<h2>{}</h2><table><thead><tr><th>Record</th><th>Status</th><th>Expected</th>\
+             <th>What each resolver returned</th><th>Problems and fixes</th></tr></thead><tbody>",
+            esc(&domain.domain)
         );
-        for view in &record.views {
-            let (class, what) = match (&view.known, view.latest_ok) {
-                (None, None) => ("unknown", "not checked yet".to_string()),
-                (None, Some(_)) => ("unknown", "lookup failed".to_string()),
-                (Some(o), latest_ok) => {
-                    let found = match o.found.value() {
-                        "" => "nothing".to_string(),
-                        value => format!("{} {value}", o.found.record_type().to_uppercase()),
-                    };
-                    let verdict = if o.correct {
-                        "correct"
-                    } else if o.present {
-                        "not as expected"
-                    } else {
-                        "missing"
-                    };
-                    let stale = if latest_ok == Some(false) {
-                        " (latest lookup failed; last known)"
-                    } else {
-                        ""
-                    };
-                    (
-                        if o.correct { "ok" } else { "bad" },
-                        format!("{verdict}: {found}{stale}"),
-                    )
+        for record in &domain.records {
+            let (status, class) = match record.status {
+                Status::Correct => ("correct", "correct"),
+                Status::Problem => ("problem", "problem"),
+                Status::Unknown
+                    if record
+                        .resolvers
+                        .iter()
+                        .all(|r| r.record_type.is_none() && r.failure.is_none()) =>
+                {
+                    ("not checked yet", "unknown")
                 }
+                Status::Unknown => ("unknown: no resolver answered", "unknown"),
             };
-            let _ = write!(html, "<td class=\"{class}\">{}</td>", esc(&what));
+            let expected = match &record.expected_target {
+                Some(target) => format!("CNAME {target}"),
+                None => "TXT DKIM key".to_string(),
+            };
+            let key = record
+                .key_bits
+                .map(|bits| format!("<br>key: {bits} bits"))
+                .unwrap_or_default();
+            let _ = write!(
+                html,
+                "<tr class=\"{class}\"><td>{}</td><td>{status}</td><td>{}{key}</td><td><ul>",
+                esc(&record.name),
+                esc(&expected),
+            );
+            for resolver in &record.resolvers {
+                let said = match (resolver.record_type, resolver.failure) {
+                    (_, Some(reason)) if !resolver.answered => format!("lookup failed: {reason}"),
+                    (None, _) => "not asked yet".to_string(),
+                    (Some("none"), _) => "no record".to_string(),
+                    (Some(kind), _) => {
+                        format!("{kind} {}", resolver.value.as_deref().unwrap_or(""))
+                    }
+                };
+                let _ = write!(html, "<li>{}: {}</li>", esc(&resolver.resolver), esc(&said));
+            }
+            html.push_str("</ul></td><td><ul>");
+            for problem in &record.problems {
+                let _ = write!(
+                    html,
+                    "<li><b>{}</b>: {}<br><span class=\"fix\">Fix: {}</span></li>",
+                    esc(problem.problem),
+                    esc(&problem.detail),
+                    esc(problem.fix)
+                );
+            }
+            html.push_str("</ul></td></tr>");
         }
-        html.push_str("</tr>");
+        html.push_str("</tbody></table>");
     }
-    html.push_str("</tbody></table></body></html>\n");
+    html.push_str("</body></html>\n");
     html
 }
 

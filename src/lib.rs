@@ -20,6 +20,7 @@
 //! - [`state`]: the latest results, kept in line with the config.
 //! - [`metrics`]: metric names and the `/metrics` text, rendered from the state.
 //! - [`http`]: the HTTP endpoints.
+//! - [`report`] and [`oneshot`]: `dkim_exporter check`, the same round run once and explained.
 //! - [`cli`] and [`logging`]: flags and log output for the binary.
 //!
 //! [`run`] ties them together; it takes already-bound listeners and a shutdown future so tests
@@ -35,6 +36,8 @@ pub mod dns;
 pub mod http;
 pub mod logging;
 pub mod metrics;
+pub mod oneshot;
+pub mod report;
 pub mod scheduler;
 pub mod state;
 
@@ -44,9 +47,7 @@ use std::sync::{Arc, RwLock};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::authoritative::Nameservers;
 use crate::config::Config;
-use crate::dns::ResolverClient;
 use crate::metrics::Metrics;
 use crate::scheduler::Work;
 use crate::state::State;
@@ -94,19 +95,11 @@ pub async fn run(
     state.reconcile(&config);
     let state = Arc::new(RwLock::new(state));
 
-    let clients = config
-        .resolvers
-        .iter()
-        .map(|r| {
-            Arc::new(ResolverClient::new(
-                r,
-                config.timeout,
-                metrics.resolver(&r.name),
-            ))
-        })
-        .collect();
-    let nameservers = Nameservers::new(options.nameserver_port, config.timeout, metrics.clone());
-    let work = Arc::new(Work::new(&config, clients, Some(nameservers)));
+    let work = Arc::new(Work::from_config(
+        &config,
+        &metrics,
+        options.nameserver_port,
+    ));
     tracing::info!(
         domains = config.domains.len(),
         records = config.record_count(),

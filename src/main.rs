@@ -3,12 +3,22 @@
 use std::process::ExitCode;
 
 use clap::Parser as _;
-use dkim_exporter::cli::Cli;
-use dkim_exporter::{Options, config, http, logging};
+use dkim_exporter::cli::{Cli, Command};
+use dkim_exporter::logging::LogLevel;
+use dkim_exporter::{Options, authoritative, config, http, logging, oneshot};
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::Check(args)) = cli.command {
+        // The report is the output: by default, log only what goes wrong.
+        let level = match cli.log_level {
+            LogLevel::Info => LogLevel::Warn,
+            other => other,
+        };
+        logging::init(level, cli.log_format);
+        return ExitCode::from(oneshot::run(args, authoritative::DNS_PORT).await);
+    }
     logging::init(cli.log_level, cli.log_format);
 
     let loaded = config::load(&cli.config_file);

@@ -21,6 +21,7 @@ use crate::authoritative::{Nameservers, RoundNameservers};
 use crate::check::{self, RecordTarget};
 use crate::config::{Config, Expected, ResolverConfig};
 use crate::dns::{Failure, ResolverClient};
+use crate::metrics::Metrics;
 use crate::state::{FollowUp, Observation, State};
 
 /// Everything a round needs, built once per config.
@@ -65,6 +66,24 @@ pub struct Slot {
 }
 
 impl Work {
+    /// Everything to check `config`: a client per resolver (counting into `metrics`), and the
+    /// domains' nameservers on `nameserver_port` when `authoritative` is on.
+    pub fn from_config(config: &Config, metrics: &Arc<Metrics>, nameserver_port: u16) -> Self {
+        let clients = config
+            .resolvers
+            .iter()
+            .map(|r| {
+                Arc::new(ResolverClient::new(
+                    r,
+                    config.timeout,
+                    metrics.resolver(&r.name),
+                ))
+            })
+            .collect();
+        let nameservers = Nameservers::new(nameserver_port, config.timeout, metrics.clone());
+        Work::new(config, clients, Some(nameservers))
+    }
+
     /// Prepares the records and the plan for `config` with the given clients.
     pub fn new(
         config: &Config,
@@ -139,6 +158,19 @@ pub fn plan(interval: Duration, records: usize, resolvers: &[ResolverConfig]) ->
     }
     slots.sort_by_key(|s| (s.offset, s.resolver, s.record));
     slots
+}
+
+/// Runs a single round with `work`'s plan and waits for it to complete.
+pub async fn run_once(work: Arc<Work>, state: Arc<RwLock<State>>) {
+    let (dispatched, _) = oneshot::channel();
+    run_round(
+        work,
+        state,
+        Instant::now(),
+        dispatched,
+        CancellationToken::new(),
+    )
+    .await;
 }
 
 /// Runs rounds until `shutdown`, the first at once.

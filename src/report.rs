@@ -1,0 +1,259 @@
+//! A report of every record for people and scripts: what each resolver returned, each problem
+//! and its fix. `dkim_exporter check` prints it as text or JSON; the landing page shows the same
+//! verdicts.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::config::Expected;
+use crate::state::{RecordState, State};
+
+/// Every configured domain and record.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    /// Every record is known to be correct and without problems.
+    pub ok: bool,
+    /// The domains, in config order.
+    pub domains: Vec<DomainReport>,
+}
+
+/// One domain.
+#[derive(Debug, Serialize)]
+pub struct DomainReport {
+    /// The domain name.
+    pub domain: String,
+    /// The records, in config order.
+    pub records: Vec<RecordReport>,
+}
+
+/// One record.
+#[derive(Debug, Serialize)]
+pub struct RecordReport {
+    /// The selector.
+    pub selector: String,
+    /// `{selector}._domainkey.{domain}`.
+    pub name: String,
+    /// `cname` or `txt`.
+    pub expected_type: &'static str,
+    /// The expected CNAME target, for CNAME records.
+    pub expected_target: Option<String>,
+    /// `correct`, `problem`, or `unknown` when no resolver answered.
+    pub status: Status,
+    /// What each resolver returned, configured ones first.
+    pub resolvers: Vec<ResolverReport>,
+    /// Size of the key the record leads to.
+    pub key_bits: Option<u32>,
+    /// The problems found.
+    pub problems: Vec<ProblemReport>,
+}
+
+/// A record's verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Correct on every answering resolver, no problem.
+    Correct,
+    /// Something is wrong; see the problems.
+    Problem,
+    /// No resolver gave a definitive answer.
+    Unknown,
+}
+
+/// What one resolver returned for one record.
+#[derive(Debug, Serialize)]
+pub struct ResolverReport {
+    /// The resolver's name (`auth:{host}` for nameservers).
+    pub resolver: String,
+    /// Whether the latest lookup got a definitive answer.
+    pub answered: bool,
+    /// Why the latest lookup failed.
+    pub failure: Option<&'static str>,
+    /// `cname`, `txt`, `a` or `none`, from the latest definitive answer.
+    pub record_type: Option<&'static str>,
+    /// The CNAME target, TXT fingerprint or addresses.
+    pub value: Option<String>,
+    /// A record of the expected type is present.
+    pub present: Option<bool>,
+    /// The record is correct.
+    pub correct: Option<bool>,
+    /// TTL of the answer.
+    pub ttl: Option<u32>,
+}
+
+/// One problem and its fix.
+#[derive(Debug, Serialize)]
+pub struct ProblemReport {
+    /// The problem's name.
+    pub problem: &'static str,
+    /// What was seen.
+    pub detail: String,
+    /// What to do about it.
+    pub fix: &'static str,
+}
+
+impl Report {
+    /// Builds the report from the latest state.
+    pub fn from_state(state: &State) -> Report {
+        let domains: Vec<DomainReport> = state
+            .domains
+            .iter()
+            .map(|domain| DomainReport {
+                domain: domain.name.clone(),
+                records: state
+                    .records
+                    .iter()
+                    .filter(|r| r.domain == domain.name)
+                    .map(|r| RecordReport::new(state, r))
+                    .collect(),
+            })
+            .collect();
+        let ok = domains
+            .iter()
+            .flat_map(|d| &d.records)
+            .all(|r| r.status == Status::Correct);
+        Report { ok, domains }
+    }
+
+    /// The report as indented JSON.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+    }
+
+    /// The report for a terminal; `colour` adds ANSI colours.
+    pub fn to_text(&self, colour: bool) -> String {
+        let paint = |code: &str, text: &str| {
+            if colour {
+                format!("\x1b[{code}m{text}\x1b[0m")
+            } else {
+                text.to_string()
+            }
+        };
+        let mut out = String::new();
+        for domain in &self.domains {
+            let broken = domain
+                .records
+                .iter()
+                .filter(|r| r.status != Status::Correct)
+                .count();
+            let summary = match broken {
+                0 => paint("32", "all records correct"),
+                n => paint(
+                    "31",
+                    &format!("{n} of {} records need attention", domain.records.len()),
+                ),
+            };
+            let _ = writeln!(out, "{}: {summary}", paint("1", &domain.domain));
+            for record in &domain.records {
+                let status = match record.status {
+                    Status::Correct => paint("32", "OK     "),
+                    Status::Problem => paint("31", "PROBLEM"),
+                    Status::Unknown => paint("33", "UNKNOWN"),
+                };
+                let expected = match &record.expected_target {
+                    Some(target) => format!("CNAME {target}"),
+                    None => "TXT DKIM key".to_string(),
+                };
+                let key = record
+                    .key_bits
+                    .map(|bits| format!(", key {bits} bits"))
+                    .unwrap_or_default();
+                let _ = writeln!(out, "  {status} {}  (expects {expected}{key})", record.name);
+                let width = record
+                    .resolvers
+                    .iter()
+                    .map(|r| r.resolver.len())
+                    .max()
+                    .unwrap_or(0);
+                for resolver in &record.resolvers {
+                    let said = match (&resolver.record_type, resolver.failure) {
+                        (_, Some(reason)) if !resolver.answered => {
+                            let last = match (resolver.record_type, &resolver.value) {
+                                (Some(kind), Some(value)) if !value.is_empty() => {
+                                    format!(" (last answer: {kind} {value})")
+                                }
+                                _ => String::new(),
+                            };
+                            paint("33", &format!("lookup failed: {reason}{last}"))
+                        }
+                        (None, _) => "not asked yet".to_string(),
+                        (Some(kind), _) => {
+                            let value = resolver.value.as_deref().unwrap_or("");
+                            let found = if *kind == "none" {
+                                "no record".to_string()
+                            } else {
+                                format!("{kind} {value}")
+                            };
+                            let ttl = resolver
+                                .ttl
+                                .map(|t| format!("  ttl {t}"))
+                                .unwrap_or_default();
+                            if resolver.correct == Some(true) {
+                                paint("32", &format!("{found}{ttl}"))
+                            } else {
+                                paint("31", &format!("{found}{ttl}"))
+                            }
+                        }
+                    };
+                    let _ = writeln!(out, "      {:width$}  {said}", resolver.resolver);
+                }
+                for problem in &record.problems {
+                    let _ = writeln!(
+                        out,
+                        "      {} {}",
+                        paint("31", &format!("problem {}:", problem.problem)),
+                        problem.detail
+                    );
+                    let _ = writeln!(out, "        fix: {}", problem.fix);
+                }
+            }
+        }
+        out
+    }
+}
+
+impl RecordReport {
+    fn new(state: &State, record: &RecordState) -> RecordReport {
+        let resolvers: Vec<ResolverReport> = record
+            .all_views(&state.resolvers)
+            .map(|(name, view)| ResolverReport {
+                resolver: name.to_string(),
+                answered: view.latest_ok == Some(true),
+                failure: view.failure.map(|f| f.as_str()),
+                record_type: view.known.as_ref().map(|o| o.found.record_type()),
+                value: view.known.as_ref().map(|o| o.found.value().to_string()),
+                present: view.known.as_ref().map(|o| o.present),
+                correct: view.known.as_ref().map(|o| o.correct),
+                ttl: view.known.as_ref().and_then(|o| o.ttl),
+            })
+            .collect();
+        let problems: Vec<ProblemReport> = record
+            .findings
+            .iter()
+            .map(|f| ProblemReport {
+                problem: f.problem.as_str(),
+                detail: f.detail.clone(),
+                fix: f.problem.fix(),
+            })
+            .collect();
+        let status = match record.healthy(&state.resolvers) {
+            None if problems.is_empty() => Status::Unknown,
+            Some(true) => Status::Correct,
+            _ => Status::Problem,
+        };
+        let (expected_type, expected_target) = match &record.expected {
+            Expected::Cname(target) => ("cname", Some(target.clone())),
+            Expected::Txt => ("txt", None),
+        };
+        RecordReport {
+            selector: record.selector.clone(),
+            name: format!("{}._domainkey.{}", record.selector, record.domain),
+            expected_type,
+            expected_target,
+            status,
+            resolvers,
+            key_bits: record.key_bits(&state.resolvers),
+            problems,
+        }
+    }
+}
