@@ -97,7 +97,10 @@ pub fn parse_key_record(value: &str) -> Result<DkimKey, KeyError> {
     let bits = match key_type {
         KeyType::Rsa => rsa_modulus_bits(&der).ok_or(KeyError::BadKey("RSA public key"))?,
         KeyType::Ed25519 => {
-            if der.len() == 32 {
+            if let Ok(raw) = <[u8; 32]>::try_from(der.as_slice()) {
+                // The key must be a point on the curve, or no signature can verify.
+                ed25519_dalek::VerifyingKey::from_bytes(&raw)
+                    .map_err(|_| KeyError::BadKey("ed25519 key (not a point on the curve)"))?;
                 256
             } else {
                 let wrapped = spki::SubjectPublicKeyInfoRef::from_der(&der)
@@ -225,9 +228,17 @@ pub(crate) mod tests {
         assert!(matches!(parse_key_record(""), Err(KeyError::Syntax(_))));
     }
 
+    /// Base64 of a freshly generated ed25519 public key, raw as RFC 8463 publishes it.
+    pub(crate) fn ed25519_public_key_base64() -> String {
+        let mut secret = [0u8; 32];
+        getrandom::fill(&mut secret).unwrap();
+        let key = ed25519_dalek::SigningKey::from_bytes(&secret).verifying_key();
+        base64::engine::general_purpose::STANDARD.encode(key.as_bytes())
+    }
+
     #[test]
     fn ed25519_is_raw_32_bytes() {
-        let raw = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
+        let raw = ed25519_public_key_base64();
         assert_eq!(
             parse_key_record(&format!("v=DKIM1; k=ed25519; p={raw}")),
             Ok(DkimKey {
@@ -238,6 +249,20 @@ pub(crate) mod tests {
         let short = base64::engine::general_purpose::STANDARD.encode([7u8; 31]);
         assert!(matches!(
             parse_key_record(&format!("k=ed25519; p={short}")),
+            Err(KeyError::BadKey(_))
+        ));
+        // An RSA key under k=ed25519 is not an ed25519 key.
+        let rsa = rsa_public_key_base64(1024);
+        assert!(matches!(
+            parse_key_record(&format!("k=ed25519; p={rsa}")),
+            Err(KeyError::BadKey(_))
+        ));
+        // 32 bytes that are not a curve point (y = 2 has no x on edwards25519).
+        let mut not_a_point = [0u8; 32];
+        not_a_point[0] = 2;
+        let not_a_point = base64::engine::general_purpose::STANDARD.encode(not_a_point);
+        assert!(matches!(
+            parse_key_record(&format!("k=ed25519; p={not_a_point}")),
             Err(KeyError::BadKey(_))
         ));
     }

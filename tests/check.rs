@@ -184,3 +184,32 @@ async fn bad_usage_exits_two() {
     let (code, _, _) = check(&["example.com", "--format=xml"]).await;
     assert_eq!(code, 2);
 }
+
+#[tokio::test]
+async fn a_healthy_record_costs_no_extra_queries() {
+    let dns = server(&support::rsa_public_key_base64(1024)).await;
+    let dir = std::env::temp_dir().join(format!("dkim-check-cost-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = |selector: &str| {
+        let path = dir.join(format!("{selector}.yaml"));
+        std::fs::write(
+            &path,
+            format!(
+                "authoritative: false\nresolvers:\n  - name: local\n    address: {}\ndomains:\n  - domain: example.com\n    provider: ses\n    selectors: [{selector}]\n",
+                dns.addr
+            ),
+        )
+        .unwrap();
+        path
+    };
+    // Healthy: the CNAME, and the key at its target.
+    let (code, _, _) = check(&["--config.file", config("good").to_str().unwrap()]).await;
+    assert_eq!(code, 0);
+    assert_eq!(dns.udp_queries(), 2);
+    // Missing: the CNAME, then A, AAAA and TXT at the name, the doubled name and the name
+    // without the underscore.
+    let (code, _, _) = check(&["--config.file", config("absent").to_str().unwrap()]).await;
+    assert_eq!(code, 1);
+    assert_eq!(dns.udp_queries(), 2 + 6);
+    let _ = std::fs::remove_dir_all(&dir);
+}
