@@ -238,10 +238,6 @@ fn landing_page(state: &State, telemetry_path: &str) -> String {
                 }
                 Status::Unknown => ("unknown: no resolver answered", "unknown"),
             };
-            let expected = match &record.expected_target {
-                Some(target) => format!("CNAME {target}"),
-                None => "TXT DKIM key".to_string(),
-            };
             let key = record
                 .key_bits
                 .map(|bits| format!("<br>key: {bits} bits"))
@@ -250,17 +246,10 @@ fn landing_page(state: &State, telemetry_path: &str) -> String {
                 html,
                 "<tr class=\"{class}\"><td>{}</td><td>{status}</td><td>{}{key}</td><td><ul>",
                 esc(&record.name),
-                esc(&expected),
+                esc(&record.expected()),
             );
             for resolver in &record.resolvers {
-                let said = match (resolver.record_type, resolver.failure) {
-                    (_, Some(reason)) if !resolver.answered => format!("lookup failed: {reason}"),
-                    (None, _) => "not asked yet".to_string(),
-                    (Some("none"), _) => "no record".to_string(),
-                    (Some(kind), _) => {
-                        format!("{kind} {}", resolver.value.as_deref().unwrap_or(""))
-                    }
-                };
+                let (said, _) = resolver.said();
                 let _ = write!(html, "<li>{}: {}</li>", esc(&resolver.resolver), esc(&said));
             }
             html.push_str("</ul></td><td><ul>");

@@ -150,15 +150,16 @@ impl Report {
                     Status::Problem => paint("31", "PROBLEM"),
                     Status::Unknown => paint("33", "UNKNOWN"),
                 };
-                let expected = match &record.expected_target {
-                    Some(target) => format!("CNAME {target}"),
-                    None => "TXT DKIM key".to_string(),
-                };
                 let key = record
                     .key_bits
                     .map(|bits| format!(", key {bits} bits"))
                     .unwrap_or_default();
-                let _ = writeln!(out, "  {status} {}  (expects {expected}{key})", record.name);
+                let _ = writeln!(
+                    out,
+                    "  {status} {}  (expects {}{key})",
+                    record.name,
+                    record.expected()
+                );
                 let width = record
                     .resolvers
                     .iter()
@@ -166,34 +167,12 @@ impl Report {
                     .max()
                     .unwrap_or(0);
                 for resolver in &record.resolvers {
-                    let said = match (&resolver.record_type, resolver.failure) {
-                        (_, Some(reason)) if !resolver.answered => {
-                            let last = match (resolver.record_type, &resolver.value) {
-                                (Some(kind), Some(value)) if !value.is_empty() => {
-                                    format!(" (last answer: {kind} {value})")
-                                }
-                                _ => String::new(),
-                            };
-                            paint("33", &format!("lookup failed: {reason}{last}"))
-                        }
-                        (None, _) => "not asked yet".to_string(),
-                        (Some(kind), _) => {
-                            let value = resolver.value.as_deref().unwrap_or("");
-                            let found = if *kind == "none" {
-                                "no record".to_string()
-                            } else {
-                                format!("{kind} {value}")
-                            };
-                            let ttl = resolver
-                                .ttl
-                                .map(|t| format!("  ttl {t}"))
-                                .unwrap_or_default();
-                            if resolver.correct == Some(true) {
-                                paint("32", &format!("{found}{ttl}"))
-                            } else {
-                                paint("31", &format!("{found}{ttl}"))
-                            }
-                        }
+                    let (said, tone) = resolver.said();
+                    let said = match tone {
+                        Tone::Correct => paint("32", &said),
+                        Tone::Wrong => paint("31", &said),
+                        Tone::Failed => paint("33", &said),
+                        Tone::NotAsked => said,
                     };
                     let _ = writeln!(out, "      {:width$}  {said}", resolver.resolver);
                 }
@@ -212,7 +191,59 @@ impl Report {
     }
 }
 
+/// How a resolver's answer reads: what colour it gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tone {
+    /// The record is correct there.
+    Correct,
+    /// Absent or not as expected.
+    Wrong,
+    /// The latest lookup failed.
+    Failed,
+    /// Not asked yet.
+    NotAsked,
+}
+
+impl ResolverReport {
+    /// What the resolver returned, in words, and how it reads.
+    pub fn said(&self) -> (String, Tone) {
+        match (self.record_type, self.failure) {
+            (_, Some(reason)) if !self.answered => {
+                let last = match (self.record_type, self.value.as_deref()) {
+                    (Some(kind), Some(value)) if !value.is_empty() => {
+                        format!(" (last answer: {kind} {value})")
+                    }
+                    _ => String::new(),
+                };
+                (format!("lookup failed: {reason}{last}"), Tone::Failed)
+            }
+            (None, _) => ("not asked yet".to_string(), Tone::NotAsked),
+            (Some(kind), _) => {
+                let found = match kind {
+                    "none" => "no record".to_string(),
+                    kind => format!("{kind} {}", self.value.as_deref().unwrap_or("")),
+                };
+                let ttl = self.ttl.map(|t| format!("  ttl {t}")).unwrap_or_default();
+                let tone = if self.correct == Some(true) {
+                    Tone::Correct
+                } else {
+                    Tone::Wrong
+                };
+                (format!("{found}{ttl}"), tone)
+            }
+        }
+    }
+}
+
 impl RecordReport {
+    /// What the record should hold, in words.
+    pub fn expected(&self) -> String {
+        match &self.expected_target {
+            Some(target) => format!("CNAME {target}"),
+            None => "TXT DKIM key".to_string(),
+        }
+    }
+
     fn new(state: &State, record: &RecordState) -> RecordReport {
         let resolvers: Vec<ResolverReport> = record
             .all_views(&state.resolvers)
