@@ -213,3 +213,65 @@ async fn a_healthy_record_costs_no_extra_queries() {
     assert_eq!(dns.udp_queries(), 2 + 6);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn every_problem_through_check() {
+    let strong = support::rsa_public_key_base64(2048);
+    let weak = support::rsa_public_key_base64(512);
+    let zone = support::broken_zone(&strong, &weak);
+    let main = TestDns::start(Behaviour::Answer(zone.clone())).await;
+    let lagging = TestDns::start(Behaviour::Answer(
+        zone.without("notprop._domainkey.example.com."),
+    ))
+    .await;
+    let dir = std::env::temp_dir().join(format!("dkim-check-all-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("config.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            "timeout: 2s\nauthoritative: false\nresolvers:\n  - name: main\n    address: {}\n  - name: lagging\n    address: {}\ndomains:\n  - domain: example.com\n    provider: ses\n    selectors: {}\n    records:\n      - selector: badtxt\n",
+            main.addr,
+            lagging.addr,
+            support::SELECTORS
+        ),
+    )
+    .unwrap();
+    let (code, out, err) = check(&["--config.file", path.to_str().unwrap(), "--format=json"]).await;
+    assert_eq!(code, 1, "{err}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let problems = |selector: &str| -> Vec<String> {
+        let records = report["domains"][0]["records"].as_array().unwrap();
+        let record = records.iter().find(|r| r["selector"] == selector).unwrap();
+        let mut names: Vec<String> = record["problems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                assert!(p["fix"].as_str().is_some_and(|f| !f.is_empty()));
+                p["problem"].as_str().unwrap().to_string()
+            })
+            .collect();
+        names.sort();
+        names
+    };
+    for (selector, want) in [
+        ("good", vec![]),
+        ("missing", vec!["missing"]),
+        ("notprop", vec!["not_propagated"]),
+        ("typo", vec!["target_typo"]),
+        ("wrong", vec!["wrong_target"]),
+        ("region", vec!["wrong_region"]),
+        ("arec", vec!["a_record", "missing"]),
+        ("txtkey", vec!["missing", "txt_instead_of_cname"]),
+        ("doubled", vec!["doubled_domain", "missing"]),
+        ("nounder", vec!["missing", "missing_underscore"]),
+        ("nokey", vec!["key_missing"]),
+        ("revoked", vec!["key_invalid"]),
+        ("weak", vec!["key_weak"]),
+        ("badtxt", vec!["key_invalid"]),
+    ] {
+        assert_eq!(problems(selector), want, "{selector}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -10,7 +10,7 @@ use dkim_exporter::metrics::{
     RECORD_RESOLVERS_AGREE,
 };
 use support::dns::{Behaviour, TestDns, Zone};
-use support::{Daemon, Scrape, resolver};
+use support::{Daemon, SELECTORS, Scrape, broken_zone, resolver};
 
 const COM: &str = "example.com";
 
@@ -29,58 +29,6 @@ fn problems(s: &Scrape, selector: &str) -> Vec<String> {
     found.sort();
     found
 }
-
-/// A zone with one record per problem, each named for it.
-fn broken_zone(strong: &str, weak: &str) -> Zone {
-    let ses = |s: &str| {
-        (
-            format!("{s}._domainkey.example.com."),
-            format!("{s}.dkim.amazonses.com."),
-        )
-    };
-    let mut zone = Zone::new();
-    for selector in ["good", "notprop", "weak", "revoked", "nokey"] {
-        let (name, target) = ses(selector);
-        zone = zone.cname(&name, &target);
-    }
-    zone.txt("good.dkim.amazonses.com.", &["v=DKIM1; k=rsa; p=", strong])
-        .txt(
-            "notprop.dkim.amazonses.com.",
-            &["v=DKIM1; k=rsa; p=", strong],
-        )
-        .txt("weak.dkim.amazonses.com.", &["v=DKIM1; k=rsa; p=", weak])
-        .txt("revoked.dkim.amazonses.com.", &["v=DKIM1; k=rsa; p="])
-        .txt(
-            "nokey.dkim.amazonses.com.",
-            &["some-site-verification=1234"],
-        )
-        .cname("typo._domainkey.example.com.", "typo.dkim.amazonses.co.")
-        .cname(
-            "wrong._domainkey.example.com.",
-            "s1.domainkey.u1234.wl.sendgrid.net.",
-        )
-        .cname(
-            "region._domainkey.example.com.",
-            "region.dkim.eu-south-1.amazonses.com.",
-        )
-        .a("arec._domainkey.example.com.", [52, 94, 236, 248])
-        .aaaa("arec._domainkey.example.com.", "2600:1f18::1")
-        .txt(
-            "txtkey._domainkey.example.com.",
-            &["v=DKIM1; k=rsa; p=", strong],
-        )
-        .cname(
-            "doubled._domainkey.example.com.example.com.",
-            "doubled.dkim.amazonses.com.",
-        )
-        .cname(
-            "nounder.domainkey.example.com.",
-            "nounder.dkim.amazonses.com.",
-        )
-        .txt("badtxt._domainkey.example.com.", &["v=DKIM1; p=!!!"])
-}
-
-const SELECTORS: &str = "[good, missing, notprop, typo, wrong, region, arec, txtkey, doubled, nounder, nokey, revoked, weak]";
 
 #[tokio::test]
 async fn every_problem_end_to_end_and_cleared_when_fixed() {
