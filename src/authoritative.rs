@@ -160,6 +160,16 @@ impl Nameservers {
             .clone()
     }
 
+    /// How long one query may take.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// Every nameserver client kept.
+    pub fn clients(&self) -> Vec<Arc<ResolverClient>> {
+        lock(&self.clients).values().cloned().collect()
+    }
+
     /// Drops the clients (and their series) of nameservers no domain uses any more.
     pub fn retain(&self, in_use: &[Arc<ResolverClient>]) {
         let mut clients = lock(&self.clients);

@@ -6,7 +6,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI8, Ordering};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt as _;
@@ -142,6 +142,10 @@ pub struct ResolverClient {
     /// An authoritative nameserver: asked without recursion, and only answers with the AA flag
     /// count as definitive.
     authoritative: bool,
+    /// What the client was built from, to tell whether a reloaded config changes it.
+    pub config: ResolverConfig,
+    /// The latest query's verdict for `dkim_resolver_up`: 1 definitive, 0 not, -1 not asked yet.
+    up: AtomicI8,
 }
 
 impl ResolverClient {
@@ -165,6 +169,8 @@ impl ResolverClient {
             limiter: RateLimiter::new(config.max_queries_per_second),
             metrics,
             authoritative: false,
+            config: config.clone(),
+            up: AtomicI8::new(-1),
         }
     }
 
@@ -213,9 +219,9 @@ impl ResolverClient {
             .duration
             .observe(started.elapsed().as_secs_f64());
         match &result {
-            Ok(_) => self.metrics.up.set(1),
+            Ok(_) => self.up.store(1, Ordering::Relaxed),
             Err(failure) => {
-                self.metrics.up.set(0);
+                self.up.store(0, Ordering::Relaxed);
                 self.metrics.error(failure.reason).inc();
                 tracing::debug!(
                     resolver = %self.name,
@@ -228,6 +234,19 @@ impl ResolverClient {
             }
         }
         result
+    }
+
+    /// Whether the latest query got a definitive answer; `None` before the first.
+    pub fn up(&self) -> Option<bool> {
+        match self.up.load(Ordering::Relaxed) {
+            -1 => None,
+            v => Some(v == 1),
+        }
+    }
+
+    /// How long one query may take.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
     }
 
     /// Sends the query by the configured protocol, falling back to TCP when UDP is truncated.

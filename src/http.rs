@@ -4,20 +4,20 @@
 
 use std::convert::Infallible;
 use std::fmt::Write as _;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::header::{self, HeaderValue};
-use hyper::{Method, Request, Response, StatusCode};
+use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::metrics::Metrics;
+use crate::exporter::Exporter;
 use crate::report::{Report, Status};
 use crate::state::State;
 
@@ -30,10 +30,8 @@ const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// What the handlers read.
 pub struct App {
-    /// The latest results.
-    pub state: Arc<RwLock<State>>,
-    /// Process-lifetime metrics, rendered after the snapshot.
-    pub metrics: Arc<Metrics>,
+    /// The running exporter: results, metrics, reloads.
+    pub exporter: Arc<Exporter>,
     /// Where metrics are served (`--web.telemetry-path`).
     pub telemetry_path: String,
 }
@@ -68,7 +66,7 @@ pub async fn serve(listeners: Vec<TcpListener>, app: Arc<App>, shutdown: Cancell
                 let app = app.clone();
                 let service = hyper::service::service_fn(move |req| {
                     let app = app.clone();
-                    async move { Ok::<_, Infallible>(handle(&app, &req)) }
+                    async move { Ok::<_, Infallible>(handle(&app, &req).await) }
                 });
                 let connection = builder
                     .serve_connection(TokioIo::new(stream), service)
@@ -111,30 +109,48 @@ pub async fn bind(address: &str) -> std::io::Result<TcpListener> {
 }
 
 /// Routes one request.
-pub fn handle<B>(app: &App, req: &Request<B>) -> Response<Full<Bytes>> {
+pub async fn handle<B>(app: &App, req: &Request<B>) -> Response<Full<Bytes>> {
     let path = req.uri().path();
-    let known = path == app.telemetry_path || matches!(path, "/" | "/-/healthy" | "/-/ready");
+    let known =
+        path == app.telemetry_path || matches!(path, "/" | "/-/healthy" | "/-/ready" | "/-/reload");
     if !known {
         return text(StatusCode::NOT_FOUND, "404 page not found\n");
     }
-    if req.method() != Method::GET && req.method() != Method::HEAD {
+    let allowed = if path == "/-/reload" {
+        "POST"
+    } else {
+        "GET, HEAD"
+    };
+    if !allowed.split(", ").any(|m| m == req.method().as_str()) {
         let mut response = text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
         response
             .headers_mut()
-            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+            .insert(header::ALLOW, HeaderValue::from_static(allowed));
         return response;
     }
+    let exporter = &app.exporter;
     if path == app.telemetry_path {
+        let resolvers_up = exporter.resolvers_up();
+        let resolvers_up: Vec<(&str, Option<bool>)> =
+            resolvers_up.iter().map(|(n, u)| (n.as_str(), *u)).collect();
         let body = {
-            let state = app.state.read().unwrap_or_else(|e| e.into_inner());
-            app.metrics.render(&state)
+            let state = exporter.state.read().unwrap_or_else(|e| e.into_inner());
+            exporter.metrics.render(&state, &resolvers_up)
         };
         return with_type(StatusCode::OK, METRICS_CONTENT_TYPE, body);
     }
     match path {
         "/-/healthy" => text(StatusCode::OK, "Healthy\n"),
+        "/-/reload" => match exporter.reload().await {
+            Ok(()) => text(StatusCode::OK, "config reloaded\n"),
+            Err(message) => with_type(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "text/plain; charset=utf-8",
+                format!("failed to reload config: {message}\n"),
+            ),
+        },
         "/-/ready" => {
-            let ready = app
+            let ready = exporter
                 .state
                 .read()
                 .unwrap_or_else(|e| e.into_inner())
@@ -151,7 +167,7 @@ pub fn handle<B>(app: &App, req: &Request<B>) -> Response<Full<Bytes>> {
             }
         }
         _ => {
-            let state = app.state.read().unwrap_or_else(|e| e.into_inner());
+            let state = exporter.state.read().unwrap_or_else(|e| e.into_inner());
             with_type(
                 StatusCode::OK,
                 "text/html; charset=utf-8",
@@ -273,51 +289,64 @@ fn landing_page(state: &State, telemetry_path: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Options;
+    use hyper::Method;
 
     fn app() -> App {
+        let config = crate::config::parse("domains: []\n", "test.yaml").unwrap();
+        let (exporter, _) = Exporter::new(config, &Options::default()).unwrap();
         App {
-            state: Arc::new(RwLock::new(State::default())),
-            metrics: Arc::new(Metrics::new().unwrap()),
+            exporter,
             telemetry_path: "/metrics".into(),
         }
     }
 
-    fn get(app: &App, method: Method, path: &str) -> Response<Full<Bytes>> {
+    async fn get(app: &App, method: Method, path: &str) -> Response<Full<Bytes>> {
         let req = Request::builder()
             .method(method)
             .uri(path)
             .body(())
             .unwrap();
-        handle(app, &req)
+        handle(app, &req).await
     }
 
-    #[test]
-    fn routes() {
+    #[tokio::test]
+    async fn routes() {
         let app = app();
         assert_eq!(
-            get(&app, Method::GET, "/-/healthy").status(),
+            get(&app, Method::GET, "/-/healthy").await.status(),
             StatusCode::OK
         );
         assert_eq!(
-            get(&app, Method::GET, "/-/ready").status(),
+            get(&app, Method::GET, "/-/ready").await.status(),
             StatusCode::SERVICE_UNAVAILABLE
         );
         assert_eq!(
-            get(&app, Method::GET, "/nope").status(),
+            get(&app, Method::GET, "/nope").await.status(),
             StatusCode::NOT_FOUND
         );
+        let post = get(&app, Method::POST, "/metrics").await;
+        assert_eq!(post.status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(post.headers()[header::ALLOW], "GET, HEAD");
+        let reload = get(&app, Method::GET, "/-/reload").await;
+        assert_eq!(reload.status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(reload.headers()[header::ALLOW], "POST");
+        // No config file to reload from.
         assert_eq!(
-            get(&app, Method::POST, "/metrics").status(),
-            StatusCode::METHOD_NOT_ALLOWED
+            get(&app, Method::POST, "/-/reload").await.status(),
+            StatusCode::INTERNAL_SERVER_ERROR
         );
-        let metrics = get(&app, Method::GET, "/metrics");
+        let metrics = get(&app, Method::GET, "/metrics").await;
         assert_eq!(metrics.status(), StatusCode::OK);
         assert_eq!(
             metrics.headers()[header::CONTENT_TYPE],
             METRICS_CONTENT_TYPE
         );
-        app.state.write().unwrap().rounds.completed = 1;
-        assert_eq!(get(&app, Method::GET, "/-/ready").status(), StatusCode::OK);
+        app.exporter.state.write().unwrap().rounds.completed = 1;
+        assert_eq!(
+            get(&app, Method::GET, "/-/ready").await.status(),
+            StatusCode::OK
+        );
     }
 
     #[test]

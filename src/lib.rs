@@ -19,6 +19,7 @@
 //! - [`dkim`]: DKIM key records and their public keys.
 //! - [`state`]: the latest results, kept in line with the config.
 //! - [`metrics`]: metric names and the `/metrics` text, rendered from the state.
+//! - [`exporter`]: the config in force, the work built from it, and reloads.
 //! - [`http`]: the HTTP endpoints.
 //! - [`report`] and [`oneshot`]: `dkim_exporter check`, the same round run once and explained.
 //! - [`cli`] and [`logging`]: flags and log output for the binary.
@@ -33,6 +34,7 @@ pub mod config;
 pub mod diagnosis;
 pub mod dkim;
 pub mod dns;
+pub mod exporter;
 pub mod http;
 pub mod logging;
 pub mod metrics;
@@ -42,21 +44,24 @@ pub mod scheduler;
 pub mod state;
 
 use std::future::Future;
-use std::sync::{Arc, RwLock};
+use std::path::PathBuf;
+use std::sync::Arc;
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
-use crate::metrics::Metrics;
-use crate::scheduler::Work;
-use crate::state::State;
+use crate::exporter::Exporter;
 
 /// Settings of the daemon that do not come from the config file.
 #[derive(Debug, Clone)]
 pub struct Options {
     /// Where metrics are served.
     pub telemetry_path: String,
+    /// The file reloads read (`--config.file`); without one, reloads fail.
+    pub config_file: Option<PathBuf>,
+    /// Reload on SIGHUP. The binary sets it; in-process tests leave it off.
+    pub reload_on_sighup: bool,
     /// The port authoritative nameservers are asked on: 53. Tests run their nameservers on
     /// loopback addresses with another port; there is no flag for it.
     pub nameserver_port: u16,
@@ -66,6 +71,8 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             telemetry_path: "/metrics".to_string(),
+            config_file: None,
+            reload_on_sighup: false,
             nameserver_port: authoritative::DNS_PORT,
         }
     }
@@ -87,19 +94,6 @@ pub async fn run(
     options: Options,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), Error> {
-    let metrics = Arc::new(Metrics::new()?);
-    metrics.config_reload_successful.set(1);
-    metrics.config_reload_timestamp.set(scheduler::unix_now());
-
-    let mut state = State::default();
-    state.reconcile(&config);
-    let state = Arc::new(RwLock::new(state));
-
-    let work = Arc::new(Work::from_config(
-        &config,
-        &metrics,
-        options.nameserver_port,
-    ));
     tracing::info!(
         domains = config.domains.len(),
         records = config.record_count(),
@@ -107,12 +101,14 @@ pub async fn run(
         interval = %config::format_duration(config.interval),
         "starting checks"
     );
-
+    let (exporter, works) = Exporter::new(config, &options)?;
     let stop = CancellationToken::new();
-    let scheduler = tokio::spawn(scheduler::run(work, state.clone(), stop.clone()));
+    let scheduler = tokio::spawn(scheduler::run(works, exporter.state.clone(), stop.clone()));
+    if options.reload_on_sighup {
+        tokio::spawn(reload_on_sighup(exporter.clone(), stop.clone()));
+    }
     let app = Arc::new(http::App {
-        state,
-        metrics,
+        exporter,
         telemetry_path: options.telemetry_path,
     });
     let server = tokio::spawn(http::serve(listeners, app, stop.clone()));
@@ -124,4 +120,36 @@ pub async fn run(
     let _ = scheduler.await;
     let _ = server.await;
     Ok(())
+}
+
+/// Reloads the config on every SIGHUP until `stop`.
+async fn reload_on_sighup(exporter: Arc<Exporter>, stop: CancellationToken) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut hangups = match signal(SignalKind::hangup()) {
+            Ok(hangups) => hangups,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot watch SIGHUP; reload with POST /-/reload");
+                return;
+            }
+        };
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                received = hangups.recv() => {
+                    if received.is_none() {
+                        return;
+                    }
+                    tracing::info!("SIGHUP: reloading the config");
+                    // The outcome is logged and exported by the reload itself.
+                    let _ = exporter.reload().await;
+                }
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (exporter, stop);
+    }
 }

@@ -71,6 +71,8 @@ async fn main() -> ExitCode {
 
     let options = Options {
         telemetry_path: cli.telemetry_path,
+        config_file: Some(cli.config_file),
+        reload_on_sighup: true,
         ..Options::default()
     };
     match dkim_exporter::run(listeners, config, options, shutdown_signal()).await {

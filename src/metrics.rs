@@ -108,8 +108,6 @@ pub struct Metrics {
     lookup_errors: IntCounterVec,
     /// `dkim_lookup_duration_seconds{resolver}`.
     lookup_duration: HistogramVec,
-    /// `dkim_resolver_up{resolver}`: set by each query, absent before the first.
-    resolver_up: IntGaugeVec,
     /// `dkim_exporter_config_last_reload_successful`.
     pub config_reload_successful: IntGauge,
     /// `dkim_exporter_config_last_reload_success_timestamp_seconds`.
@@ -123,25 +121,8 @@ pub struct ResolverMetrics {
     pub queries: prometheus::IntCounter,
     /// Round-trip times.
     pub duration: prometheus::Histogram,
-    /// Whether the latest query got a definitive answer.
-    pub up: UpGauge,
     /// Errors, one counter per reason in [`FailureReason::ALL`] order.
     errors: Vec<prometheus::IntCounter>,
-}
-
-/// `dkim_resolver_up` for one resolver, created on its first query so that a resolver not yet
-/// asked does not read as down.
-#[derive(Clone)]
-pub struct UpGauge {
-    vec: IntGaugeVec,
-    resolver: String,
-}
-
-impl UpGauge {
-    /// Sets the gauge, creating the series if needed.
-    pub fn set(&self, value: i64) {
-        self.vec.with_label_values(&[&self.resolver]).set(value);
-    }
 }
 
 impl ResolverMetrics {
@@ -172,10 +153,6 @@ impl Metrics {
                 .buckets(DURATION_BUCKETS.to_vec()),
             &[label::RESOLVER],
         )?;
-        let resolver_up = IntGaugeVec::new(
-            Opts::new(RESOLVER_UP.name, RESOLVER_UP.help),
-            &[label::RESOLVER],
-        )?;
         let build_info = IntGaugeVec::new(
             Opts::new(EXPORTER_BUILD_INFO.name, EXPORTER_BUILD_INFO.help),
             &["version", "revision", "rustversion"],
@@ -199,7 +176,6 @@ impl Metrics {
         registry.register(Box::new(dns_queries.clone()))?;
         registry.register(Box::new(lookup_errors.clone()))?;
         registry.register(Box::new(lookup_duration.clone()))?;
-        registry.register(Box::new(resolver_up.clone()))?;
         registry.register(Box::new(build_info))?;
         registry.register(Box::new(config_reload_successful.clone()))?;
         registry.register(Box::new(config_reload_timestamp.clone()))?;
@@ -213,7 +189,6 @@ impl Metrics {
             dns_queries,
             lookup_errors,
             lookup_duration,
-            resolver_up,
             config_reload_successful,
             config_reload_timestamp,
         })
@@ -224,10 +199,6 @@ impl Metrics {
         ResolverMetrics {
             queries: self.dns_queries.with_label_values(&[name]),
             duration: self.lookup_duration.with_label_values(&[name]),
-            up: UpGauge {
-                vec: self.resolver_up.clone(),
-                resolver: name.to_string(),
-            },
             errors: FailureReason::ALL
                 .iter()
                 .map(|r| self.lookup_errors.with_label_values(&[name, r.as_str()]))
@@ -240,7 +211,6 @@ impl Metrics {
         // Removing a series that does not exist is not an error worth reporting.
         let _ = self.dns_queries.remove_label_values(&[name]);
         let _ = self.lookup_duration.remove_label_values(&[name]);
-        let _ = self.resolver_up.remove_label_values(&[name]);
         for reason in FailureReason::ALL {
             let _ = self
                 .lookup_errors
@@ -248,10 +218,17 @@ impl Metrics {
         }
     }
 
-    /// The full `/metrics` text: the snapshot's gauges, then the process-lifetime metrics.
-    pub fn render(&self, state: &State) -> String {
+    /// The full `/metrics` text: the snapshot's gauges, `dkim_resolver_up` of the resolvers in
+    /// use (`None`: not asked yet), then the process-lifetime metrics.
+    pub fn render(&self, state: &State, resolvers_up: &[(&str, Option<bool>)]) -> String {
         let mut out = String::with_capacity(4096 + state.records.len() * 1024);
         render_state(&mut out, state);
+        let mut family = Family::new(&mut out, RESOLVER_UP, "gauge");
+        for (resolver, up) in resolvers_up {
+            if let Some(up) = up {
+                family.sample(&[(label::RESOLVER, resolver)], bool_value(*up));
+            }
+        }
         let mut buffer = Vec::new();
         match TextEncoder::new().encode(&self.registry.gather(), &mut buffer) {
             Ok(()) => out.push_str(&String::from_utf8_lossy(&buffer)),
@@ -465,7 +442,9 @@ mod tests {
     #[test]
     fn empty_state_renders_only_exporter_metrics() {
         let metrics = Metrics::new().unwrap();
-        let text = metrics.render(&State::default());
+        let text = metrics.render(&State::default(), &[("a", Some(true)), ("b", None)]);
+        assert!(text.contains("dkim_resolver_up{resolver=\"a\"} 1\n"));
+        assert!(!text.contains("resolver=\"b\""));
         assert!(text.contains("dkim_check_rounds_total 0\n"));
         assert!(text.contains("dkim_exporter_records 0\n"));
         assert!(!text.contains("dkim_record_present"));

@@ -64,7 +64,7 @@ pub async fn check(mut config: Config, nameserver_port: u16) -> Report {
     let mut state = State::default();
     state.reconcile(&config);
     let state = Arc::new(RwLock::new(state));
-    let work = Arc::new(Work::from_config(&config, &metrics, nameserver_port));
+    let work = Arc::new(Work::from_config(&config, &metrics, nameserver_port, None));
     scheduler::run_once(work, state.clone()).await;
     let state = state.read().unwrap_or_else(|e| e.into_inner());
     Report::from_state(&state)

@@ -12,7 +12,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hickory_proto::rr::Name;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -37,7 +37,7 @@ pub struct Work {
     /// When each check of a round starts, relative to the round's start, sorted.
     pub plan: Vec<Slot>,
     /// The domains' own nameservers, when `authoritative` is on.
-    pub nameservers: Option<Nameservers>,
+    pub nameservers: Option<Arc<Nameservers>>,
 }
 
 /// One record to check.
@@ -67,20 +67,43 @@ pub struct Slot {
 
 impl Work {
     /// Everything to check `config`: a client per resolver (counting into `metrics`), and the
-    /// domains' nameservers on `nameserver_port` when `authoritative` is on.
-    pub fn from_config(config: &Config, metrics: &Arc<Metrics>, nameserver_port: u16) -> Self {
+    /// domains' nameservers on `nameserver_port` when `authoritative` is on. Clients of
+    /// `previous` whose settings did not change are kept, with their connections and limits.
+    pub fn from_config(
+        config: &Config,
+        metrics: &Arc<Metrics>,
+        nameserver_port: u16,
+        previous: Option<&Work>,
+    ) -> Self {
         let clients = config
             .resolvers
             .iter()
             .map(|r| {
-                Arc::new(ResolverClient::new(
-                    r,
-                    config.timeout,
-                    metrics.resolver(&r.name),
-                ))
+                let kept = previous.and_then(|p| {
+                    p.clients
+                        .iter()
+                        .find(|c| c.config == *r && c.timeout() == config.timeout)
+                });
+                match kept {
+                    Some(client) => client.clone(),
+                    None => Arc::new(ResolverClient::new(
+                        r,
+                        config.timeout,
+                        metrics.resolver(&r.name),
+                    )),
+                }
             })
             .collect();
-        let nameservers = Nameservers::new(nameserver_port, config.timeout, metrics.clone());
+        let nameservers = previous
+            .and_then(|p| p.nameservers.clone())
+            .filter(|n| n.timeout() == config.timeout)
+            .unwrap_or_else(|| {
+                Arc::new(Nameservers::new(
+                    nameserver_port,
+                    config.timeout,
+                    metrics.clone(),
+                ))
+            });
         Work::new(config, clients, Some(nameservers))
     }
 
@@ -88,7 +111,7 @@ impl Work {
     pub fn new(
         config: &Config,
         clients: Vec<Arc<ResolverClient>>,
-        nameservers: Option<Nameservers>,
+        nameservers: Option<Arc<Nameservers>>,
     ) -> Self {
         let mut records = Vec::with_capacity(config.record_count());
         let mut records_per_domain = HashMap::new();
@@ -173,10 +196,15 @@ pub async fn run_once(work: Arc<Work>, state: Arc<RwLock<State>>) {
     .await;
 }
 
-/// Runs rounds until `shutdown`, the first at once.
-pub async fn run(work: Arc<Work>, state: Arc<RwLock<State>>, shutdown: CancellationToken) {
+/// Runs rounds until `shutdown`, the first at once, each with the newest work `works` holds.
+pub async fn run(
+    mut works: watch::Receiver<Arc<Work>>,
+    state: Arc<RwLock<State>>,
+    shutdown: CancellationToken,
+) {
     loop {
         let start = Instant::now();
+        let work = works.borrow_and_update().clone();
         let (dispatched_tx, dispatched_rx) = oneshot::channel();
         tokio::spawn(run_round(
             work.clone(),
@@ -190,9 +218,20 @@ pub async fn run(work: Arc<Work>, state: Arc<RwLock<State>>, shutdown: Cancellat
             _ = shutdown.cancelled() => return,
             _ = dispatched_rx => {}
         }
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep_until(start + work.interval) => {}
+        // Wait out the interval; a reload that changes it moves the next start.
+        let mut interval = work.interval;
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep_until(start + interval) => break,
+                changed = works.changed() => {
+                    if changed.is_err() {
+                        // The exporter is gone: nothing more to check.
+                        return;
+                    }
+                    interval = works.borrow().interval;
+                }
+            }
         }
     }
 }

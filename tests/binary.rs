@@ -42,6 +42,14 @@ fn wait_line(lines: &mpsc::Receiver<String>, needle: &str) -> String {
     }
 }
 
+fn signal(child: &Child, signal: &str) {
+    let kill = Command::new("kill")
+        .args([signal, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+}
+
 fn wait_exit(child: &mut Child) -> i32 {
     for _ in 0..300 {
         if let Some(status) = child.try_wait().unwrap() {
@@ -54,7 +62,7 @@ fn wait_exit(child: &mut Child) -> i32 {
 }
 
 #[tokio::test]
-async fn serves_logs_logfmt_and_exits_zero_on_sigterm() {
+async fn serves_logs_logfmt_reloads_on_sighup_and_exits_zero_on_sigterm() {
     let dns = TestDns::start(Behaviour::Answer(
         Zone::new().cname("s1._domainkey.example.com.", "s1.dkim.amazonses.com."),
     ))
@@ -107,11 +115,21 @@ async fn serves_logs_logfmt_and_exits_zero_on_sigterm() {
         "{body}"
     );
 
-    let kill = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
+    // SIGHUP reloads: a second domain appears.
+    std::fs::write(
+        &config,
+        format!(
+            "interval: 1s\ntimeout: 1s\nresolvers:\n  - name: local\n    address: {}\ndomains:\n  - domain: example.com\n    provider: ses\n    selectors: [s1]\n  - domain: example.net\n    provider: ses\n    selectors: [s2]\n",
+            dns.addr
+        ),
+    )
+    .unwrap();
+    signal(&child, "-HUP");
+    wait_line(&lines, "msg=\"config reloaded\"");
+    let (_, body) = support::http_get(address, "/metrics").await;
+    assert!(body.contains("dkim_exporter_records 2\n"), "{body}");
+
+    signal(&child, "-TERM");
     assert_eq!(wait_exit(&mut child), 0);
     let _ = std::fs::remove_dir_all(&dir);
 }

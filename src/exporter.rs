@@ -1,0 +1,137 @@
+//! The running exporter: the config in force, the work built from it, and reloads.
+//!
+//! A reload reads the file again; a bad file changes nothing but the reload gauges. A good one
+//! becomes the work the scheduler picks up at its next round, resolvers whose settings did not
+//! change keep their client (connections, rate limiter, counters), and the state keeps what is
+//! known about every record that is still configured.
+
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+
+use tokio::sync::{Mutex, watch};
+
+use crate::config::{self, Config};
+use crate::metrics::Metrics;
+use crate::scheduler::{self, Work};
+use crate::state::State;
+use crate::{Error, Options};
+
+/// What the scheduler, the HTTP handlers and reloads share.
+pub struct Exporter {
+    /// The latest results.
+    pub state: Arc<RwLock<State>>,
+    /// Process-lifetime metrics.
+    pub metrics: Arc<Metrics>,
+    /// The work of the config in force; the scheduler takes the newest at each round.
+    work: watch::Sender<Arc<Work>>,
+    /// The config in force; also serialises reloads.
+    config: Mutex<Config>,
+    /// Where reloads read the config from.
+    config_file: Option<PathBuf>,
+    /// The port nameservers are asked on.
+    nameserver_port: u16,
+}
+
+impl Exporter {
+    /// Sets up the exporter for `config`; the receiver feeds the scheduler.
+    pub fn new(
+        config: Config,
+        options: &Options,
+    ) -> Result<(Arc<Exporter>, watch::Receiver<Arc<Work>>), Error> {
+        let metrics = Arc::new(Metrics::new()?);
+        metrics.config_reload_successful.set(1);
+        metrics.config_reload_timestamp.set(scheduler::unix_now());
+        let mut state = State::default();
+        state.reconcile(&config);
+        let work = Arc::new(Work::from_config(
+            &config,
+            &metrics,
+            options.nameserver_port,
+            None,
+        ));
+        let (work, receiver) = watch::channel(work);
+        let exporter = Exporter {
+            state: Arc::new(RwLock::new(state)),
+            metrics,
+            work,
+            config: Mutex::new(config),
+            config_file: options.config_file.clone(),
+            nameserver_port: options.nameserver_port,
+        };
+        Ok((Arc::new(exporter), receiver))
+    }
+
+    /// The work of the config in force.
+    pub fn work(&self) -> Arc<Work> {
+        self.work.borrow().clone()
+    }
+
+    /// Every resolver in use, configured then `auth:`, with its latest verdict.
+    pub fn resolvers_up(&self) -> Vec<(String, Option<bool>)> {
+        let work = self.work();
+        let mut up: Vec<(String, Option<bool>)> = work
+            .clients
+            .iter()
+            .map(|c| (c.name.clone(), c.up()))
+            .collect();
+        if let Some(nameservers) = &work.nameservers {
+            let mut auth: Vec<(String, Option<bool>)> = nameservers
+                .clients()
+                .iter()
+                .map(|c| (c.name.clone(), c.up()))
+                .collect();
+            auth.sort();
+            auth.dedup_by(|a, b| a.0 == b.0);
+            up.extend(auth);
+        }
+        up
+    }
+
+    /// Reads the config file again and puts it in force; on error, keeps the config in force.
+    pub async fn reload(&self) -> Result<(), String> {
+        let mut current = self.config.lock().await;
+        let Some(path) = self.config_file.clone() else {
+            return Err("no config file to reload from".to_string());
+        };
+        let loaded = tokio::task::spawn_blocking(move || config::load(&path))
+            .await
+            .map_err(|e| format!("reading the config failed: {e}"))
+            .and_then(|result| result.map_err(|e| e.to_string()));
+        let loaded = match loaded {
+            Ok(loaded) => loaded,
+            Err(message) => {
+                self.metrics.config_reload_successful.set(0);
+                tracing::error!(error = %message, "config reload failed; keeping the config in force");
+                return Err(message);
+            }
+        };
+        if loaded != *current {
+            let old = self.work();
+            let work = Work::from_config(&loaded, &self.metrics, self.nameserver_port, Some(&old));
+            for client in &old.clients {
+                if !loaded.resolvers.iter().any(|r| r.name == client.name) {
+                    self.metrics.forget_resolver(&client.name);
+                }
+            }
+            self.state
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .reconcile(&loaded);
+            self.work.send_replace(Arc::new(work));
+            tracing::info!(
+                domains = loaded.domains.len(),
+                records = loaded.record_count(),
+                resolvers = loaded.resolvers.len(),
+                "config reloaded"
+            );
+            *current = loaded;
+        } else {
+            tracing::info!("config reloaded; nothing changed");
+        }
+        self.metrics.config_reload_successful.set(1);
+        self.metrics
+            .config_reload_timestamp
+            .set(scheduler::unix_now());
+        Ok(())
+    }
+}
