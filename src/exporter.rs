@@ -7,6 +7,7 @@
 
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use tokio::sync::{Mutex, watch};
 
@@ -59,6 +60,33 @@ impl Exporter {
             nameserver_port: options.nameserver_port,
         };
         Ok((Arc::new(exporter), receiver))
+    }
+
+    /// The config in force.
+    pub async fn config(&self) -> Config {
+        self.config.lock().await.clone()
+    }
+
+    /// Checks `config`'s records once, now, for `/probe`, within `budget`. Queries go through
+    /// the clients in force where the resolver is the same, so politeness limits hold across
+    /// probes and rounds. Returns what was learnt, and whether the check finished in time.
+    pub async fn probe(&self, mut config: Config, budget: Duration) -> (State, bool) {
+        config.interval = Duration::ZERO;
+        let mut state = State::default();
+        state.reconcile(&config);
+        let state = Arc::new(RwLock::new(state));
+        let current = self.work();
+        let work = Arc::new(Work::from_config(
+            &config,
+            &self.metrics,
+            self.nameserver_port,
+            Some(&current),
+        ));
+        let finished = tokio::time::timeout(budget, scheduler::run_once(work, state.clone()))
+            .await
+            .is_ok();
+        let state = std::mem::take(&mut *state.write().unwrap_or_else(|e| e.into_inner()));
+        (state, finished)
     }
 
     /// The work of the config in force.

@@ -18,6 +18,8 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::exporter::Exporter;
+use crate::metrics::Metrics;
+use crate::oneshot::{self, Target};
 use crate::report::{Report, Status};
 use crate::state::State;
 
@@ -28,12 +30,33 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// The content type of the Prometheus text format.
 const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
+/// Probes running at once; more wait for a slot within their own timeout.
+pub const MAX_CONCURRENT_PROBES: usize = 64;
+/// A probe's time budget when Prometheus does not send its scrape timeout.
+const DEFAULT_PROBE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Taken off Prometheus's scrape timeout so the answer arrives before it gives up, as
+/// blackbox_exporter does.
+const PROBE_TIMEOUT_OFFSET: Duration = Duration::from_millis(500);
+
 /// What the handlers read.
 pub struct App {
     /// The running exporter: results, metrics, reloads.
     pub exporter: Arc<Exporter>,
     /// Where metrics are served (`--web.telemetry-path`).
     pub telemetry_path: String,
+    /// Bounds the probes running at once.
+    pub probes: tokio::sync::Semaphore,
+}
+
+impl App {
+    /// Handlers for `exporter`, with metrics under `telemetry_path`.
+    pub fn new(exporter: Arc<Exporter>, telemetry_path: String) -> App {
+        App {
+            exporter,
+            telemetry_path,
+            probes: tokio::sync::Semaphore::new(MAX_CONCURRENT_PROBES),
+        }
+    }
 }
 
 /// Serves `app` on every listener until `shutdown`, then lets open requests finish.
@@ -111,8 +134,11 @@ pub async fn bind(address: &str) -> std::io::Result<TcpListener> {
 /// Routes one request.
 pub async fn handle<B>(app: &App, req: &Request<B>) -> Response<Full<Bytes>> {
     let path = req.uri().path();
-    let known =
-        path == app.telemetry_path || matches!(path, "/" | "/-/healthy" | "/-/ready" | "/-/reload");
+    let known = path == app.telemetry_path
+        || matches!(
+            path,
+            "/" | "/probe" | "/-/healthy" | "/-/ready" | "/-/reload"
+        );
     if !known {
         return text(StatusCode::NOT_FOUND, "404 page not found\n");
     }
@@ -140,6 +166,7 @@ pub async fn handle<B>(app: &App, req: &Request<B>) -> Response<Full<Bytes>> {
         return with_type(StatusCode::OK, METRICS_CONTENT_TYPE, body);
     }
     match path {
+        "/probe" => probe(app, req).await,
         "/-/healthy" => text(StatusCode::OK, "Healthy\n"),
         "/-/reload" => match exporter.reload().await {
             Ok(()) => text(StatusCode::OK, "config reloaded\n"),
@@ -175,6 +202,93 @@ pub async fn handle<B>(app: &App, req: &Request<B>) -> Response<Full<Bytes>> {
             )
         }
     }
+}
+
+/// `/probe?target=DOMAIN[&selector=S…][&provider=ses][&region=R]`: checks one domain now.
+async fn probe<B>(app: &App, req: &Request<B>) -> Response<Full<Bytes>> {
+    let started = tokio::time::Instant::now();
+    let bad = |message: String| {
+        with_type(
+            StatusCode::BAD_REQUEST,
+            "text/plain; charset=utf-8",
+            format!("{message}\n"),
+        )
+    };
+    let query: Vec<(String, String)> =
+        form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+    let mut target = Target::default();
+    let mut domain = None;
+    fn once<'a>(slot: &mut Option<&'a str>, key: &str, value: &'a str) -> Result<(), String> {
+        match slot.replace(value) {
+            Some(_) => Err(format!("{key} is given twice")),
+            None => Ok(()),
+        }
+    }
+    for (key, value) in &query {
+        let result = match key.as_str() {
+            "target" => once(&mut domain, key, value),
+            "provider" => once(&mut target.provider, key, value),
+            "region" => once(&mut target.region, key, value),
+            "selector" => {
+                target.selectors.push(value.as_str());
+                Ok(())
+            }
+            other => Err(format!(
+                "unknown parameter {other:?}: use target, selector, provider and region"
+            )),
+        };
+        if let Err(message) = result {
+            return bad(message);
+        }
+    }
+    let Some(domain) = domain.filter(|d| !d.is_empty()) else {
+        return bad("target is required: /probe?target=example.com".to_string());
+    };
+    target.domain = Some(domain);
+
+    let budget = match req.headers().get("X-Prometheus-Scrape-Timeout-Seconds") {
+        None => DEFAULT_PROBE_TIMEOUT,
+        Some(value) => match value
+            .to_str()
+            .ok()
+            .and_then(|v| v.trim().parse::<f64>().ok())
+        {
+            Some(seconds) if seconds.is_finite() && seconds > 0.0 => {
+                Duration::from_secs_f64(seconds.min(3600.0))
+                    .saturating_sub(PROBE_TIMEOUT_OFFSET)
+                    .max(Duration::from_millis(100))
+            }
+            _ => {
+                return bad(format!(
+                    "X-Prometheus-Scrape-Timeout-Seconds is not a number of seconds: {value:?}"
+                ));
+            }
+        },
+    };
+    let base = app.exporter.config().await;
+    let config = match oneshot::config_for(Some(&base), &target) {
+        Ok(config) => config,
+        Err(message) => return bad(message),
+    };
+    let Ok(Ok(_slot)) = tokio::time::timeout(budget, app.probes.acquire()).await else {
+        return text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many probes in flight\n",
+        );
+    };
+    let remaining = budget.saturating_sub(started.elapsed());
+    let (state, finished) = app.exporter.probe(config, remaining).await;
+    let healthy = state
+        .records
+        .iter()
+        .all(|r| r.healthy(&state.resolvers) == Some(true));
+    if !finished {
+        tracing::debug!(target = domain, "probe ran out of time");
+    }
+    let body = Metrics::render_probe(&state, finished && healthy, started.elapsed().as_secs_f64());
+    with_type(StatusCode::OK, METRICS_CONTENT_TYPE, body)
 }
 
 fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
@@ -295,10 +409,7 @@ mod tests {
     fn app() -> App {
         let config = crate::config::parse("domains: []\n", "test.yaml").unwrap();
         let (exporter, _) = Exporter::new(config, &Options::default()).unwrap();
-        App {
-            exporter,
-            telemetry_path: "/metrics".into(),
-        }
+        App::new(exporter, "/metrics".into())
     }
 
     async fn get(app: &App, method: Method, path: &str) -> Response<Full<Bytes>> {

@@ -107,10 +107,7 @@ pub async fn run(
     if options.reload_on_sighup {
         tokio::spawn(reload_on_sighup(exporter.clone(), stop.clone()));
     }
-    let app = Arc::new(http::App {
-        exporter,
-        telemetry_path: options.telemetry_path,
-    });
+    let app = Arc::new(http::App::new(exporter, options.telemetry_path));
     let server = tokio::spawn(http::serve(listeners, app, stop.clone()));
 
     shutdown.await;

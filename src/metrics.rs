@@ -67,6 +67,10 @@ metrics! {
     CHECK_ROUND_DURATION_SECONDS = "dkim_check_round_duration_seconds";
     /// Records configured.
     EXPORTER_RECORDS = "dkim_exporter_records";
+    /// 1 when every record of the probed domain is correct with no problem.
+    PROBE_SUCCESS = "dkim_probe_success";
+    /// How long the probe took, in seconds.
+    PROBE_DURATION_SECONDS = "dkim_probe_duration_seconds";
     /// Build information. Always 1.
     EXPORTER_BUILD_INFO = "dkim_exporter_build_info";
     /// 1 when the latest config load succeeded.
@@ -218,6 +222,16 @@ impl Metrics {
         }
     }
 
+    /// The `/probe` text: the probed records' gauges, then whether the probe succeeded and how
+    /// long it took.
+    pub fn render_probe(state: &State, success: bool, seconds: f64) -> String {
+        let mut out = String::with_capacity(2048 + state.records.len() * 1024);
+        render_records(&mut out, state);
+        Family::new(&mut out, PROBE_SUCCESS, "gauge").sample(&[], bool_value(success));
+        Family::new(&mut out, PROBE_DURATION_SECONDS, "gauge").sample(&[], seconds);
+        out
+    }
+
     /// The full `/metrics` text: the snapshot's gauges, `dkim_resolver_up` of the resolvers in
     /// use (`None`: not asked yet), then the process-lifetime metrics.
     pub fn render(&self, state: &State, resolvers_up: &[(&str, Option<bool>)]) -> String {
@@ -296,6 +310,24 @@ fn bool_value(b: bool) -> f64 {
 }
 
 fn render_state(out: &mut String, state: &State) {
+    render_records(out, state);
+    let mut family = Family::new(out, DOMAIN_LAST_CHECK_TIMESTAMP_SECONDS, "gauge");
+    for domain in &state.domains {
+        if let Some(at) = domain.last_check {
+            family.sample(&[(label::DOMAIN, &domain.name)], at);
+        }
+    }
+
+    // The exporter itself.
+    Family::new(out, CHECK_ROUNDS_TOTAL, "counter").sample(&[], state.rounds.completed as f64);
+    if let Some(seconds) = state.rounds.last_duration {
+        Family::new(out, CHECK_ROUND_DURATION_SECONDS, "gauge").sample(&[], seconds);
+    }
+    Family::new(out, EXPORTER_RECORDS, "gauge").sample(&[], state.records.len() as f64);
+}
+
+/// The per-record and per-domain verdicts.
+fn render_records(out: &mut String, state: &State) {
     use label::{DOMAIN, PROBLEM, RECORD_TYPE, RESOLVER, SELECTOR, VALUE};
     let resolvers = &state.resolvers;
 
@@ -402,19 +434,6 @@ fn render_state(out: &mut String, state: &State) {
             family.sample(&[(DOMAIN, &domain.name)], bool_value(healthy));
         }
     }
-    let mut family = Family::new(out, DOMAIN_LAST_CHECK_TIMESTAMP_SECONDS, "gauge");
-    for domain in &state.domains {
-        if let Some(at) = domain.last_check {
-            family.sample(&[(DOMAIN, &domain.name)], at);
-        }
-    }
-
-    // The exporter itself.
-    Family::new(out, CHECK_ROUNDS_TOTAL, "counter").sample(&[], state.rounds.completed as f64);
-    if let Some(seconds) = state.rounds.last_duration {
-        Family::new(out, CHECK_ROUND_DURATION_SECONDS, "gauge").sample(&[], seconds);
-    }
-    Family::new(out, EXPORTER_RECORDS, "gauge").sample(&[], state.records.len() as f64);
 }
 
 #[cfg(test)]

@@ -1,8 +1,9 @@
-//! `dkim_exporter check`: one round, now, for a person at a terminal or a cron job.
+//! Checking once, now: `dkim_exporter check` for a person at a terminal or a cron job, and
+//! `/probe` for Prometheus.
 //!
-//! The domain, selectors and resolvers come from the command line, from a config file, or both
-//! (the command line wins). Everything given on the command line is validated by the config
-//! loader itself, so the rules and messages are the same as for the file.
+//! The domain, selectors and resolvers come from the request (command line or query string),
+//! from a config, or both (the request wins). Everything the request gives is validated by the
+//! config loader itself, so the rules and messages are the same as for the file.
 
 use std::io::IsTerminal as _;
 use std::sync::{Arc, RwLock};
@@ -24,7 +25,17 @@ pub const EXIT_USAGE: u8 = 2;
 
 /// Runs the check and prints the report to stdout; returns the exit code.
 pub async fn run(args: CheckArgs, nameserver_port: u16) -> u8 {
-    let config = match config_for(&args) {
+    let file = match &args.config_file {
+        Some(path) => match config::load(path) {
+            Ok(config) => Some(config),
+            Err(e) => {
+                eprintln!("dkim_exporter check: {e}");
+                return EXIT_USAGE;
+            }
+        },
+        None => None,
+    };
+    let config = match config_for(file.as_ref(), &target_of(&args)) {
         Ok(config) => config,
         Err(message) => {
             eprintln!("dkim_exporter check: {message}");
@@ -70,14 +81,36 @@ pub async fn check(mut config: Config, nameserver_port: u16) -> Report {
     Report::from_state(&state)
 }
 
-/// The config the command line asks for.
-fn config_for(args: &CheckArgs) -> Result<Config, String> {
-    let file = match &args.config_file {
-        Some(path) => Some(config::load(path).map_err(|e| e.to_string())?),
-        None => None,
-    };
+/// What a check is asked to look at.
+#[derive(Debug, Clone, Default)]
+pub struct Target<'a> {
+    /// The domain; `None` for every domain of the config.
+    pub domain: Option<&'a str>,
+    /// Selectors to check; empty for the domain's selectors from the config.
+    pub selectors: Vec<&'a str>,
+    /// The provider the selectors point at.
+    pub provider: Option<&'a str>,
+    /// The SES region.
+    pub region: Option<&'a str>,
+    /// Resolver addresses to ask instead of the config's.
+    pub resolvers: Vec<&'a str>,
+}
+
+fn target_of(args: &CheckArgs) -> Target<'_> {
+    Target {
+        domain: args.domain.as_deref(),
+        selectors: args.selectors.iter().map(String::as_str).collect(),
+        provider: args.provider.as_deref(),
+        region: args.region.as_deref(),
+        resolvers: args.resolvers.iter().map(String::as_str).collect(),
+    }
+}
+
+/// The config a request asks for, on top of `file` (the config file or the config in force).
+pub fn config_for(file: Option<&Config>, target: &Target<'_>) -> Result<Config, String> {
+    let args = target;
     if args.selectors.is_empty() && (args.provider.is_some() || args.region.is_some()) {
-        return Err("--provider and --region describe --selector values: give at least one".into());
+        return Err("provider and region describe selectors: give at least one selector".into());
     }
 
     // What the command line gives, written as config so the loader validates it.
@@ -116,7 +149,7 @@ fn config_for(args: &CheckArgs) -> Result<Config, String> {
         }
     })?;
 
-    let mut config = file.clone().unwrap_or_else(|| given.clone());
+    let mut config = file.cloned().unwrap_or_else(|| given.clone());
     if !args.resolvers.is_empty() {
         config.resolvers = given.resolvers.clone();
     }
@@ -124,14 +157,13 @@ fn config_for(args: &CheckArgs) -> Result<Config, String> {
         Some(_) if !args.selectors.is_empty() => config.domains = given.domains,
         Some(domain) => {
             let name = config::normalise_name(domain, "domain")?;
-            let configured = file
-                .as_ref()
-                .and_then(|f| f.domains.iter().find(|d| d.domain == name).cloned());
+            let configured =
+                file.and_then(|f| f.domains.iter().find(|d| d.domain == name).cloned());
             match configured {
                 Some(found) => config.domains = vec![found],
                 None => {
                     return Err(format!(
-                        "no selectors for {name}: give --selector, or --config.file with the domain"
+                        "no selectors for {name}: give a selector, or configure the domain"
                     ));
                 }
             }
@@ -150,16 +182,21 @@ mod tests {
     use super::*;
     use crate::config::Expected;
 
-    fn args(domain: Option<&str>, selectors: &[&str], provider: Option<&str>) -> CheckArgs {
-        CheckArgs {
-            domain: domain.map(String::from),
-            selectors: selectors.iter().map(|s| s.to_string()).collect(),
-            provider: provider.map(String::from),
-            region: None,
-            resolvers: vec![],
-            config_file: None,
-            format: OutputFormat::Text,
+    fn args<'a>(
+        domain: Option<&'a str>,
+        selectors: &[&'a str],
+        provider: Option<&'a str>,
+    ) -> Target<'a> {
+        Target {
+            domain,
+            selectors: selectors.to_vec(),
+            provider,
+            ..Target::default()
         }
+    }
+
+    fn config_for(target: &Target<'_>) -> Result<Config, String> {
+        super::config_for(None, target)
     }
 
     #[test]
@@ -181,12 +218,12 @@ mod tests {
         assert!(
             config_for(&args(Some("example.com"), &[], None))
                 .unwrap_err()
-                .contains("--selector")
+                .contains("give a selector")
         );
         let err = config_for(&args(Some("example.com"), &["a b"], Some("ses"))).unwrap_err();
         assert!(err.contains("invalid selector \"a b\""), "{err}");
         let mut bad_resolver = args(Some("example.com"), &["a"], Some("ses"));
-        bad_resolver.resolvers = vec!["dns.google".into()];
+        bad_resolver.resolvers = vec!["dns.google"];
         let err = config_for(&bad_resolver).unwrap_err();
         assert!(err.contains("invalid resolver address"), "{err}");
     }

@@ -185,9 +185,7 @@ async fn every_scenario_over_udp_tcp_and_truncated_udp() {
     assert!(page.contains("<b>target_typo</b>") && page.contains("Fix: Fix the spelling"));
 
     // CI lints a real scrape with promtool.
-    if let Ok(path) = std::env::var("DKIM_EXPORTER_SCRAPE_FILE") {
-        std::fs::write(path, &s.text).unwrap();
-    }
+    support::keep_scrape("metrics.prom", &s.text);
     daemon.stop().await;
 }
 

@@ -97,10 +97,24 @@ pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
 
 /// A minimal HTTP/1.1 request with no body.
 pub async fn http_request(addr: SocketAddr, method: &str, path: &str) -> (u16, String) {
+    http_request_with(addr, method, path, &[]).await
+}
+
+/// A minimal HTTP/1.1 request with extra headers and no body.
+pub async fn http_request_with(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (u16, String) {
     let exchange = async {
         let mut stream = TcpStream::connect(addr).await.unwrap();
+        let extra: String = headers
+            .iter()
+            .map(|(k, v)| format!("{k}: {v}\r\n"))
+            .collect();
         let request =
-            format!("{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
+            format!("{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n{extra}\r\n");
         stream.write_all(request.as_bytes()).await.unwrap();
         let mut response = Vec::new();
         stream.read_to_end(&mut response).await.unwrap();
@@ -212,6 +226,13 @@ fn parse_labels(body: &str) -> BTreeMap<String, String> {
         }
     }
     labels
+}
+
+/// Writes a real scrape under `$DKIM_EXPORTER_SCRAPE_DIR`, when set, for CI to lint.
+pub fn keep_scrape(name: &str, text: &str) {
+    if let Ok(dir) = std::env::var("DKIM_EXPORTER_SCRAPE_DIR") {
+        std::fs::write(std::path::Path::new(&dir).join(name), text).unwrap();
+    }
 }
 
 /// A resolver entry for a test config.
