@@ -20,6 +20,9 @@ use crate::state::{FollowUp, Found, Observation};
 /// How many CNAMEs of an answer are followed before giving up: more is a loop or abuse.
 const MAX_CHAIN: usize = 16;
 
+/// How many addresses found in place of a record are kept (and shown in `dkim_record_info`).
+pub const MAX_ADDRESSES: usize = 16;
+
 /// Looks up the record `name` on `client` and reads the answer against `expected`.
 pub async fn check_record(
     client: &ResolverClient,
@@ -125,6 +128,9 @@ async fn extra_lookups(resolver: &ResolverClient, record: &RecordTarget<'_>) -> 
             .flat_map(|reply| addresses_at(record.name, reply))
             .collect();
         found.sort();
+        found.dedup();
+        // A name with thousands of addresses must not make a label of hundreds of kilobytes.
+        found.truncate(MAX_ADDRESSES);
         Some(found)
     };
     let txt_key = async {

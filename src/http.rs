@@ -25,6 +25,8 @@ use crate::state::State;
 
 /// How long a client may take to send its request headers.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// The most a request head (line and headers) may take; no endpoint reads a body.
+const MAX_REQUEST_HEAD: usize = 64 * 1024;
 /// How long open connections get to finish when the server stops.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// The content type of the Prometheus text format.
@@ -72,7 +74,8 @@ pub async fn serve(listeners: Vec<TcpListener>, app: Arc<App>, shutdown: Cancell
             builder
                 .http1()
                 .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_READ_TIMEOUT);
+                .header_read_timeout(HEADER_READ_TIMEOUT)
+                .max_buf_size(MAX_REQUEST_HEAD);
             loop {
                 let (stream, peer) = tokio::select! {
                     _ = shutdown.cancelled() => break,

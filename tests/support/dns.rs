@@ -26,6 +26,21 @@ pub enum Behaviour {
     TruncateUdp(Zone),
     /// Answers from the zone without the AA flag: a lame delegation.
     NotAuthoritative(Zone),
+    /// Answers from the zone after a delay.
+    Late(std::time::Duration, Zone),
+    /// Answers from the zone with another message ID.
+    WrongId(Zone),
+    /// Answers a different question.
+    OtherQuestion,
+    /// Replies with the right ID followed by bytes that are not a DNS message.
+    Garbage,
+    /// Truncates over UDP, and closes every TCP connection at once.
+    TruncateThenCloseTcp,
+    /// Answers every question with a CNAME chain of this length (its end pointing back to the
+    /// name when `looped`).
+    Chain { length: usize, looped: bool },
+    /// Answers every question with this many A records.
+    Many(usize),
 }
 
 /// Records served, with a SOA for negative answers.
@@ -236,6 +251,7 @@ impl TestDns {
     }
 
     fn serve(udp: UdpSocket, tcp: TcpListener, behaviour: Behaviour) -> TestDns {
+        let udp = Arc::new(udp);
         let addr = udp.local_addr().expect("udp address");
         let behaviour = Arc::new(Mutex::new(behaviour));
         let udp_queries = Arc::new(AtomicUsize::new(0));
@@ -253,7 +269,16 @@ impl TestDns {
                     arrivals.lock().expect("lock").push(Instant::now());
                     let current = behaviour.lock().expect("lock").clone();
                     if let Some(reply) = respond(&current, &buf[..len], false) {
-                        let _ = udp.send_to(&reply, peer).await;
+                        let wait = delay(&current);
+                        if wait.is_zero() {
+                            let _ = udp.send_to(&reply, peer).await;
+                        } else {
+                            let udp = udp.clone();
+                            tokio::spawn(async move {
+                                tokio::time::sleep(wait).await;
+                                let _ = udp.send_to(&reply, peer).await;
+                            });
+                        }
                     }
                 }
             });
@@ -277,6 +302,10 @@ impl TestDns {
                             }
                             count.fetch_add(1, Ordering::SeqCst);
                             let current = behaviour.lock().expect("lock").clone();
+                            if matches!(current, Behaviour::TruncateThenCloseTcp) {
+                                return;
+                            }
+                            tokio::time::sleep(delay(&current)).await;
                             if let Some(reply) = respond(&current, &query, true) {
                                 let mut framed = (reply.len() as u16).to_be_bytes().to_vec();
                                 framed.extend_from_slice(&reply);
@@ -320,10 +349,78 @@ impl TestDns {
     }
 }
 
-fn respond(behaviour: &Behaviour, query: &[u8], over_tcp: bool) -> Option<Vec<u8>> {
-    let query = Message::from_vec(query).ok()?;
+/// How long to wait before replying, for [`Behaviour::Late`].
+fn delay(behaviour: &Behaviour) -> std::time::Duration {
+    match behaviour {
+        Behaviour::Late(delay, _) => *delay,
+        _ => std::time::Duration::ZERO,
+    }
+}
+
+fn respond(behaviour: &Behaviour, query_bytes: &[u8], over_tcp: bool) -> Option<Vec<u8>> {
+    let query = Message::from_vec(query_bytes).ok()?;
+    let blank = || {
+        let mut reply = Message::new(query.metadata.id, MessageType::Response, OpCode::Query);
+        reply.queries = query.queries.clone();
+        reply.metadata.recursion_available = true;
+        reply
+    };
     let reply = match behaviour {
         Behaviour::Silent => return None,
+        Behaviour::Late(_, zone) => zone.answer(&query),
+        Behaviour::WrongId(zone) => {
+            let mut reply = zone.answer(&query);
+            reply.metadata.id = query.metadata.id.wrapping_add(1);
+            reply
+        }
+        Behaviour::OtherQuestion => {
+            let mut reply = blank();
+            for q in &mut reply.queries {
+                q.name = name("somewhere.else.example.");
+            }
+            reply
+        }
+        Behaviour::Garbage => {
+            let mut bytes = query_bytes[..2].to_vec();
+            bytes.extend_from_slice(&[0xff; 40]);
+            return Some(bytes);
+        }
+        Behaviour::TruncateThenCloseTcp if over_tcp => return None,
+        Behaviour::TruncateThenCloseTcp => {
+            let mut reply = blank();
+            reply.metadata.truncation = true;
+            reply
+        }
+        Behaviour::Chain { length, looped } => {
+            let mut reply = blank();
+            let start = query.queries.first()?.name().clone();
+            let mut owner = start.clone();
+            for i in 0..*length {
+                let target = if *looped && i + 1 == *length {
+                    start.clone()
+                } else {
+                    name(&format!("hop{i}.chain.example."))
+                };
+                reply.answers.push(Record::from_rdata(
+                    owner.clone(),
+                    300,
+                    RData::CNAME(CNAME(target.clone())),
+                ));
+                owner = target;
+            }
+            reply
+        }
+        Behaviour::Many(count) => {
+            let mut reply = blank();
+            let owner = query.queries.first()?.name().clone();
+            for i in 0..*count {
+                let ip = std::net::Ipv4Addr::from(0x0a00_0000 + i as u32);
+                reply
+                    .answers
+                    .push(Record::from_rdata(owner.clone(), 300, RData::A(A(ip))));
+            }
+            reply
+        }
         Behaviour::Answer(zone) => zone.answer(&query),
         Behaviour::NotAuthoritative(zone) => {
             let mut reply = zone.answer(&query);
@@ -344,5 +441,12 @@ fn respond(behaviour: &Behaviour, query: &[u8], over_tcp: bool) -> Option<Vec<u8
             reply
         }
     };
-    reply.to_vec().ok()
+    let bytes = reply.to_vec().ok()?;
+    if over_tcp || bytes.len() <= 1232 {
+        return Some(bytes);
+    }
+    // Too big for the advertised UDP payload: truncate, as a real server does.
+    let mut truncated = blank();
+    truncated.metadata.truncation = true;
+    truncated.to_vec().ok()
 }
