@@ -122,6 +122,18 @@ pub struct ResolverConfig {
     pub protocol: Protocol,
     /// Upper bound on queries per second sent to this resolver; 0 means no limit.
     pub max_queries_per_second: u32,
+    /// For `tls` and `https`: whom to trust.
+    pub tls: Option<TlsSettings>,
+}
+
+/// How a DNS-over-TLS or DNS-over-HTTPS resolver is authenticated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsSettings {
+    /// The name (or IP address) the resolver's certificate must carry; also sent as the HTTP
+    /// authority for DNS over HTTPS.
+    pub name: String,
+    /// Trust roots added to the Mozilla roots, read from `tls_ca_file` at load.
+    pub extra_roots: Vec<pki_types::CertificateDer<'static>>,
 }
 
 /// The transport used to reach a resolver.
@@ -382,30 +394,46 @@ impl RawConfig {
                         );
                     }
                     let protocol = r.protocol.unwrap_or(Protocol::Udp);
-                    match protocol {
-                        Protocol::Udp | Protocol::Tcp => {}
-                        Protocol::Tls | Protocol::Https => {
+                    let tls = match (protocol, r.tls_name) {
+                        (Protocol::Udp | Protocol::Tcp, None) => {
+                            if r.tls_ca_file.is_some() {
+                                return fail(
+                                    at("tls_ca_file"),
+                                    "tls_ca_file only applies to protocol tls or https",
+                                );
+                            }
+                            None
+                        }
+                        (Protocol::Udp | Protocol::Tcp, Some(_)) => {
+                            return fail(
+                                at("tls_name"),
+                                "tls_name only applies to protocol tls or https",
+                            );
+                        }
+                        (Protocol::Tls | Protocol::Https, None) => {
                             return fail(
                                 at("protocol"),
                                 format!(
-                                    "protocol {} is not supported yet; use udp or tcp",
+                                    "protocol {} needs tls_name: the name on the resolver's \
+                                     certificate, like cloudflare-dns.com",
                                     protocol.as_str()
                                 ),
                             );
                         }
-                    }
-                    if r.tls_name.is_some() {
-                        return fail(
-                            at("tls_name"),
-                            "tls_name only applies to protocol tls or https",
-                        );
-                    }
-                    if r.tls_ca_file.is_some() {
-                        return fail(
-                            at("tls_ca_file"),
-                            "tls_ca_file only applies to protocol tls or https",
-                        );
-                    }
+                        (Protocol::Tls | Protocol::Https, Some(name)) => {
+                            let extra_roots = match &r.tls_ca_file {
+                                Some(path) => match read_ca_file(path) {
+                                    Ok(roots) => roots,
+                                    Err(message) => return fail(at("tls_ca_file"), message),
+                                },
+                                None => Vec::new(),
+                            };
+                            Some(TlsSettings {
+                                name: name.0,
+                                extra_roots,
+                            })
+                        }
+                    };
                     out.push(ResolverConfig {
                         name: r.name.0,
                         address: SocketAddr::new(
@@ -414,6 +442,7 @@ impl RawConfig {
                         ),
                         protocol,
                         max_queries_per_second: r.max_queries_per_second.unwrap_or(DEFAULT_MAX_QPS),
+                        tls,
                     });
                 }
                 out
@@ -543,8 +572,26 @@ fn default_resolvers() -> Vec<ResolverConfig> {
             ),
             protocol: Protocol::Udp,
             max_queries_per_second: DEFAULT_MAX_QPS,
+            tls: None,
         })
         .collect()
+}
+
+/// Reads the PEM certificates of a `tls_ca_file`.
+fn read_ca_file(path: &Path) -> Result<Vec<pki_types::CertificateDer<'static>>, String> {
+    use pki_types::pem::PemObject as _;
+    let pem = std::fs::read(path)
+        .map_err(|e| format!("cannot read tls_ca_file {}: {e}", path.display()))?;
+    let certs: Vec<_> = pki_types::CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("tls_ca_file {} is not PEM: {e}", path.display()))?;
+    if certs.is_empty() {
+        return Err(format!(
+            "tls_ca_file {} holds no certificate",
+            path.display()
+        ));
+    }
+    Ok(certs)
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -17,9 +17,10 @@ use hickory_net::udp::UdpClientStream;
 use hickory_net::xfer::{DnsExchange, DnsHandle as _, DnsMultiplexer};
 use hickory_proto::op::{DnsRequest, DnsRequestOptions, Message, Query, ResponseCode};
 use hickory_proto::rr::{Name, RecordType};
+use pki_types::ServerName;
 use tokio::sync::Mutex;
 
-use crate::config::{Protocol, ResolverConfig};
+use crate::config::{Protocol, ResolverConfig, TlsSettings};
 use crate::metrics::ResolverMetrics;
 
 /// EDNS payload size advertised over UDP: the DNS Flag Day 2020 value, which avoids fragmentation.
@@ -115,8 +116,9 @@ impl RateLimiter {
     }
 }
 
-/// A persistent TCP connection and whether its background task still runs.
-struct TcpConnection {
+/// A persistent connection and whether it is still usable. TLS and HTTPS connections are driven
+/// by hickory's own task; a closed one shows as an error, which triggers one reconnection.
+struct Connection {
     exchange: DnsExchange<TokioRuntimeProvider>,
     alive: Arc<AtomicBool>,
 }
@@ -133,8 +135,14 @@ pub struct ResolverClient {
     timeout: Duration,
     /// Sends UDP queries, each from a fresh random port.
     udp: DnsExchange<TokioRuntimeProvider>,
-    /// The TCP connection, opened on first use and reused while the server keeps it open.
-    tcp: Mutex<Option<TcpConnection>>,
+    /// Owns the tasks hickory spawns to drive TLS and HTTPS connections: they live as long as
+    /// the client (dropping the provider would cancel them).
+    provider: TokioRuntimeProvider,
+    /// The TCP, TLS or HTTPS connection, opened on first use and reused while the server keeps
+    /// it open.
+    connection: Mutex<Option<Connection>>,
+    /// The latest connection failure, so it is logged at warn once rather than per query.
+    last_connect_error: std::sync::Mutex<Option<String>>,
     /// Keeps the resolver's query rate within its limit.
     limiter: RateLimiter,
     /// This resolver's query counters.
@@ -155,7 +163,7 @@ impl ResolverClient {
         // One datagram per query: hickory's retransmissions would send the resolver more than
         // its politeness limit allows. A lost datagram is a timeout, which never changes what is
         // known about a record, and the record is asked again next interval.
-        let udp = UdpClientStream::builder(config.address, provider)
+        let udp = UdpClientStream::builder(config.address, provider.clone())
             .with_timeout(Some(timeout))
             .with_max_retries(1)
             .exchange();
@@ -165,7 +173,9 @@ impl ResolverClient {
             protocol: config.protocol,
             timeout,
             udp,
-            tcp: Mutex::new(None),
+            provider,
+            connection: Mutex::new(None),
+            last_connect_error: std::sync::Mutex::new(None),
             limiter: RateLimiter::new(config.max_queries_per_second),
             metrics,
             authoritative: false,
@@ -186,6 +196,7 @@ impl ResolverClient {
             address,
             protocol: Protocol::Udp,
             max_queries_per_second: crate::config::DEFAULT_MAX_QPS,
+            tls: None,
         };
         ResolverClient {
             authoritative: true,
@@ -261,13 +272,14 @@ impl ResolverClient {
                     let reply = send(&self.udp, request()).await?;
                     if reply.metadata.truncation {
                         tracing::debug!(resolver = %self.name, query = %name, "truncated over UDP, retrying over TCP");
-                        self.send_tcp(request).await
+                        self.send_connected(request).await
                     } else {
                         Ok(reply)
                     }
                 }
-                // tls and https are refused by the config until they are implemented.
-                Protocol::Tcp | Protocol::Tls | Protocol::Https => self.send_tcp(request).await,
+                Protocol::Tcp | Protocol::Tls | Protocol::Https => {
+                    self.send_connected(request).await
+                }
             }
         };
         match tokio::time::timeout(bound, attempt).await {
@@ -279,49 +291,143 @@ impl ResolverClient {
         }
     }
 
-    /// Sends over the persistent TCP connection, reconnecting once if the server had closed it.
-    async fn send_tcp(&self, request: impl Fn() -> DnsRequest) -> Result<Message, Failure> {
-        let (exchange, reused) = self.tcp_exchange().await?;
+    /// Sends over the persistent connection (TCP, TLS or HTTPS), reconnecting once if the
+    /// server had closed it.
+    async fn send_connected(&self, request: impl Fn() -> DnsRequest) -> Result<Message, Failure> {
+        let (exchange, reused) = self.connection().await?;
         match send(&exchange, request()).await {
             Err(failure) if reused && failure.reason == FailureReason::Network => {
-                self.forget_tcp().await;
-                let (exchange, _) = self.tcp_exchange().await?;
+                *self.connection.lock().await = None;
+                let (exchange, _) = self.connection().await?;
                 send(&exchange, request()).await
             }
             other => other,
         }
     }
 
-    /// The open TCP connection, or a new one; `true` when it was already open.
-    async fn tcp_exchange(&self) -> Result<(DnsExchange<TokioRuntimeProvider>, bool), Failure> {
-        let mut slot = self.tcp.lock().await;
+    /// The open connection, or a new one; `true` when it was already open.
+    async fn connection(&self) -> Result<(DnsExchange<TokioRuntimeProvider>, bool), Failure> {
+        let mut slot = self.connection.lock().await;
         if let Some(conn) = slot.as_ref() {
             if conn.alive.load(Ordering::Acquire) {
                 return Ok((conn.exchange.clone(), true));
             }
         }
-        let provider = TokioRuntimeProvider::new();
-        let (connect, sender) =
-            TcpClientStream::new(self.address, None, Some(self.timeout), provider);
-        let stream = connect.await.map_err(|e| net_failure(&e))?;
-        let multiplexer = DnsMultiplexer::new(stream, sender).with_timeout(self.timeout);
-        let (exchange, background) = DnsExchange::from_stream(multiplexer);
-        let alive = Arc::new(AtomicBool::new(true));
-        let flag = alive.clone();
-        tokio::spawn(async move {
-            background.await;
-            flag.store(false, Ordering::Release);
-        });
-        *slot = Some(TcpConnection {
-            exchange: exchange.clone(),
-            alive,
-        });
+        let connected = tokio::time::timeout(self.timeout, self.connect())
+            .await
+            .unwrap_or_else(|_| {
+                Err(Failure {
+                    reason: FailureReason::Timeout,
+                    detail: format!("no connection within {:?}", self.timeout),
+                })
+            });
+        self.note_connect(&connected);
+        let conn = connected?;
+        let exchange = conn.exchange.clone();
+        *slot = Some(conn);
         Ok((exchange, false))
     }
 
-    async fn forget_tcp(&self) {
-        *self.tcp.lock().await = None;
+    /// Opens a connection by the resolver's protocol (TCP for UDP's truncated answers).
+    async fn connect(&self) -> Result<Connection, Failure> {
+        let provider = self.provider.clone();
+        let alive = Arc::new(AtomicBool::new(true));
+        let exchange = match (&self.protocol, &self.config.tls) {
+            (Protocol::Tls, Some(tls)) => {
+                let server_name = ServerName::try_from(tls.name.clone()).map_err(|e| Failure {
+                    reason: FailureReason::Other,
+                    detail: format!("invalid tls_name {:?}: {e}", tls.name),
+                })?;
+                hickory_net::tls::tls_exchange(
+                    self.address,
+                    server_name,
+                    tls_client_config(tls)?,
+                    self.timeout,
+                    None,
+                    provider,
+                )
+                .await
+                .map_err(|e| net_failure(&e))?
+            }
+            (Protocol::Https, Some(tls)) => {
+                let mut builder = hickory_net::h2::HttpsClientStream::builder(
+                    Arc::new(tls_client_config(tls)?),
+                    provider,
+                );
+                builder.request_timeout(self.timeout);
+                builder
+                    .exchange(
+                        self.address,
+                        Arc::from(tls.name.as_str()),
+                        Arc::from(DOH_PATH),
+                    )
+                    .await
+                    .map_err(|e| net_failure(&e))?
+            }
+            _ => {
+                let (connect, sender) =
+                    TcpClientStream::new(self.address, None, Some(self.timeout), provider);
+                let stream = connect.await.map_err(|e| net_failure(&e))?;
+                let multiplexer = DnsMultiplexer::new(stream, sender).with_timeout(self.timeout);
+                let (exchange, background) = DnsExchange::from_stream(multiplexer);
+                let flag = alive.clone();
+                tokio::spawn(async move {
+                    background.await;
+                    flag.store(false, Ordering::Release);
+                });
+                exchange
+            }
+        };
+        Ok(Connection { exchange, alive })
     }
+
+    /// Logs a failed connection at warn when its cause changes (a bad certificate says so
+    /// once, not on every query), and at debug otherwise.
+    fn note_connect(&self, result: &Result<Connection, Failure>) {
+        let mut last = self
+            .last_connect_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        match result {
+            Ok(_) => *last = None,
+            Err(failure) if last.as_deref() != Some(failure.detail.as_str()) => {
+                tracing::warn!(
+                    resolver = %self.name,
+                    protocol = self.protocol.as_str(),
+                    address = %self.address,
+                    error = %failure.detail,
+                    "cannot connect to the resolver"
+                );
+                *last = Some(failure.detail.clone());
+            }
+            Err(failure) => {
+                tracing::debug!(resolver = %self.name, error = %failure.detail, "cannot connect to the resolver");
+            }
+        }
+    }
+}
+
+/// The RFC 8484 path of DNS over HTTPS.
+pub const DOH_PATH: &str = "/dns-query";
+
+/// A TLS client config trusting the Mozilla roots and the resolver's extra roots.
+fn tls_client_config(tls: &TlsSettings) -> Result<rustls::ClientConfig, Failure> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    for cert in &tls.extra_roots {
+        roots.add(cert.clone()).map_err(|e| Failure {
+            reason: FailureReason::Other,
+            detail: format!("unusable certificate in tls_ca_file: {e}"),
+        })?;
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map(|builder| builder.with_root_certificates(roots).with_no_client_auth())
+        .map_err(|e| Failure {
+            reason: FailureReason::Other,
+            detail: format!("TLS setup failed: {e}"),
+        })
 }
 
 fn request(name: &Name, record_type: RecordType, recursion_desired: bool) -> DnsRequest {

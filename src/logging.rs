@@ -43,7 +43,6 @@ pub fn init(level: LogLevel, format: LogFormat) {
     let filter = tracing_subscriber::filter::Targets::new()
         .with_default(level.min(Level::INFO))
         .with_target(env!("CARGO_CRATE_NAME"), level);
-    let builder = tracing_subscriber::fmt().with_writer(std::io::stderr);
     use tracing_subscriber::layer::SubscriberExt as _;
     use tracing_subscriber::util::SubscriberInitExt as _;
     let result = match format {
@@ -56,9 +55,12 @@ pub fn init(level: LogLevel, format: LogFormat) {
             )
             .with(filter)
             .try_init(),
-        LogFormat::Logfmt => builder
-            .event_format(Logfmt)
-            .finish()
+        LogFormat::Logfmt => tracing_subscriber::registry()
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .event_format(Logfmt)
+                    .with_writer(std::io::stderr),
+            )
             .with(filter)
             .try_init(),
     };

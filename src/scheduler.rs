@@ -407,6 +407,7 @@ mod tests {
             address: "127.0.0.1:53".parse().unwrap(),
             protocol: Protocol::Udp,
             max_queries_per_second: qps,
+            tls: None,
         }
     }
 

@@ -30,11 +30,14 @@ fn spawn(args: &[&str]) -> (Child, mpsc::Receiver<String>) {
     (child, rx)
 }
 
-/// Waits for a log line containing `needle`.
+/// Waits for a log line containing `needle`, for 30 seconds at most. It blocks its thread, so
+/// tests that serve DNS from their own runtime while waiting run on several threads.
 fn wait_line(lines: &mpsc::Receiver<String>, needle: &str) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
         let line = lines
-            .recv_timeout(Duration::from_secs(30))
+            .recv_timeout(left)
             .unwrap_or_else(|_| panic!("no log line with {needle:?} within 30s"));
         if line.contains(needle) {
             return line;
@@ -61,7 +64,7 @@ fn wait_exit(child: &mut Child) -> i32 {
     panic!("did not exit within 15s");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serves_logs_logfmt_reloads_on_sighup_and_exits_zero_on_sigterm() {
     let dns = TestDns::start(Behaviour::Answer(
         Zone::new().cname("s1._domainkey.example.com.", "s1.dkim.amazonses.com."),
@@ -83,6 +86,7 @@ async fn serves_logs_logfmt_reloads_on_sighup_and_exits_zero_on_sigterm() {
         "--config.file",
         config.to_str().unwrap(),
         "--web.listen-address=127.0.0.1:0",
+        "--log.level=debug",
     ]);
     let listening = wait_line(&lines, "msg=listening");
     assert!(
@@ -95,6 +99,10 @@ async fn serves_logs_logfmt_reloads_on_sighup_and_exits_zero_on_sigterm() {
         .unwrap()
         .parse()
         .unwrap();
+
+    // --log.level=debug shows each check.
+    let checked = wait_line(&lines, "msg=checked");
+    assert!(checked.contains(" level=debug "), "{checked}");
 
     // Ready once a round is done, with the record reported correct.
     let mut ready = false;

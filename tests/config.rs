@@ -61,8 +61,16 @@ const BAD: &[(&str, &str)] = &[
         "2:11: interval: interval must be at least 1s, got 500ms",
     ),
     (
-        "tls_not_yet.yaml",
-        "4:15: resolvers[0].protocol: protocol tls is not supported yet; use udp or tcp",
+        "tls_ca_unreadable.yaml",
+        "6:18: resolvers[0].tls_ca_file: cannot read tls_ca_file /nonexistent/ca.pem: No such file or directory (os error 2)",
+    ),
+    (
+        "tls_name_on_udp.yaml",
+        "4:15: resolvers[0].tls_name: tls_name only applies to protocol tls or https",
+    ),
+    (
+        "tls_without_name.yaml",
+        "4:15: resolvers[0].protocol: protocol tls needs tls_name: the name on the resolver's certificate, like cloudflare-dns.com",
     ),
     (
         "unknown_field.yaml",

@@ -357,7 +357,7 @@ fn delay(behaviour: &Behaviour) -> std::time::Duration {
     }
 }
 
-fn respond(behaviour: &Behaviour, query_bytes: &[u8], over_tcp: bool) -> Option<Vec<u8>> {
+pub fn respond(behaviour: &Behaviour, query_bytes: &[u8], over_tcp: bool) -> Option<Vec<u8>> {
     let query = Message::from_vec(query_bytes).ok()?;
     let blank = || {
         let mut reply = Message::new(query.metadata.id, MessageType::Response, OpCode::Query);
