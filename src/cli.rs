@@ -29,6 +29,10 @@ pub struct Cli {
     #[arg(long = "web.listen-address", value_name = "ADDRESS", default_value = DEFAULT_LISTEN_ADDRESS)]
     pub listen_addresses: Vec<String>,
 
+    /// TLS and basic auth settings (exporter-toolkit web config format).
+    #[arg(long = "web.config.file", value_name = "FILE")]
+    pub web_config_file: Option<PathBuf>,
+
     /// Path under which metrics are served.
     #[arg(long = "web.telemetry-path", value_name = "PATH", default_value = "/metrics", value_parser = telemetry_path)]
     pub telemetry_path: String,

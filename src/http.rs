@@ -22,6 +22,7 @@ use crate::metrics::Metrics;
 use crate::oneshot::{self, Target};
 use crate::report::{Report, Status};
 use crate::state::State;
+use crate::web::WebConfigFile;
 
 /// How long a client may take to send its request headers.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -48,15 +49,22 @@ pub struct App {
     pub telemetry_path: String,
     /// Bounds the probes running at once.
     pub probes: tokio::sync::Semaphore,
+    /// TLS and basic auth (`--web.config.file`).
+    pub web: Option<Arc<WebConfigFile>>,
 }
 
 impl App {
     /// Handlers for `exporter`, with metrics under `telemetry_path`.
-    pub fn new(exporter: Arc<Exporter>, telemetry_path: String) -> App {
+    pub fn new(
+        exporter: Arc<Exporter>,
+        telemetry_path: String,
+        web: Option<Arc<WebConfigFile>>,
+    ) -> App {
         App {
             exporter,
             telemetry_path,
             probes: tokio::sync::Semaphore::new(MAX_CONCURRENT_PROBES),
+            web,
         }
     }
 }
@@ -90,16 +98,43 @@ pub async fn serve(listeners: Vec<TcpListener>, app: Arc<App>, shutdown: Cancell
                     },
                 };
                 let app = app.clone();
-                let service = hyper::service::service_fn(move |req| {
-                    let app = app.clone();
-                    async move { Ok::<_, Infallible>(handle(&app, &req).await) }
-                });
-                let connection = builder
-                    .serve_connection(TokioIo::new(stream), service)
-                    .into_owned();
-                let connection = graceful.watch(connection);
+                let builder = builder.clone();
+                let watcher = graceful.watcher();
+                // The TLS handshake runs in the connection's task, so a slow client cannot hold
+                // up the accept loop.
                 tokio::spawn(async move {
-                    if let Err(e) = connection.await {
+                    let tls = app.web.as_ref().and_then(|web| web.current().tls.clone());
+                    let service = hyper::service::service_fn(move |req| {
+                        let app = app.clone();
+                        async move { Ok::<_, Infallible>(handle(&app, &req).await) }
+                    });
+                    let result = match tls {
+                        None => {
+                            let connection =
+                                builder.serve_connection(TokioIo::new(stream), service);
+                            watcher.watch(connection.into_owned()).await
+                        }
+                        Some(acceptor) => {
+                            let handshake =
+                                tokio::time::timeout(HEADER_READ_TIMEOUT, acceptor.accept(stream))
+                                    .await;
+                            let stream = match handshake {
+                                Ok(Ok(stream)) => stream,
+                                Ok(Err(e)) => {
+                                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                                    return;
+                                }
+                                Err(_) => {
+                                    tracing::debug!(%peer, "TLS handshake timed out");
+                                    return;
+                                }
+                            };
+                            let connection =
+                                builder.serve_connection(TokioIo::new(stream), service);
+                            watcher.watch(connection.into_owned()).await
+                        }
+                    };
+                    if let Err(e) = result {
                         tracing::debug!(%peer, error = %e, "connection ended with an error");
                     }
                 });
@@ -156,6 +191,22 @@ pub async fn handle<B>(app: &App, req: &Request<B>) -> Response<Full<Bytes>> {
             .headers_mut()
             .insert(header::ALLOW, HeaderValue::from_static(allowed));
         return response;
+    }
+    // Health stays reachable without credentials, for liveness probes.
+    if let (Some(web), false) = (&app.web, path == "/-/healthy") {
+        let config = web.current();
+        let header = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        if !web.authorized(&config, header).await {
+            let mut response = text(StatusCode::UNAUTHORIZED, "Unauthorized\n");
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"dkim_exporter\""),
+            );
+            return response;
+        }
     }
     let exporter = &app.exporter;
     if path == app.telemetry_path {
@@ -412,7 +463,7 @@ mod tests {
     fn app() -> App {
         let config = crate::config::parse("domains: []\n", "test.yaml").unwrap();
         let (exporter, _) = Exporter::new(config, &Options::default()).unwrap();
-        App::new(exporter, "/metrics".into())
+        App::new(exporter, "/metrics".into(), None)
     }
 
     async fn get(app: &App, method: Method, path: &str) -> Response<Full<Bytes>> {

@@ -20,7 +20,7 @@
 //! - [`state`]: the latest results, kept in line with the config.
 //! - [`metrics`]: metric names and the `/metrics` text, rendered from the state.
 //! - [`exporter`]: the config in force, the work built from it, and reloads.
-//! - [`http`]: the HTTP endpoints.
+//! - [`http`]: the HTTP endpoints; [`web`]: their TLS and basic auth.
 //! - [`report`] and [`oneshot`]: `dkim_exporter check`, the same round run once and explained.
 //! - [`cli`] and [`logging`]: flags and log output for the binary.
 //!
@@ -42,6 +42,7 @@ pub mod oneshot;
 pub mod report;
 pub mod scheduler;
 pub mod state;
+pub mod web;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -54,7 +55,7 @@ use crate::config::Config;
 use crate::exporter::Exporter;
 
 /// Settings of the daemon that do not come from the config file.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Options {
     /// Where metrics are served.
     pub telemetry_path: String,
@@ -62,6 +63,8 @@ pub struct Options {
     pub config_file: Option<PathBuf>,
     /// Reload on SIGHUP. The binary sets it; in-process tests leave it off.
     pub reload_on_sighup: bool,
+    /// TLS and basic auth for the endpoints (`--web.config.file`), loaded by the caller.
+    pub web: Option<Arc<web::WebConfigFile>>,
     /// The port authoritative nameservers are asked on: 53. Tests run their nameservers on
     /// loopback addresses with another port; there is no flag for it.
     pub nameserver_port: u16,
@@ -73,6 +76,7 @@ impl Default for Options {
             telemetry_path: "/metrics".to_string(),
             config_file: None,
             reload_on_sighup: false,
+            web: None,
             nameserver_port: authoritative::DNS_PORT,
         }
     }
@@ -107,7 +111,11 @@ pub async fn run(
     if options.reload_on_sighup {
         tokio::spawn(reload_on_sighup(exporter.clone(), stop.clone()));
     }
-    let app = Arc::new(http::App::new(exporter, options.telemetry_path));
+    let app = Arc::new(http::App::new(
+        exporter,
+        options.telemetry_path,
+        options.web,
+    ));
     let server = tokio::spawn(http::serve(listeners, app, stop.clone()));
 
     shutdown.await;

@@ -51,6 +51,17 @@ async fn main() -> ExitCode {
         }
     };
 
+    let web = match &cli.web_config_file {
+        Some(path) => match dkim_exporter::web::WebConfigFile::load(path) {
+            Ok(web) => Some(std::sync::Arc::new(web)),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot load web config");
+                return ExitCode::FAILURE;
+            }
+        },
+        None => None,
+    };
+
     let mut listeners = Vec::new();
     for address in &cli.listen_addresses {
         match http::bind(address).await {
@@ -73,6 +84,7 @@ async fn main() -> ExitCode {
         telemetry_path: cli.telemetry_path,
         config_file: Some(cli.config_file),
         reload_on_sighup: true,
+        web,
         ..Options::default()
     };
     match dkim_exporter::run(listeners, config, options, shutdown_signal()).await {
