@@ -291,15 +291,7 @@ impl TestDns {
                     let behaviour = behaviour.clone();
                     let count = count.clone();
                     tokio::spawn(async move {
-                        loop {
-                            let mut len = [0u8; 2];
-                            if stream.read_exact(&mut len).await.is_err() {
-                                return;
-                            }
-                            let mut query = vec![0u8; usize::from(u16::from_be_bytes(len))];
-                            if stream.read_exact(&mut query).await.is_err() {
-                                return;
-                            }
+                        while let Some(query) = read_framed(&mut stream).await {
                             count.fetch_add(1, Ordering::SeqCst);
                             let current = behaviour.lock().expect("lock").clone();
                             if matches!(current, Behaviour::TruncateThenCloseTcp) {
@@ -307,9 +299,7 @@ impl TestDns {
                             }
                             tokio::time::sleep(delay(&current)).await;
                             if let Some(reply) = respond(&current, &query, true) {
-                                let mut framed = (reply.len() as u16).to_be_bytes().to_vec();
-                                framed.extend_from_slice(&reply);
-                                if stream.write_all(&framed).await.is_err() {
+                                if write_framed(&mut stream, &reply).await.is_err() {
                                     return;
                                 }
                             }
@@ -347,6 +337,25 @@ impl TestDns {
     pub fn tcp_queries(&self) -> usize {
         self.tcp_queries.load(Ordering::SeqCst)
     }
+}
+
+/// Reads one length-prefixed DNS message (TCP and TLS framing); `None` at the end.
+pub async fn read_framed<S: tokio::io::AsyncRead + Unpin>(stream: &mut S) -> Option<Vec<u8>> {
+    let mut len = [0u8; 2];
+    stream.read_exact(&mut len).await.ok()?;
+    let mut message = vec![0u8; usize::from(u16::from_be_bytes(len))];
+    stream.read_exact(&mut message).await.ok()?;
+    Some(message)
+}
+
+/// Writes one length-prefixed DNS message.
+pub async fn write_framed<S: tokio::io::AsyncWrite + Unpin>(
+    stream: &mut S,
+    message: &[u8],
+) -> std::io::Result<()> {
+    let mut framed = (message.len() as u16).to_be_bytes().to_vec();
+    framed.extend_from_slice(message);
+    stream.write_all(&framed).await
 }
 
 /// How long to wait before replying, for [`Behaviour::Late`].

@@ -8,11 +8,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
-use super::dns::{Behaviour, respond};
+use super::dns::{Behaviour, read_framed, respond, write_framed};
 
 /// A certificate authority made for one test.
 pub struct TestCa {
@@ -94,8 +93,15 @@ impl TlsDns {
         self.queries.load(Ordering::SeqCst)
     }
 
-    /// DNS over TLS (RFC 7858) on 127.0.0.1.
-    pub async fn start_dot(config: Arc<rustls::ServerConfig>, behaviour: Behaviour) -> TlsDns {
+    /// Accepts TLS connections on 127.0.0.1 and hands each to `serve`.
+    async fn listen<F, Fut>(config: Arc<rustls::ServerConfig>, serve: F) -> TlsDns
+    where
+        F: Fn(tokio_rustls::server::TlsStream<tokio::net::TcpStream>, Arc<AtomicUsize>) -> Fut
+            + Send
+            + Sync
+            + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let acceptor = tokio_rustls::TlsAcceptor::from(config);
@@ -103,31 +109,14 @@ impl TlsDns {
         let queries = Arc::new(AtomicUsize::new(0));
         let mut tasks = JoinSet::new();
         let (c, q) = (connections.clone(), queries.clone());
+        let serve = Arc::new(serve);
         tasks.spawn(async move {
             while let Ok((tcp, _)) = listener.accept().await {
                 c.fetch_add(1, Ordering::SeqCst);
-                let (acceptor, behaviour, q) = (acceptor.clone(), behaviour.clone(), q.clone());
+                let (acceptor, serve, q) = (acceptor.clone(), serve.clone(), q.clone());
                 tokio::spawn(async move {
-                    let Ok(mut stream) = acceptor.accept(tcp).await else {
-                        return;
-                    };
-                    loop {
-                        let mut len = [0u8; 2];
-                        if stream.read_exact(&mut len).await.is_err() {
-                            return;
-                        }
-                        let mut query = vec![0u8; usize::from(u16::from_be_bytes(len))];
-                        if stream.read_exact(&mut query).await.is_err() {
-                            return;
-                        }
-                        q.fetch_add(1, Ordering::SeqCst);
-                        if let Some(reply) = respond(&behaviour, &query, true) {
-                            let mut framed = (reply.len() as u16).to_be_bytes().to_vec();
-                            framed.extend_from_slice(&reply);
-                            if stream.write_all(&framed).await.is_err() {
-                                return;
-                            }
-                        }
+                    if let Ok(stream) = acceptor.accept(tcp).await {
+                        serve(stream, q).await;
                     }
                 });
             }
@@ -140,62 +129,61 @@ impl TlsDns {
         }
     }
 
+    /// DNS over TLS (RFC 7858) on 127.0.0.1.
+    pub async fn start_dot(config: Arc<rustls::ServerConfig>, behaviour: Behaviour) -> TlsDns {
+        TlsDns::listen(config, move |mut stream, queries| {
+            let behaviour = behaviour.clone();
+            async move {
+                while let Some(query) = read_framed(&mut stream).await {
+                    queries.fetch_add(1, Ordering::SeqCst);
+                    if let Some(reply) = respond(&behaviour, &query, true) {
+                        if write_framed(&mut stream, &reply).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+        })
+        .await
+    }
+
     /// DNS over HTTPS (RFC 8484, POST to /dns-query over HTTP/2) on 127.0.0.1.
     pub async fn start_doh(config: Arc<rustls::ServerConfig>, behaviour: Behaviour) -> TlsDns {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let acceptor = tokio_rustls::TlsAcceptor::from(config);
-        let connections = Arc::new(AtomicUsize::new(0));
-        let queries = Arc::new(AtomicUsize::new(0));
-        let mut tasks = JoinSet::new();
-        let (c, q) = (connections.clone(), queries.clone());
-        tasks.spawn(async move {
-            while let Ok((tcp, _)) = listener.accept().await {
-                c.fetch_add(1, Ordering::SeqCst);
-                let (acceptor, behaviour, q) = (acceptor.clone(), behaviour.clone(), q.clone());
-                tokio::spawn(async move {
-                    let Ok(stream) = acceptor.accept(tcp).await else {
-                        return;
-                    };
-                    let service = hyper::service::service_fn(
-                        move |req: hyper::Request<hyper::body::Incoming>| {
-                            let (behaviour, q) = (behaviour.clone(), q.clone());
-                            async move {
-                                let ok_path = req.uri().path() == "/dns-query"
-                                    && req.method() == hyper::Method::POST;
-                                let body = req.into_body().collect().await.map(|b| b.to_bytes());
-                                let reply = match (ok_path, body) {
-                                    (true, Ok(query)) => {
-                                        q.fetch_add(1, Ordering::SeqCst);
-                                        respond(&behaviour, &query, true)
-                                    }
-                                    _ => None,
-                                };
-                                let response = match reply {
-                                    Some(reply) => hyper::Response::builder()
-                                        .header("content-type", "application/dns-message")
-                                        .body(Full::new(Bytes::from(reply))),
-                                    None => hyper::Response::builder()
-                                        .status(400)
-                                        .body(Full::new(Bytes::new())),
-                                };
-                                Ok::<_, std::convert::Infallible>(response.unwrap())
-                            }
-                        },
-                    );
-                    let _ = hyper::server::conn::http2::Builder::new(
-                        hyper_util::rt::TokioExecutor::new(),
-                    )
-                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                    .await;
-                });
+        TlsDns::listen(config, move |stream, queries| {
+            let behaviour = behaviour.clone();
+            async move {
+                let service = hyper::service::service_fn(
+                    move |req: hyper::Request<hyper::body::Incoming>| {
+                        let (behaviour, queries) = (behaviour.clone(), queries.clone());
+                        async move {
+                            let ok_path = req.uri().path() == "/dns-query"
+                                && req.method() == hyper::Method::POST;
+                            let body = req.into_body().collect().await.map(|b| b.to_bytes());
+                            let reply = match (ok_path, body) {
+                                (true, Ok(query)) => {
+                                    queries.fetch_add(1, Ordering::SeqCst);
+                                    respond(&behaviour, &query, true)
+                                }
+                                _ => None,
+                            };
+                            let response = match reply {
+                                Some(reply) => hyper::Response::builder()
+                                    .header("content-type", "application/dns-message")
+                                    .body(Full::new(Bytes::from(reply))),
+                                None => hyper::Response::builder()
+                                    .status(400)
+                                    .body(Full::new(Bytes::new())),
+                            };
+                            Ok::<_, std::convert::Infallible>(response.unwrap())
+                        }
+                    },
+                );
+                let _ =
+                    hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                        .await;
             }
-        });
-        TlsDns {
-            addr,
-            connections,
-            queries,
-            _tasks: tasks,
-        }
+        })
+        .await
     }
 }
