@@ -192,8 +192,9 @@ pub async fn handle<B>(app: &App, req: &Request<B>) -> Response<Full<Bytes>> {
             .insert(header::ALLOW, HeaderValue::from_static(allowed));
         return response;
     }
-    // Health stays reachable without credentials, for liveness probes.
-    if let (Some(web), false) = (&app.web, path == "/-/healthy") {
+    // Health and readiness stay reachable without credentials, for the probes of orchestrators;
+    // they reveal nothing about the records.
+    if let (Some(web), false) = (&app.web, matches!(path, "/-/healthy" | "/-/ready")) {
         let config = web.current();
         let header = req
             .headers()
