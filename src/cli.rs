@@ -11,7 +11,7 @@ pub const DEFAULT_LISTEN_ADDRESS: &str = ":10053";
 
 /// Prometheus exporter for DKIM DNS records.
 #[derive(Debug, Parser)]
-#[command(name = "dkim_exporter", version, about, long_about = None)]
+#[command(name = "dkim_exporter", version, about, long_about = None, args_override_self = true)]
 pub struct Cli {
     /// The YAML config file.
     #[arg(
@@ -138,6 +138,21 @@ mod tests {
         assert_eq!(cli.log_format, LogFormat::Json);
         assert!(Cli::try_parse_from(["dkim_exporter", "--web.telemetry-path=metrics"]).is_err());
         assert!(Cli::try_parse_from(["dkim_exporter", "--log.level=trace"]).is_err());
+    }
+
+    #[test]
+    fn the_last_single_value_wins() {
+        // As with Prometheus's flags, so an image's entrypoint can be extended.
+        let cli = Cli::try_parse_from([
+            "dkim_exporter",
+            "--config.file=/etc/a.yml",
+            "--config.file=/etc/b.yml",
+            "--log.level=warn",
+            "--log.level=debug",
+        ])
+        .unwrap();
+        assert_eq!(cli.config_file, PathBuf::from("/etc/b.yml"));
+        assert_eq!(cli.log_level, LogLevel::Debug);
     }
 
     #[test]
