@@ -252,34 +252,7 @@ async fn failures_never_read_as_missing() {
         ("formerr", "other"),
     ] {
         // Never a definitive answer: nothing is claimed about the record.
-        assert_eq!(
-            s.value(RECORD_PRESENT.name, &rec(COM, "good", r)),
-            None,
-            "{r}"
-        );
-        assert_eq!(
-            s.value(RECORD_CORRECT.name, &rec(COM, "good", r)),
-            None,
-            "{r}"
-        );
-        assert!(
-            s.find(RECORD_INFO.name, &rec(COM, "good", r)).is_empty(),
-            "{r}"
-        );
-        assert_eq!(
-            s.value(RECORD_LOOKUP_SUCCESS.name, &rec(COM, "good", r)),
-            Some(0.0)
-        );
-        assert_eq!(
-            s.value(RESOLVER_UP.name, &[("resolver", r)]),
-            Some(0.0),
-            "{r}"
-        );
-        let errors = s.value(
-            LOOKUP_ERRORS_TOTAL.name,
-            &[("resolver", r), ("reason", reason)],
-        );
-        assert!(errors >= Some(1.0), "{r}: {errors:?}\n{}", s.text);
+        s.assert_never_answered((COM, "good"), r, reason, 1.0);
         // Every reason is exported from the start, so rate() works.
         assert_eq!(
             s.find(LOOKUP_ERRORS_TOTAL.name, &[("resolver", r)]).len(),

@@ -229,6 +229,51 @@ fn parse_labels(body: &str) -> BTreeMap<String, String> {
     labels
 }
 
+impl Scrape {
+    /// Asserts that `resolver` never gave a definitive answer for the record: no present,
+    /// correct or info series, lookup success 0, resolver down, and at least `times` errors
+    /// with `reason`.
+    pub fn assert_never_answered(
+        &self,
+        record: (&str, &str),
+        resolver: &str,
+        reason: &str,
+        times: f64,
+    ) {
+        use dkim_exporter::metrics::{
+            LOOKUP_ERRORS_TOTAL, RECORD_CORRECT, RECORD_INFO, RECORD_LOOKUP_SUCCESS,
+            RECORD_PRESENT, RESOLVER_UP,
+        };
+        let at = [
+            ("domain", record.0),
+            ("selector", record.1),
+            ("resolver", resolver),
+        ];
+        assert_eq!(self.value(RECORD_PRESENT.name, &at), None, "{resolver}");
+        assert_eq!(self.value(RECORD_CORRECT.name, &at), None, "{resolver}");
+        assert!(self.find(RECORD_INFO.name, &at).is_empty(), "{resolver}");
+        assert_eq!(
+            self.value(RECORD_LOOKUP_SUCCESS.name, &at),
+            Some(0.0),
+            "{resolver}"
+        );
+        assert_eq!(
+            self.value(RESOLVER_UP.name, &[("resolver", resolver)]),
+            Some(0.0),
+            "{resolver}"
+        );
+        let errors = self.value(
+            LOOKUP_ERRORS_TOTAL.name,
+            &[("resolver", resolver), ("reason", reason)],
+        );
+        assert!(
+            errors >= Some(times),
+            "{resolver}: {reason} = {errors:?}\n{}",
+            self.text
+        );
+    }
+}
+
 /// Writes a real scrape under `$DKIM_EXPORTER_SCRAPE_DIR`, when set, for CI to lint.
 pub fn keep_scrape(name: &str, text: &str) {
     if let Ok(dir) = std::env::var("DKIM_EXPORTER_SCRAPE_DIR") {
