@@ -354,10 +354,13 @@ fn answered_this_round(
     let Some(known) = state.record(&work.records[record].key) else {
         return Vec::new();
     };
-    work.clients
-        .iter()
-        .zip(&known.views)
-        .filter_map(|(client, view)| view.answering().map(|o| (client.clone(), o.clone())))
+    // Matched by name: after a reload the state's resolvers may no longer be this work's.
+    known
+        .all_views(&state.resolvers)
+        .filter_map(|(name, view)| {
+            let client = work.clients.iter().find(|c| c.name == name)?;
+            view.answering().map(|o| (client.clone(), o.clone()))
+        })
         .collect()
 }
 
