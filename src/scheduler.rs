@@ -5,7 +5,8 @@
 //! the spacing so that one record is checked on all of them at nearly the same moment (which
 //! keeps agreement meaningful). Each check runs as its own task, so a resolver that times out
 //! never delays the checks on the others, nor its own later checks. A new round starts every
-//! interval; it only starts late when a politeness limit makes the schedule longer than that.
+//! interval; it only starts late when a politeness limit makes the schedule longer than that, or
+//! when the round two back has not finished (at most two rounds are ever in flight).
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -203,11 +204,16 @@ pub async fn run(
     state: Arc<RwLock<State>>,
     shutdown: CancellationToken,
 ) {
+    // The round before the current one. Its stragglers (a dead resolver's timeouts, follow-ups)
+    // may still run while the next round starts, but a round never starts before the one two
+    // back has finished: at most two rounds are in flight, so an overloaded exporter slows its
+    // rounds down instead of piling up work without bound.
+    let mut previous: Option<tokio::task::JoinHandle<()>> = None;
     loop {
         let start = Instant::now();
         let work = works.borrow_and_update().clone();
         let (dispatched_tx, dispatched_rx) = oneshot::channel();
-        tokio::spawn(run_round(
+        let round = tokio::spawn(run_round(
             work.clone(),
             state.clone(),
             start,
@@ -234,6 +240,14 @@ pub async fn run(
                 }
             }
         }
+        if let Some(before) = previous.take() {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                // A panicked round has been reported by the runtime; carry on.
+                _ = before => {}
+            }
+        }
+        previous = Some(round);
     }
 }
 

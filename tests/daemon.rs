@@ -400,3 +400,31 @@ async fn a_dead_resolver_does_not_delay_the_others() {
     );
     daemon.stop().await;
 }
+
+#[tokio::test]
+async fn rounds_do_not_pile_up_behind_a_slow_resolver() {
+    let dead = TestDns::start(Behaviour::Silent).await;
+    // Each lookup takes the full 4s timeout and a round starts every second: without a bound,
+    // four lookups would be outstanding at once.
+    let yaml = format!(
+        "interval: 1s\ntimeout: 4s\nauthoritative: false\nresolvers:\n{}domains:\n  - domain: example.com\n    provider: ses\n    selectors: [good]\n",
+        resolver("dead", dead.addr)
+    );
+    let daemon = Daemon::start(&yaml).await;
+    tokio::time::sleep(Duration::from_secs(13)).await;
+    daemon.stop().await;
+    // At most two rounds are in flight, so no window shorter than the timeout sees more than
+    // two queries arrive.
+    let arrivals = dead.arrivals();
+    assert!(arrivals.len() >= 4, "{} queries", arrivals.len());
+    for (i, first) in arrivals.iter().enumerate() {
+        let in_window = arrivals[i..]
+            .iter()
+            .take_while(|t| t.duration_since(*first) < Duration::from_millis(3500))
+            .count();
+        assert!(
+            in_window <= 2,
+            "{in_window} queries within 3.5s: {arrivals:?}"
+        );
+    }
+}
