@@ -78,12 +78,20 @@ pub struct Failure {
 }
 
 /// Spaces queries to one resolver so it never sees more than its configured rate.
+///
+/// Turns are spaced evenly; a task that wakes late (a busy machine) would then send closer to the
+/// next one than the spacing, so the moments queries actually go out are also kept, and a query
+/// waits until the one `per_second` queries before it is a full second old.
 #[derive(Debug)]
 pub struct RateLimiter {
     /// Minimum gap between two queries; zero when unlimited.
     spacing: Duration,
+    /// The limit itself, for the window check.
+    per_second: usize,
     /// The earliest moment the next query may go out.
     next: std::sync::Mutex<tokio::time::Instant>,
+    /// When the latest `per_second` queries went out, oldest first.
+    sent: std::sync::Mutex<std::collections::VecDeque<tokio::time::Instant>>,
 }
 
 impl RateLimiter {
@@ -96,7 +104,9 @@ impl RateLimiter {
         };
         RateLimiter {
             spacing,
+            per_second: per_second as usize,
             next: std::sync::Mutex::new(tokio::time::Instant::now()),
+            sent: std::sync::Mutex::new(std::collections::VecDeque::new()),
         }
     }
 
@@ -113,6 +123,29 @@ impl RateLimiter {
             slot
         };
         tokio::time::sleep_until(slot).await;
+        // The strict bound: no more than `per_second` sends in any one-second window.
+        loop {
+            let wait_until = {
+                let mut sent = self.sent.lock().unwrap_or_else(|e| e.into_inner());
+                let now = tokio::time::Instant::now();
+                match sent.front() {
+                    Some(&oldest)
+                        if sent.len() >= self.per_second
+                            && now.duration_since(oldest) < Duration::from_secs(1) =>
+                    {
+                        oldest + Duration::from_secs(1)
+                    }
+                    _ => {
+                        if sent.len() >= self.per_second {
+                            sent.pop_front();
+                        }
+                        sent.push_back(now);
+                        return;
+                    }
+                }
+            };
+            tokio::time::sleep_until(wait_until).await;
+        }
     }
 }
 
@@ -497,6 +530,25 @@ mod tests {
         }
         // Five turns at 4 per second: the fifth goes out one second after the first.
         assert_eq!(start.elapsed(), Duration::from_secs(1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn no_more_than_the_limit_in_any_second_even_when_turns_bunch() {
+        let limiter = RateLimiter::new(4);
+        let mut sent = Vec::new();
+        for _ in 0..9 {
+            // Turns bunch up when tasks wake late; model the worst case, every turn "now".
+            *limiter.next.lock().unwrap() = tokio::time::Instant::now();
+            limiter.acquire().await;
+            sent.push(tokio::time::Instant::now());
+        }
+        // Any five consecutive sends span at least a second: never five within one.
+        for five in sent.windows(5) {
+            assert!(
+                five[4].duration_since(five[0]) >= Duration::from_secs(1),
+                "{sent:?}"
+            );
+        }
     }
 
     #[tokio::test(start_paused = true)]
