@@ -62,9 +62,23 @@ impl Exporter {
         Ok((Arc::new(exporter), receiver))
     }
 
-    /// The config in force.
-    pub async fn config(&self) -> Config {
-        self.config.lock().await.clone()
+    /// The config in force with only `domain` left of its domains (none if it is not
+    /// configured): what a probe of that domain needs, without copying every other domain.
+    pub async fn config_for_domain(&self, domain: &str) -> Config {
+        let name = config::normalise_name(domain, "domain").unwrap_or_default();
+        let current = self.config.lock().await;
+        Config {
+            interval: current.interval,
+            timeout: current.timeout,
+            authoritative: current.authoritative,
+            resolvers: current.resolvers.clone(),
+            domains: current
+                .domains
+                .iter()
+                .filter(|d| d.domain == name)
+                .cloned()
+                .collect(),
+        }
     }
 
     /// Checks `config`'s records once, now, for `/probe`, within `budget`. Queries go through

@@ -322,7 +322,7 @@ async fn probe<B>(app: &App, req: &Request<B>) -> Response<Full<Bytes>> {
             }
         },
     };
-    let base = app.exporter.config().await;
+    let base = app.exporter.config_for_domain(domain).await;
     let config = match oneshot::config_for(Some(&base), &target) {
         Ok(config) => config,
         Err(message) => return bad(message),
