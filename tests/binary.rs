@@ -70,9 +70,8 @@ async fn serves_logs_logfmt_reloads_on_sighup_and_exits_zero_on_sigterm() {
         Zone::new().cname("s1._domainkey.example.com.", "s1.dkim.amazonses.com."),
     ))
     .await;
-    let dir = std::env::temp_dir().join(format!("dkim-exporter-binary-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let config = dir.join("config.yaml");
+    let dir = support::TempDir::new("binary");
+    let config = dir.path().join("config.yaml");
     std::fs::write(
         &config,
         format!(
@@ -139,7 +138,6 @@ async fn serves_logs_logfmt_reloads_on_sighup_and_exits_zero_on_sigterm() {
 
     signal(&child, "-TERM");
     assert_eq!(wait_exit(&mut child), 0);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

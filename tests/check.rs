@@ -118,9 +118,8 @@ async fn healthy_domain_exits_zero_and_json_is_for_scripts() {
 #[tokio::test]
 async fn every_configured_domain_from_the_config_file() {
     let dns = server(&support::rsa_public_key_base64(1024)).await;
-    let dir = std::env::temp_dir().join(format!("dkim-check-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("config.yaml");
+    let dir = support::TempDir::new("check");
+    let path = dir.path().join("config.yaml");
     std::fs::write(
         &path,
         format!(
@@ -142,15 +141,13 @@ async fn every_configured_domain_from_the_config_file() {
     let (code, out, _) = check(&["example.com", "--config.file", path]).await;
     assert_eq!(code, 0, "{out}");
     assert!(!out.contains("example.org"));
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test]
 async fn a_dead_resolver_is_unknown_not_missing() {
     let dead = TestDns::start(Behaviour::Silent).await;
-    let dir = std::env::temp_dir().join(format!("dkim-check-dead-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("config.yaml");
+    let dir = support::TempDir::new("check-dead");
+    let path = dir.path().join("config.yaml");
     std::fs::write(
         &path,
         format!(
@@ -164,7 +161,6 @@ async fn a_dead_resolver_is_unknown_not_missing() {
     assert!(out.contains("UNKNOWN good._domainkey.example.com"), "{out}");
     assert!(out.contains("lookup failed: timeout"), "{out}");
     assert!(!out.contains("problem missing"), "{out}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test]
@@ -188,10 +184,9 @@ async fn bad_usage_exits_two() {
 #[tokio::test]
 async fn a_healthy_record_costs_no_extra_queries() {
     let dns = server(&support::rsa_public_key_base64(1024)).await;
-    let dir = std::env::temp_dir().join(format!("dkim-check-cost-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = support::TempDir::new("check-cost");
     let config = |selector: &str| {
-        let path = dir.join(format!("{selector}.yaml"));
+        let path = dir.path().join(format!("{selector}.yaml"));
         std::fs::write(
             &path,
             format!(
@@ -211,7 +206,6 @@ async fn a_healthy_record_costs_no_extra_queries() {
     let (code, _, _) = check(&["--config.file", config("absent").to_str().unwrap()]).await;
     assert_eq!(code, 1);
     assert_eq!(dns.udp_queries(), 2 + 6);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test]
@@ -224,9 +218,8 @@ async fn every_problem_through_check() {
         zone.without("notprop._domainkey.example.com."),
     ))
     .await;
-    let dir = std::env::temp_dir().join(format!("dkim-check-all-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("config.yaml");
+    let dir = support::TempDir::new("check-all");
+    let path = dir.path().join("config.yaml");
     std::fs::write(
         &path,
         format!(
@@ -273,5 +266,4 @@ async fn every_problem_through_check() {
     ] {
         assert_eq!(problems(selector), want, "{selector}");
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }

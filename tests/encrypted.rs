@@ -33,8 +33,8 @@ fn at(resolver: &str) -> [(&str, &str); 3] {
 #[tokio::test]
 async fn dot_and_doh_answer_over_one_reused_connection_each() {
     let ca = TestCa::new();
-    let dir = std::env::temp_dir().join(format!("dkim-tls-{}", std::process::id()));
-    let ca_file = ca.write(&dir);
+    let dir = support::TempDir::new("tls");
+    let ca_file = ca.write(dir.path());
     let dot = TlsDns::start_dot(ca.server_config(&["dns.test"], &[]), zone()).await;
     let doh = TlsDns::start_doh(ca.server_config(&["doh.test"], &[b"h2"]), zone()).await;
     let yaml = format!(
@@ -63,15 +63,14 @@ async fn dot_and_doh_answer_over_one_reused_connection_each() {
     assert_eq!(dot.connections(), 1);
     assert_eq!(doh.connections(), 1);
     daemon.stop().await;
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test]
 async fn bad_certificates_are_lookup_failures_not_missing_records() {
     let ca = TestCa::new();
     let stranger = TestCa::new();
-    let dir = std::env::temp_dir().join(format!("dkim-tls-bad-{}", std::process::id()));
-    let ca_file = ca.write(&dir);
+    let dir = support::TempDir::new("tls-bad");
+    let ca_file = ca.write(dir.path());
     // A certificate for another name, and one from a CA nobody trusts.
     let wrong_name = TlsDns::start_dot(ca.server_config(&["other.test"], &[]), zone()).await;
     let untrusted =
@@ -90,5 +89,4 @@ async fn bad_certificates_are_lookup_failures_not_missing_records() {
     assert_eq!(wrong_name.queries() + untrusted.queries(), 0);
     assert!(!s.text.contains("problem=\"missing\""));
     daemon.stop().await;
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -28,27 +28,23 @@ fn config(resolvers: &[(&str, SocketAddr)], domains: &[&str]) -> String {
     yaml
 }
 
-struct TempConfig(PathBuf);
+/// A config file in a scratch directory, removed with it.
+struct TempConfig {
+    path: PathBuf,
+    _dir: support::TempDir,
+}
 
 impl TempConfig {
     fn new(name: &str, text: &str) -> TempConfig {
-        let dir = std::env::temp_dir().join(format!("dkim-reload-{name}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("config.yaml");
-        std::fs::write(&path, text).unwrap();
-        TempConfig(path)
+        let dir = support::TempDir::new(&format!("reload-{name}"));
+        TempConfig {
+            path: dir.write("config.yaml", text),
+            _dir: dir,
+        }
     }
 
     fn write(&self, text: &str) {
-        std::fs::write(&self.0, text).unwrap();
-    }
-}
-
-impl Drop for TempConfig {
-    fn drop(&mut self) {
-        if let Some(dir) = self.0.parent() {
-            let _ = std::fs::remove_dir_all(dir);
-        }
+        std::fs::write(&self.path, text).unwrap();
     }
 }
 
@@ -63,9 +59,9 @@ async fn reload_adds_removes_refuses_and_recovers() {
         "steps",
         &config(&[("one", one.addr), ("two", two.addr)], &["a.example"]),
     );
-    let text = std::fs::read_to_string(&file.0).unwrap();
+    let text = std::fs::read_to_string(&file.path).unwrap();
     let options = dkim_exporter::Options {
-        config_file: Some(file.0.clone()),
+        config_file: Some(file.path.clone()),
         ..Default::default()
     };
     let daemon = Daemon::start_with(&text, options).await;
@@ -114,7 +110,7 @@ async fn reload_adds_removes_refuses_and_recovers() {
     assert!(
         body.contains(&format!(
             "{}:4:15: domains[0].provider: unknown provider",
-            file.0.display()
+            file.path.display()
         )),
         "{body}"
     );

@@ -82,13 +82,11 @@ async fn https_get(
         .map_err(|_| "timed out".to_string())?
 }
 
-struct Files(PathBuf);
+struct Files(support::TempDir);
 
 impl Files {
     fn new(name: &str) -> Files {
-        let dir = std::env::temp_dir().join(format!("dkim-web-{name}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        Files(dir)
+        Files(support::TempDir::new(&format!("web-{name}")))
     }
 
     /// Writes the server's certificate and key, the client CA, and the web config.
@@ -106,26 +104,24 @@ impl Files {
                 lines.join("\n")
             )
         };
-        std::fs::write(self.0.join("server.crt"), pem("CERTIFICATE", &certs[0])).unwrap();
         std::fs::write(
-            self.0.join("server.key"),
+            self.0.path().join("server.crt"),
+            pem("CERTIFICATE", &certs[0]),
+        )
+        .unwrap();
+        std::fs::write(
+            self.0.path().join("server.key"),
             pem("PRIVATE KEY", key.secret_der()),
         )
         .unwrap();
-        ca.write(&self.0);
-        let path = self.0.join("web.yaml");
+        ca.write(self.0.path());
+        let path = self.0.path().join("web.yaml");
         std::fs::write(
             &path,
             format!("tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n{extra}"),
         )
         .unwrap();
         path
-    }
-}
-
-impl Drop for Files {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 

@@ -274,6 +274,36 @@ impl Scrape {
     }
 }
 
+/// A scratch directory for one test, removed when dropped (also when the test fails).
+pub struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    /// A new directory named for `name` and this process.
+    pub fn new(name: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!("dkim-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+
+    /// Writes `text` to `file` in the directory and returns its path.
+    pub fn write(&self, file: &str, text: &str) -> std::path::PathBuf {
+        let path = self.0.join(file);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// Writes a real scrape under `$DKIM_EXPORTER_SCRAPE_DIR`, when set, for CI to lint.
 pub fn keep_scrape(name: &str, text: &str) {
     if let Ok(dir) = std::env::var("DKIM_EXPORTER_SCRAPE_DIR") {
