@@ -13,18 +13,27 @@ use futures_util::StreamExt as _;
 use hickory_net::NetError;
 use hickory_net::runtime::TokioRuntimeProvider;
 use hickory_net::tcp::TcpClientStream;
-use hickory_net::udp::UdpClientStream;
 use hickory_net::xfer::{DnsExchange, DnsHandle as _, DnsMultiplexer};
 use hickory_proto::op::{DnsRequest, DnsRequestOptions, Message, Query, ResponseCode};
 use hickory_proto::rr::{Name, RecordType};
 use pki_types::ServerName;
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, Semaphore};
 
 use crate::config::{Protocol, ResolverConfig, TlsSettings};
 use crate::metrics::ResolverMetrics;
+use crate::udp::{UdpTransport, query_message};
 
 /// EDNS payload size advertised over UDP: the DNS Flag Day 2020 value, which avoids fragmentation.
 const EDNS_PAYLOAD: u16 = 1232;
+
+/// Queries to one resolver that may be in flight at once: a burst larger than the resolver's
+/// receive buffer would be dropped and read as timeouts. Others wait for a place.
+pub const IN_FLIGHT: usize = 128;
+
+/// A query still unanswered after this long gives its place in flight to the next one and goes
+/// on waiting: a dead resolver's queries each wait out the whole timeout, and holding places
+/// that long would slow its checks to `IN_FLIGHT` per timeout.
+pub const SLOW_QUERY: Duration = Duration::from_millis(250);
 
 /// Why a query did not produce a definitive answer. The label values of
 /// `dkim_lookup_errors_total{reason}`.
@@ -166,8 +175,8 @@ pub struct ResolverClient {
     protocol: Protocol,
     /// How long one query may take.
     timeout: Duration,
-    /// Sends UDP queries, each from a fresh random port.
-    udp: DnsExchange<TokioRuntimeProvider>,
+    /// Sends UDP queries over a few long-lived sockets.
+    udp: UdpTransport,
     /// Owns the tasks hickory spawns to drive TLS and HTTPS connections: they live as long as
     /// the client (dropping the provider would cancel them).
     provider: TokioRuntimeProvider,
@@ -178,6 +187,8 @@ pub struct ResolverClient {
     last_connect_error: std::sync::Mutex<Option<String>>,
     /// Keeps the resolver's query rate within its limit.
     limiter: RateLimiter,
+    /// Places in flight, see [`IN_FLIGHT`].
+    places: Semaphore,
     /// This resolver's query counters.
     metrics: ResolverMetrics,
     /// An authoritative nameserver: asked without recursion, and only answers with the AA flag
@@ -193,13 +204,10 @@ impl ResolverClient {
     /// Builds a client; no traffic is sent until the first query.
     pub fn new(config: &ResolverConfig, timeout: Duration, metrics: ResolverMetrics) -> Self {
         let provider = TokioRuntimeProvider::new();
-        // One datagram per query: hickory's retransmissions would send the resolver more than
-        // its politeness limit allows. A lost datagram is a timeout, which never changes what is
-        // known about a record, and the record is asked again next interval.
-        let udp = UdpClientStream::builder(config.address, provider.clone())
-            .with_timeout(Some(timeout))
-            .with_max_retries(1)
-            .exchange();
+        // One datagram per query and no retransmission: a retry would send the resolver more
+        // than its politeness limit allows. A lost datagram is a timeout, which never changes
+        // what is known about a record, and the record is asked again next interval.
+        let udp = UdpTransport::new(config.address);
         ResolverClient {
             name: config.name.clone(),
             address: config.address,
@@ -210,6 +218,7 @@ impl ResolverClient {
             connection: Mutex::new(None),
             last_connect_error: std::sync::Mutex::new(None),
             limiter: RateLimiter::new(config.max_queries_per_second),
+            places: Semaphore::new(IN_FLIGHT),
             metrics,
             authoritative: false,
             config: config.clone(),
@@ -242,23 +251,31 @@ impl ResolverClient {
     /// AA flag set.
     pub async fn query(&self, name: &Name, record_type: RecordType) -> Result<Message, Failure> {
         self.limiter.acquire().await;
+        // The semaphore is never closed, so this always gets a place.
+        let mut place = self.places.acquire().await.ok();
         self.metrics.queries.inc();
         let started = Instant::now();
-        let result = self
-            .exchange(name, record_type)
-            .await
-            .and_then(classify)
-            .and_then(|reply| {
-                if self.authoritative && !reply.metadata.authoritative {
-                    Err(Failure {
-                        reason: FailureReason::Other,
-                        detail: "not authoritative for the zone (AA flag unset): a lame delegation"
-                            .into(),
-                    })
-                } else {
-                    Ok(reply)
-                }
-            });
+        let exchange = self.exchange(name, record_type);
+        tokio::pin!(exchange);
+        let result = tokio::select! {
+            result = &mut exchange => result,
+            _ = tokio::time::sleep(SLOW_QUERY) => {
+                place = None;
+                exchange.await
+            }
+        };
+        drop(place);
+        let result = result.and_then(classify).and_then(|reply| {
+            if self.authoritative && !reply.metadata.authoritative {
+                Err(Failure {
+                    reason: FailureReason::Other,
+                    detail: "not authoritative for the zone (AA flag unset): a lame delegation"
+                        .into(),
+                })
+            } else {
+                Ok(reply)
+            }
+        });
         self.metrics
             .duration
             .observe(started.elapsed().as_secs_f64());
@@ -302,7 +319,12 @@ impl ResolverClient {
         let attempt = async {
             match self.protocol {
                 Protocol::Udp => {
-                    let reply = send(&self.udp, request()).await?;
+                    let message = query_message(
+                        Query::query(name.clone(), record_type),
+                        !self.authoritative,
+                        EDNS_PAYLOAD,
+                    );
+                    let reply = self.udp.exchange(message, self.timeout).await?;
                     if reply.metadata.truncation {
                         tracing::debug!(resolver = %self.name, query = %name, "truncated over UDP, retrying over TCP");
                         self.send_connected(request).await

@@ -11,7 +11,8 @@
 //!
 //! - [`config`]: the YAML file, validated whole with `FILE:LINE:COLUMN` errors.
 //! - [`scheduler`]: rounds, spreading every record–resolver check evenly over the interval.
-//! - [`dns`]: one client per resolver, politeness limits, and the reason for every failure.
+//! - [`dns`]: one client per resolver, politeness limits, and the reason for every failure;
+//!   [`udp`]: its UDP queries over a few long-lived sockets.
 //! - [`authoritative`]: each domain's own nameservers, found each round.
 //! - [`check`]: one check of one record, the pure reading of its answer, and the follow-up
 //!   lookups that explain a failure.
@@ -42,6 +43,7 @@ pub mod oneshot;
 pub mod report;
 pub mod scheduler;
 pub mod state;
+pub mod udp;
 pub mod web;
 
 use std::future::Future;

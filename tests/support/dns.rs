@@ -202,6 +202,10 @@ pub struct TestDns {
     udp_queries: Arc<AtomicUsize>,
     tcp_queries: Arc<AtomicUsize>,
     arrivals: Arc<Mutex<Vec<Instant>>>,
+    /// Source ports UDP queries came from.
+    ports: Arc<Mutex<std::collections::HashSet<u16>>>,
+    /// UDP queries received and not yet answered, and the most there ever were.
+    outstanding: Arc<(AtomicUsize, AtomicUsize)>,
     _tasks: JoinSet<()>,
 }
 
@@ -257,25 +261,34 @@ impl TestDns {
         let udp_queries = Arc::new(AtomicUsize::new(0));
         let tcp_queries = Arc::new(AtomicUsize::new(0));
         let arrivals = Arc::new(Mutex::new(Vec::new()));
+        let ports = Arc::new(Mutex::new(std::collections::HashSet::new()));
+        let outstanding = Arc::new((AtomicUsize::new(0), AtomicUsize::new(0)));
         let mut tasks = JoinSet::new();
         {
             let behaviour = behaviour.clone();
             let count = udp_queries.clone();
             let arrivals = arrivals.clone();
+            let ports = ports.clone();
+            let outstanding = outstanding.clone();
             tasks.spawn(async move {
                 let mut buf = vec![0u8; 4096];
                 while let Ok((len, peer)) = udp.recv_from(&mut buf).await {
                     count.fetch_add(1, Ordering::SeqCst);
                     arrivals.lock().expect("lock").push(Instant::now());
+                    ports.lock().expect("lock").insert(peer.port());
                     let current = behaviour.lock().expect("lock").clone();
                     if let Some(reply) = respond(&current, &buf[..len], false) {
                         let wait = delay(&current);
                         if wait.is_zero() {
                             let _ = udp.send_to(&reply, peer).await;
                         } else {
+                            let now = outstanding.0.fetch_add(1, Ordering::SeqCst) + 1;
+                            outstanding.1.fetch_max(now, Ordering::SeqCst);
                             let udp = udp.clone();
+                            let outstanding = outstanding.clone();
                             tokio::spawn(async move {
                                 tokio::time::sleep(wait).await;
+                                outstanding.0.fetch_sub(1, Ordering::SeqCst);
                                 let _ = udp.send_to(&reply, peer).await;
                             });
                         }
@@ -314,8 +327,20 @@ impl TestDns {
             udp_queries,
             tcp_queries,
             arrivals,
+            ports,
+            outstanding,
             _tasks: tasks,
         }
+    }
+
+    /// The distinct source ports UDP queries came from.
+    pub fn udp_ports(&self) -> usize {
+        self.ports.lock().expect("lock").len()
+    }
+
+    /// The most UDP queries that were ever waiting for a (delayed) reply at once.
+    pub fn max_outstanding(&self) -> usize {
+        self.outstanding.1.load(Ordering::SeqCst)
     }
 
     /// Changes what the server does from now on.
