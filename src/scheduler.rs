@@ -9,11 +9,13 @@
 //! when the round two back has not finished (at most two rounds are ever in flight).
 
 use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use futures_util::FutureExt as _;
 use hickory_proto::rr::Name;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -21,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 use crate::authoritative::{Nameservers, RoundNameservers};
 use crate::check::{self, RecordTarget};
 use crate::config::{Config, Expected, ResolverConfig};
-use crate::dns::{Failure, ResolverClient};
+use crate::dns::{self, Failure, FailureReason, ResolverClient};
 use crate::metrics::Metrics;
 use crate::state::{FollowUp, Observation, State};
 
@@ -251,17 +253,28 @@ pub async fn run(
     }
 }
 
+/// Checks of one resolver that may be in flight at once. When the exporter falls behind its
+/// schedule (more records than it can check in an interval), a resolver's checks wait for a
+/// place instead of all starting at once, so memory stays bounded. The client bounds its
+/// queries in flight too (follow-ups and probes share it); this bound is on tasks.
+pub const IN_FLIGHT: usize = 2 * dns::IN_FLIGHT;
+
+/// How many results the round applies under one lock of the state.
+const BATCH: usize = 256;
+
 /// What a task of a round hands back.
 enum Done {
     /// One record checked on one configured resolver.
     Check(Slot, Result<Observation, Failure>),
     /// A record's follow-up, after all configured resolvers were asked.
     FollowUp(usize, FollowUp),
+    /// A resolver's dispatcher has started its last check.
+    Dispatched,
 }
 
-/// One round: starts each check at its slot, records each result as it arrives, follows each
-/// record up once every configured resolver has answered or failed, and marks the round complete
-/// when the last follow-up is done.
+/// One round: each resolver's checks start at their slots, each result is recorded as it
+/// arrives, each record is followed up once every configured resolver has answered or failed,
+/// and the round is complete when the last follow-up is done.
 async fn run_round(
     work: Arc<Work>,
     state: Arc<RwLock<State>>,
@@ -270,6 +283,13 @@ async fn run_round(
     shutdown: CancellationToken,
 ) {
     let resolvers = work.clients.len();
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel();
+    // Dropping the round (shutdown) aborts the dispatchers, and with them their checks.
+    let mut dispatchers = JoinSet::new();
+    for resolver in 0..resolvers {
+        dispatchers.spawn(dispatch(work.clone(), resolver, start, done_tx.clone()));
+    }
+    let mut follow_ups = JoinSet::new();
     // Checks still to come back, per record; follow-ups still to come back, per domain.
     let mut record_left: Vec<usize> = vec![resolvers; work.records.len()];
     let mut domain_left: HashMap<&str, usize> = work
@@ -277,65 +297,76 @@ async fn run_round(
         .iter()
         .map(|(d, n)| (d.as_str(), *n))
         .collect();
-    let nameservers = Arc::new(RoundNameservers::default());
-    let mut tasks: JoinSet<Done> = JoinSet::new();
-    let mut slots = work.plan.iter().peekable();
+    let mut checks_left = work.records.len() * resolvers;
+    let mut follow_ups_left = if resolvers == 0 {
+        0
+    } else {
+        work.records.len()
+    };
+    let mut dispatchers_left = resolvers;
     let mut dispatched = Some(dispatched);
+    let nameservers = Arc::new(RoundNameservers::default());
+    let mut batch = Vec::with_capacity(BATCH);
 
     loop {
-        let next_at = slots.peek().map(|s| start + s.offset);
-        if next_at.is_none() {
+        if dispatchers_left == 0 {
             if let Some(tx) = dispatched.take() {
                 let _ = tx.send(());
             }
-            if tasks.is_empty() {
-                break;
-            }
+        }
+        if checks_left == 0 && follow_ups_left == 0 {
+            break;
         }
         tokio::select! {
             _ = shutdown.cancelled() => return,
-            _ = sleep_until_some(next_at) => {
-                if let Some(&slot) = slots.next() {
-                    let work = work.clone();
-                    tasks.spawn(async move {
-                        let record = &work.records[slot.record];
-                        let client = &work.clients[slot.resolver];
-                        Done::Check(slot, check::check_record(client, &record.name, &record.expected).await)
-                    });
+            received = done_rx.recv_many(&mut batch, BATCH) => {
+                // The round holds a sender, so the channel never closes under it.
+                if received == 0 {
+                    break;
                 }
             }
-            Some(joined) = tasks.join_next(), if !tasks.is_empty() => {
-                let done = match joined {
-                    Ok(done) => done,
-                    // A task panicked: a bug, reported by the runtime; the round goes on.
-                    Err(e) => {
-                        tracing::error!(error = %e, "a check task failed");
-                        continue;
+            Some(joined) = follow_ups.join_next(), if !follow_ups.is_empty() => {
+                // Follow-ups report through the channel; a panic is a bug, reported by the
+                // runtime, and its record simply has no follow-up this round.
+                if let Err(e) = joined {
+                    if e.is_panic() {
+                        tracing::error!(error = %e, "a follow-up task failed");
+                        follow_ups_left -= 1;
                     }
-                };
+                }
+                continue;
+            }
+        }
+        let mut completed = Vec::new();
+        {
+            let mut state = state.write().unwrap_or_else(|e| e.into_inner());
+            for done in batch.drain(..) {
                 match done {
+                    Done::Dispatched => dispatchers_left -= 1,
                     Done::Check(slot, outcome) => {
+                        checks_left -= 1;
                         let record = &work.records[slot.record];
                         let resolver = &work.clients[slot.resolver].name;
                         match &outcome {
-                            Ok(observation) => tracing::debug!(record = %record.key, resolver = %resolver, found = ?observation.found, correct = observation.correct, "checked"),
-                            Err(failure) => tracing::debug!(record = %record.key, resolver = %resolver, reason = failure.reason.as_str(), "lookup failed"),
+                            Ok(observation) => {
+                                tracing::debug!(record = %record.key, resolver = %resolver, found = ?observation.found, correct = observation.correct, "checked")
+                            }
+                            Err(failure) => {
+                                tracing::debug!(record = %record.key, resolver = %resolver, reason = failure.reason.as_str(), "lookup failed")
+                            }
                         }
-                        let observation = outcome.map_err(|f| f.reason);
-                        let answered = {
-                            let mut state = state.write().unwrap_or_else(|e| e.into_inner());
-                            state.apply(&record.key, resolver, observation);
-                            record_left[slot.record] -= 1;
-                            (record_left[slot.record] == 0)
-                                .then(|| answered_this_round(&state, &work, slot.record))
-                        };
-                        if let Some(answered) = answered {
-                            tasks.spawn(follow_up(work.clone(), nameservers.clone(), slot.record, answered));
+                        state.apply(&record.key, resolver, outcome.map_err(|f| f.reason));
+                        record_left[slot.record] -= 1;
+                        if record_left[slot.record] == 0 {
+                            completed.push((
+                                slot.record,
+                                answered_this_round(&state, &work, slot.record),
+                            ));
                         }
                     }
                     Done::FollowUp(index, follow_up) => {
+                        follow_ups_left -= 1;
                         let record = &work.records[index];
-                        let mut state = state.write().unwrap_or_else(|e| e.into_inner());
                         state.apply_follow_up(&record.key, follow_up);
                         if let Some(left) = domain_left.get_mut(record.domain.as_str()) {
                             *left -= 1;
@@ -347,6 +378,13 @@ async fn run_round(
                 }
             }
         }
+        for (index, answered) in completed {
+            let (work, nameservers, done) = (work.clone(), nameservers.clone(), done_tx.clone());
+            follow_ups.spawn(async move {
+                let follow_up = follow_up(work, nameservers, index, answered).await;
+                let _ = done.send(follow_up);
+            });
+        }
     }
 
     if let Some(known) = &work.nameservers {
@@ -357,6 +395,59 @@ async fn run_round(
     state.rounds.completed += 1;
     state.rounds.last_duration = Some(seconds);
     tracing::debug!(round = state.rounds.completed, seconds, "round complete");
+}
+
+/// Starts one resolver's checks of a round at their slots, at most [`IN_FLIGHT`] at a time,
+/// and reports each result through `done`.
+async fn dispatch(
+    work: Arc<Work>,
+    resolver: usize,
+    start: Instant,
+    done: mpsc::UnboundedSender<Done>,
+) {
+    let places = Arc::new(Semaphore::new(IN_FLIGHT));
+    // Dropping the dispatcher (the round is dropped at shutdown) aborts its checks.
+    let mut checks = JoinSet::new();
+    for &slot in work.plan.iter().filter(|s| s.resolver == resolver) {
+        let at = start + slot.offset;
+        if at > Instant::now() {
+            tokio::time::sleep_until(at).await;
+        }
+        let Ok(place) = places.clone().acquire_owned().await else {
+            // The semaphore is never closed.
+            break;
+        };
+        let (work, done) = (work.clone(), done.clone());
+        checks.spawn(async move {
+            let record = &work.records[slot.record];
+            let client = &work.clients[slot.resolver];
+            let check =
+                AssertUnwindSafe(check::check_record(client, &record.name, &record.expected))
+                    .catch_unwind();
+            tokio::pin!(check);
+            let mut place = Some(place);
+            let outcome = tokio::select! {
+                outcome = &mut check => outcome,
+                _ = tokio::time::sleep(dns::SLOW_QUERY) => {
+                    place = None;
+                    check.await
+                }
+            };
+            drop(place);
+            // A panic is a bug; the round must still hear of the check, or it would never end.
+            let outcome = outcome.unwrap_or_else(|_| {
+                tracing::error!(record = %record.key, resolver = %client.name, "a check panicked");
+                Err(Failure {
+                    reason: FailureReason::Other,
+                    detail: "internal error".into(),
+                })
+            });
+            let _ = done.send(Done::Check(slot, outcome));
+        });
+        while checks.try_join_next().is_some() {}
+    }
+    let _ = done.send(Done::Dispatched);
+    while checks.join_next().await.is_some() {}
 }
 
 /// The configured resolvers that answered the record this round, with what they said.
@@ -398,13 +489,6 @@ async fn follow_up(
         expected: &record.expected,
     };
     Done::FollowUp(index, check::follow_up(&target, &answered, servers).await)
-}
-
-async fn sleep_until_some(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
-    }
 }
 
 /// Seconds since the Unix epoch, as Prometheus timestamps are given.
