@@ -80,7 +80,8 @@ pub async fn follow_up(
         return follow_up;
     };
     if !answers.is_empty() && answers.iter().all(|o| !o.present) {
-        follow_up.extra = extra_lookups(resolver, record).await;
+        // Boxed: four lookups at once make a large future, needed only for missing records.
+        follow_up.extra = Box::pin(extra_lookups(resolver, record)).await;
     }
     if let Expected::Cname(target) = record.expected {
         if answers.iter().any(|o| o.correct) {

@@ -327,13 +327,15 @@ impl ResolverClient {
                     let reply = self.udp.exchange(message, self.timeout).await?;
                     if reply.metadata.truncation {
                         tracing::debug!(resolver = %self.name, query = %name, "truncated over UDP, retrying over TCP");
-                        self.send_connected(request).await
+                        // Boxed, as below: the connection futures are kilobytes, and keeping
+                        // them inline would make every UDP query that large while it waits.
+                        Box::pin(self.send_connected(request)).await
                     } else {
                         Ok(reply)
                     }
                 }
                 Protocol::Tcp | Protocol::Tls | Protocol::Https => {
-                    self.send_connected(request).await
+                    Box::pin(self.send_connected(request)).await
                 }
             }
         };

@@ -8,7 +8,7 @@
 //! interval; it only starts late when a politeness limit makes the schedule longer than that, or
 //! when the round two back has not finished (at most two rounds are ever in flight).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -307,6 +307,9 @@ async fn run_round(
     let mut dispatched = Some(dispatched);
     let nameservers = Arc::new(RoundNameservers::default());
     let mut batch = Vec::with_capacity(BATCH);
+    // Records whose checks are all back, waiting for a place to be followed up.
+    let mut waiting: VecDeque<usize> = VecDeque::new();
+    let mut following = 0;
 
     loop {
         if dispatchers_left == 0 {
@@ -332,12 +335,12 @@ async fn run_round(
                     if e.is_panic() {
                         tracing::error!(error = %e, "a follow-up task failed");
                         follow_ups_left -= 1;
+                        following -= 1;
                     }
                 }
-                continue;
             }
         }
-        let mut completed = Vec::new();
+        let mut start_now = Vec::new();
         {
             let mut state = state.write().unwrap_or_else(|e| e.into_inner());
             for done in batch.drain(..) {
@@ -358,14 +361,12 @@ async fn run_round(
                         state.apply(&record.key, resolver, outcome.map_err(|f| f.reason));
                         record_left[slot.record] -= 1;
                         if record_left[slot.record] == 0 {
-                            completed.push((
-                                slot.record,
-                                answered_this_round(&state, &work, slot.record),
-                            ));
+                            waiting.push_back(slot.record);
                         }
                     }
                     Done::FollowUp(index, follow_up) => {
                         follow_ups_left -= 1;
+                        following -= 1;
                         let record = &work.records[index];
                         state.apply_follow_up(&record.key, follow_up);
                         if let Some(left) = domain_left.get_mut(record.domain.as_str()) {
@@ -377,8 +378,17 @@ async fn run_round(
                     }
                 }
             }
+            // Follow-ups start as places free up, so a backlog waits as a list of indices
+            // rather than as tasks.
+            while following < IN_FLIGHT {
+                let Some(index) = waiting.pop_front() else {
+                    break;
+                };
+                following += 1;
+                start_now.push((index, answered_this_round(&state, &work, index)));
+            }
         }
-        for (index, answered) in completed {
+        for (index, answered) in start_now {
             let (work, nameservers, done) = (work.clone(), nameservers.clone(), done_tx.clone());
             follow_ups.spawn(async move {
                 let follow_up = follow_up(work, nameservers, index, answered).await;
@@ -479,7 +489,8 @@ async fn follow_up(
 ) -> Done {
     let record = &work.records[index];
     let servers = match &work.nameservers {
-        Some(nameservers) => nameservers.of(&round, &record.domain, &work.clients).await,
+        // Boxed so that a follow-up without authoritative checks stays small.
+        Some(nameservers) => Box::pin(nameservers.of(&round, &record.domain, &work.clients)).await,
         None => None,
     };
     let target = RecordTarget {
