@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use crate::diagnosis::{Extra, KeyLookup};
 use crate::dkim;
-use crate::dns::{Failure, ResolverClient};
+use crate::dns::{Failure, Place, ResolverClient};
 use crate::state::{FollowUp, Found, Observation};
 
 /// How many CNAMEs of an answer are followed before giving up: more is a loop or abuse.
@@ -26,10 +26,11 @@ pub const MAX_ADDRESSES: usize = 16;
 /// Looks up the record `name` on `client` and reads the answer against `expected`.
 pub async fn check_record(
     client: &ResolverClient,
+    place: Place,
     name: &Name,
     expected: &Expected,
 ) -> Result<Observation, Failure> {
-    let reply = client.query(name, query_type(expected)).await?;
+    let reply = client.query_in(place, name, query_type(expected)).await?;
     Ok(observe(name, expected, &reply))
 }
 
@@ -57,7 +58,8 @@ pub async fn follow_up(
     let auth = match nameservers {
         Some(servers) => {
             let checks = servers.iter().map(|server| async move {
-                let outcome = check_record(server, record.name, record.expected)
+                let place = server.place().await;
+                let outcome = check_record(server, place, record.name, record.expected)
                     .await
                     .map_err(|f| f.reason);
                 (server.name.clone(), outcome)

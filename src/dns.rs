@@ -17,7 +17,7 @@ use hickory_net::xfer::{DnsExchange, DnsHandle as _, DnsMultiplexer};
 use hickory_proto::op::{DnsRequest, DnsRequestOptions, Message, Query, ResponseCode};
 use hickory_proto::rr::{Name, RecordType};
 use pki_types::ServerName;
-use tokio::sync::{Mutex, Semaphore};
+use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore};
 
 use crate::config::{Protocol, ResolverConfig, TlsSettings};
 use crate::metrics::ResolverMetrics;
@@ -165,6 +165,13 @@ struct Connection {
     alive: Arc<AtomicBool>,
 }
 
+/// A query's place in flight to one resolver, given back when dropped.
+pub struct Place(
+    /// `None` only if the semaphore were closed, which it never is.
+    #[allow(dead_code)]
+    Option<OwnedSemaphorePermit>,
+);
+
 /// A client for one configured resolver.
 pub struct ResolverClient {
     /// The resolver's config name, the `resolver` label.
@@ -188,7 +195,7 @@ pub struct ResolverClient {
     /// Keeps the resolver's query rate within its limit.
     limiter: RateLimiter,
     /// Places in flight, see [`IN_FLIGHT`].
-    places: Semaphore,
+    places: Arc<Semaphore>,
     /// This resolver's query counters.
     metrics: ResolverMetrics,
     /// An authoritative nameserver: asked without recursion, and only answers with the AA flag
@@ -218,7 +225,7 @@ impl ResolverClient {
             connection: Mutex::new(None),
             last_connect_error: std::sync::Mutex::new(None),
             limiter: RateLimiter::new(config.max_queries_per_second),
-            places: Semaphore::new(IN_FLIGHT),
+            places: Arc::new(Semaphore::new(IN_FLIGHT)),
             metrics,
             authoritative: false,
             config: config.clone(),
@@ -250,9 +257,27 @@ impl ResolverClient {
     /// NOERROR (with or without data) or NXDOMAIN, and for an authoritative nameserver, with the
     /// AA flag set.
     pub async fn query(&self, name: &Name, record_type: RecordType) -> Result<Message, Failure> {
-        self.limiter.acquire().await;
+        let place = self.place().await;
+        self.query_in(place, name, record_type).await
+    }
+
+    /// Waits for a place among the queries in flight (see [`IN_FLIGHT`]). A round's dispatcher
+    /// takes it before starting a check, so that checks waiting for a place wait as slots of
+    /// the plan rather than as tasks.
+    pub async fn place(&self) -> Place {
         // The semaphore is never closed, so this always gets a place.
-        let mut place = self.places.acquire().await.ok();
+        Place(self.places.clone().acquire_owned().await.ok())
+    }
+
+    /// [`ResolverClient::query`] in a place already taken.
+    pub async fn query_in(
+        &self,
+        place: Place,
+        name: &Name,
+        record_type: RecordType,
+    ) -> Result<Message, Failure> {
+        self.limiter.acquire().await;
+        let mut place = Some(place);
         self.metrics.queries.inc();
         let started = Instant::now();
         let exchange = self.exchange(name, record_type);
@@ -313,33 +338,32 @@ impl ResolverClient {
     /// Sends the query by the configured protocol, falling back to TCP when UDP is truncated.
     async fn exchange(&self, name: &Name, record_type: RecordType) -> Result<Message, Failure> {
         let request = || request(name, record_type, !self.authoritative);
-        // The transports time out by themselves; this outer bound is a guarantee against any
-        // path that would not.
+        if self.protocol != Protocol::Udp {
+            return self.connected(request).await;
+        }
+        // The UDP transport always ends at its timeout.
+        let message = query_message(
+            Query::query(name.clone(), record_type),
+            !self.authoritative,
+            EDNS_PAYLOAD,
+        );
+        let reply = self.udp.exchange(message, self.timeout).await?;
+        if reply.metadata.truncation {
+            tracing::debug!(resolver = %self.name, query = %name, "truncated over UDP, retrying over TCP");
+            self.connected(request).await
+        } else {
+            Ok(reply)
+        }
+    }
+
+    /// Sends over the persistent connection within the timeout. Boxed: the connection futures
+    /// are kilobytes, and keeping them inline would make every UDP query that large while it
+    /// waits.
+    async fn connected(&self, request: impl Fn() -> DnsRequest) -> Result<Message, Failure> {
+        // hickory times out by itself; this outer bound is a guarantee against any path that
+        // would not (connecting, reconnecting).
         let bound = self.timeout + Duration::from_millis(500);
-        let attempt = async {
-            match self.protocol {
-                Protocol::Udp => {
-                    let message = query_message(
-                        Query::query(name.clone(), record_type),
-                        !self.authoritative,
-                        EDNS_PAYLOAD,
-                    );
-                    let reply = self.udp.exchange(message, self.timeout).await?;
-                    if reply.metadata.truncation {
-                        tracing::debug!(resolver = %self.name, query = %name, "truncated over UDP, retrying over TCP");
-                        // Boxed, as below: the connection futures are kilobytes, and keeping
-                        // them inline would make every UDP query that large while it waits.
-                        Box::pin(self.send_connected(request)).await
-                    } else {
-                        Ok(reply)
-                    }
-                }
-                Protocol::Tcp | Protocol::Tls | Protocol::Https => {
-                    Box::pin(self.send_connected(request)).await
-                }
-            }
-        };
-        match tokio::time::timeout(bound, attempt).await {
+        match tokio::time::timeout(bound, Box::pin(self.send_connected(request))).await {
             Ok(result) => result,
             Err(_) => Err(Failure {
                 reason: FailureReason::Timeout,

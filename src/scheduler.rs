@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures_util::FutureExt as _;
 use hickory_proto::rr::Name;
-use tokio::sync::{Semaphore, mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -253,11 +253,8 @@ pub async fn run(
     }
 }
 
-/// Checks of one resolver that may be in flight at once. When the exporter falls behind its
-/// schedule (more records than it can check in an interval), a resolver's checks wait for a
-/// place instead of all starting at once, so memory stays bounded. The client bounds its
-/// queries in flight too (follow-ups and probes share it); this bound is on tasks.
-pub const IN_FLIGHT: usize = 2 * dns::IN_FLIGHT;
+/// Follow-ups that may run at once in a round; the rest wait as indices.
+const FOLLOW_UPS: usize = 2 * dns::IN_FLIGHT;
 
 /// How many results the round applies under one lock of the state.
 const BATCH: usize = 256;
@@ -380,7 +377,7 @@ async fn run_round(
             }
             // Follow-ups start as places free up, so a backlog waits as a list of indices
             // rather than as tasks.
-            while following < IN_FLIGHT {
+            while following < FOLLOW_UPS {
                 let Some(index) = waiting.pop_front() else {
                     break;
                 };
@@ -407,15 +404,15 @@ async fn run_round(
     tracing::debug!(round = state.rounds.completed, seconds, "round complete");
 }
 
-/// Starts one resolver's checks of a round at their slots, at most [`IN_FLIGHT`] at a time,
-/// and reports each result through `done`.
+/// Starts one resolver's checks of a round at their slots, each once the resolver's client
+/// has a place for it (see [`dns::IN_FLIGHT`]), and reports each result through `done`.
 async fn dispatch(
     work: Arc<Work>,
     resolver: usize,
     start: Instant,
     done: mpsc::UnboundedSender<Done>,
 ) {
-    let places = Arc::new(Semaphore::new(IN_FLIGHT));
+    let client = &work.clients[resolver];
     // Dropping the dispatcher (the round is dropped at shutdown) aborts its checks.
     let mut checks = JoinSet::new();
     for &slot in work.plan.iter().filter(|s| s.resolver == resolver) {
@@ -423,29 +420,16 @@ async fn dispatch(
         if at > Instant::now() {
             tokio::time::sleep_until(at).await;
         }
-        let Ok(place) = places.clone().acquire_owned().await else {
-            // The semaphore is never closed.
-            break;
-        };
+        // When the exporter is behind its schedule, checks wait here, as slots of the plan,
+        // rather than as tasks: memory stays bounded by the places.
+        let place = client.place().await;
         let (work, done) = (work.clone(), done.clone());
         checks.spawn(async move {
             let record = &work.records[slot.record];
             let client = &work.clients[slot.resolver];
-            let check =
-                AssertUnwindSafe(check::check_record(client, &record.name, &record.expected))
-                    .catch_unwind();
-            tokio::pin!(check);
-            let mut place = Some(place);
-            let outcome = tokio::select! {
-                outcome = &mut check => outcome,
-                _ = tokio::time::sleep(dns::SLOW_QUERY) => {
-                    place = None;
-                    check.await
-                }
-            };
-            drop(place);
+            let check = check::check_record(client, place, &record.name, &record.expected);
             // A panic is a bug; the round must still hear of the check, or it would never end.
-            let outcome = outcome.unwrap_or_else(|_| {
+            let outcome = AssertUnwindSafe(check).catch_unwind().await.unwrap_or_else(|_| {
                 tracing::error!(record = %record.key, resolver = %client.name, "a check panicked");
                 Err(Failure {
                     reason: FailureReason::Other,
