@@ -420,13 +420,16 @@ fn render_records(out: &mut String, state: &State) {
         }
     }
 
-    // Per domain.
+    // Per domain. Reconcile keeps a domain's records together, so each verdict reads the
+    // domain's records alone rather than searching every record for each domain.
     let mut family = Family::new(out, DOMAIN_HEALTHY, "gauge");
     for domain in &state.domains {
-        let mut verdicts = state
+        let records = state
             .records
+            .get(domain.records.clone())
+            .unwrap_or_default();
+        let mut verdicts = records
             .iter()
-            .filter(|r| r.domain == domain.name)
             .filter_map(|r| r.healthy(resolvers))
             .peekable();
         if verdicts.peek().is_some() {
