@@ -27,6 +27,9 @@ pub struct State {
     resolver_index: HashMap<String, usize>,
     /// Index into `domains` by name.
     domain_index: HashMap<String, usize>,
+    /// Bumped by every [`State::reconcile`], the one change that renumbers records and domains,
+    /// so that a reader working through them in several steps can tell its positions went stale.
+    generation: u64,
 }
 
 /// What is known about one resolver as a whole.
@@ -422,6 +425,13 @@ impl State {
             .collect();
         self.resolver_index = index_by(&self.resolvers, |r| &r.name);
         self.domain_index = index_by(&self.domains, |d| &d.name);
+        self.generation = self.generation.wrapping_add(1);
+    }
+
+    /// How many times the state has been reconciled with a config. Nothing else adds, removes
+    /// or reorders records and domains, so positions in them hold while this stays the same.
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// Records the outcome of one lookup: a definitive observation, or a failure, which leaves
@@ -563,8 +573,10 @@ mod tests {
             &[],
         ];
         let mut state = State::default();
-        for domains in reloads {
+        assert_eq!(state.generation(), 0);
+        for (n, domains) in reloads.iter().enumerate() {
             state.reconcile(&domains_config(domains));
+            assert_eq!(state.generation(), n as u64 + 1);
             let mut next = 0;
             for (domain, (name, selectors)) in state.domains.iter().zip(domains.iter()) {
                 assert_eq!(domain.name, *name);
@@ -581,6 +593,23 @@ mod tests {
             }
             assert_eq!(next, state.records.len());
         }
+    }
+
+    #[test]
+    fn only_reconcile_moves_the_generation() {
+        let mut state = State::default();
+        let config = config(&["a"], &["s1"]);
+        state.reconcile(&config);
+        let generation = state.generation();
+        let good = observation(Found::Cname("s1.dkim.amazonses.com".into()), true);
+        state.apply(S1, "a", Ok(good));
+        state.apply(S1, "a", Err(FailureReason::Timeout));
+        state.apply_follow_up(S1, FollowUp::default());
+        state.domain_checked("example.com", 1.0);
+        assert_eq!(state.generation(), generation);
+        // Even a reload that changes nothing, since positions are not compared.
+        state.reconcile(&config);
+        assert_eq!(state.generation(), generation + 1);
     }
 
     #[test]
