@@ -42,7 +42,7 @@ const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 pub const METRICS_CHUNK_SIZE: usize = 256 * 1024;
 /// Room past [`METRICS_CHUNK_SIZE`] for the record that crosses it, so a chunk's buffer is
 /// allocated once.
-const METRICS_CHUNK_SLACK: usize = 16 * 1024;
+pub const METRICS_CHUNK_SLACK: usize = 16 * 1024;
 
 /// The body of every response: whole, or the `/metrics` text rendered as it is sent.
 pub type Body = BoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
