@@ -92,9 +92,15 @@ async fn many_scrapes_at_once() {
 async fn a_large_scrape_arrives_whole_in_chunks() {
     // Nothing in the zone: every record is missing on every resolver, which gives five series
     // per record and resolver and a problem per record.
-    let dns = TestDns::start(Behaviour::Answer(Zone::new())).await;
-    let resolvers: String = (1..=4)
-        .map(|k| support::resolver(&format!("r{k}"), dns.addr))
+    // One server per resolver: a single one drops queries at this rate.
+    let mut servers = Vec::new();
+    for _ in 0..4 {
+        servers.push(TestDns::start(Behaviour::Answer(Zone::new())).await);
+    }
+    let resolvers: String = servers
+        .iter()
+        .enumerate()
+        .map(|(k, dns)| support::resolver(&format!("r{}", k + 1), dns.addr))
         .collect();
     let domains: String = (0..250)
         .map(|i| {
@@ -104,7 +110,7 @@ async fn a_large_scrape_arrives_whole_in_chunks() {
         })
         .collect();
     let yaml = format!(
-        "interval: 1s\ntimeout: 5s\nauthoritative: false\nresolvers:\n{resolvers}domains:\n{domains}"
+        "interval: 2s\ntimeout: 5s\nauthoritative: false\nresolvers:\n{resolvers}domains:\n{domains}"
     );
     let daemon = Daemon::start(&yaml).await;
     // Scrapes during the first round stream while the round writes; each must come whole.
