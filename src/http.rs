@@ -4,11 +4,15 @@
 
 use std::convert::Infallible;
 use std::fmt::Write as _;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::Full;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt as _, Full};
+use hyper::body::Frame;
 use hyper::header::{self, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -18,7 +22,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::exporter::Exporter;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, Progress, ReloadedDuringScrape, StateChunks};
 use crate::oneshot::{self, Target};
 use crate::report::{Report, Status};
 use crate::state::State;
@@ -32,6 +36,16 @@ const MAX_REQUEST_HEAD: usize = 64 * 1024;
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// The content type of the Prometheus text format.
 const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+/// How much of the `/metrics` text is rendered at a time. Memory holds about this much of the
+/// text per scrape in flight (tens of megabytes at ten thousand domains otherwise), and the
+/// state's lock is held for one chunk, so check rounds can write their results in between.
+pub const METRICS_CHUNK_SIZE: usize = 256 * 1024;
+/// Room past [`METRICS_CHUNK_SIZE`] for the record that crosses it, so a chunk's buffer is
+/// allocated once.
+pub const METRICS_CHUNK_SLACK: usize = 16 * 1024;
+
+/// The body of every response: whole, or the `/metrics` text rendered as it is sent.
+pub type Body = BoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
 
 /// Probes running at once; more wait for a slot within their own timeout.
 pub const MAX_CONCURRENT_PROBES: usize = 64;
@@ -170,7 +184,7 @@ pub async fn bind(address: &str) -> std::io::Result<TcpListener> {
 }
 
 /// Routes one request.
-pub async fn handle<B>(app: &App, req: &Request<B>) -> Response<Full<Bytes>> {
+pub async fn handle<B>(app: &App, req: &Request<B>) -> Response<Body> {
     let path = req.uri().path();
     let known = path == app.telemetry_path
         || matches!(
@@ -211,14 +225,12 @@ pub async fn handle<B>(app: &App, req: &Request<B>) -> Response<Full<Bytes>> {
     }
     let exporter = &app.exporter;
     if path == app.telemetry_path {
-        let resolvers_up = exporter.resolvers_up();
-        let resolvers_up: Vec<(&str, Option<bool>)> =
-            resolvers_up.iter().map(|(n, u)| (n.as_str(), *u)).collect();
-        let body = {
-            let state = exporter.state.read().unwrap_or_else(|e| e.into_inner());
-            exporter.metrics.render(&state, &resolvers_up)
-        };
-        return with_type(StatusCode::OK, METRICS_CONTENT_TYPE, body);
+        let body = MetricsBody::new(exporter.clone(), METRICS_CHUNK_SIZE);
+        return with_body(
+            StatusCode::OK,
+            METRICS_CONTENT_TYPE,
+            body.map_err(Into::into).boxed(),
+        );
     }
     match path {
         "/probe" => probe(app, req).await,
@@ -260,7 +272,7 @@ pub async fn handle<B>(app: &App, req: &Request<B>) -> Response<Full<Bytes>> {
 }
 
 /// `/probe?target=DOMAIN[&selector=S…][&provider=ses][&region=R]`: checks one domain now.
-async fn probe<B>(app: &App, req: &Request<B>) -> Response<Full<Bytes>> {
+async fn probe<B>(app: &App, req: &Request<B>) -> Response<Body> {
     let started = tokio::time::Instant::now();
     let bad = |message: String| {
         with_type(
@@ -346,21 +358,102 @@ async fn probe<B>(app: &App, req: &Request<B>) -> Response<Full<Bytes>> {
     with_type(StatusCode::OK, METRICS_CONTENT_TYPE, body)
 }
 
-fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
-    with_type(status, "text/plain; charset=utf-8", body.to_string())
+fn text(status: StatusCode, body: &'static str) -> Response<Body> {
+    with_type(status, "text/plain; charset=utf-8", body)
 }
 
 fn with_type(
     status: StatusCode,
     content_type: &'static str,
-    body: String,
-) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from(body)));
+    body: impl Into<Bytes>,
+) -> Response<Body> {
+    let body = Full::new(body.into()).map_err(|never| match never {});
+    with_body(status, content_type, body.boxed())
+}
+
+fn with_body(status: StatusCode, content_type: &'static str, body: Body) -> Response<Body> {
+    let mut response = Response::new(body);
     *response.status_mut() = status;
     response
         .headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     response
+}
+
+/// The `/metrics` body, rendered a chunk at a time as the connection asks for more: the state's
+/// families first, then `dkim_resolver_up` and the registry in the last chunk.
+struct MetricsBody {
+    /// The state, the registry and the resolvers' verdicts.
+    exporter: Arc<Exporter>,
+    /// How far the state has been rendered.
+    chunks: StateChunks,
+    /// The size a chunk reaches before it is sent; the last one may be smaller.
+    chunk_size: usize,
+    /// Whether the last chunk, or the error, has been returned.
+    finished: bool,
+}
+
+impl MetricsBody {
+    fn new(exporter: Arc<Exporter>, chunk_size: usize) -> MetricsBody {
+        MetricsBody {
+            exporter,
+            chunks: StateChunks::new(),
+            chunk_size,
+            finished: false,
+        }
+    }
+
+    /// Renders the next chunk; `None` after the last one.
+    fn next_chunk(&mut self) -> Option<Result<Bytes, ReloadedDuringScrape>> {
+        if self.finished {
+            return None;
+        }
+        let mut out = String::with_capacity(self.chunk_size.saturating_add(METRICS_CHUNK_SLACK));
+        let progress = {
+            let state = self
+                .exporter
+                .state
+                .read()
+                .unwrap_or_else(|e| e.into_inner());
+            self.chunks.write_next(&state, &mut out, self.chunk_size)
+        };
+        match progress {
+            Ok(Progress::More) => {}
+            Ok(Progress::Done) => {
+                self.finished = true;
+                let resolvers_up = self.exporter.resolvers_up();
+                let resolvers_up: Vec<(&str, Option<bool>)> =
+                    resolvers_up.iter().map(|(n, u)| (n.as_str(), *u)).collect();
+                self.exporter.metrics.render_tail(&mut out, &resolvers_up);
+            }
+            Err(e) => {
+                // The client sees the body break off, a failed scrape, rather than a text with
+                // series missing or repeated; Prometheus scrapes again at the next interval.
+                self.finished = true;
+                tracing::warn!(error = %e, "/metrics scrape cut short");
+                return Some(Err(e));
+            }
+        }
+        Some(Ok(Bytes::from(out)))
+    }
+}
+
+impl hyper::body::Body for MetricsBody {
+    type Data = Bytes;
+    type Error = ReloadedDuringScrape;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, ReloadedDuringScrape>>> {
+        // A chunk renders in well under a millisecond and never waits on I/O: no need to hand
+        // it to another thread.
+        Poll::Ready(self.get_mut().next_chunk().map(|c| c.map(Frame::data)))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.finished
+    }
 }
 
 /// Escapes text for HTML.
@@ -460,6 +553,7 @@ mod tests {
     use super::*;
     use crate::Options;
     use hyper::Method;
+    use hyper::body::Body as _;
 
     fn app() -> App {
         let config = crate::config::parse("domains: []\n", "test.yaml").unwrap();
@@ -467,7 +561,7 @@ mod tests {
         App::new(exporter, "/metrics".into(), None)
     }
 
-    async fn get(app: &App, method: Method, path: &str) -> Response<Full<Bytes>> {
+    async fn get(app: &App, method: Method, path: &str) -> Response<Body> {
         let req = Request::builder()
             .method(method)
             .uri(path)
@@ -512,6 +606,129 @@ mod tests {
         assert_eq!(
             get(&app, Method::GET, "/-/ready").await.status(),
             StatusCode::OK
+        );
+    }
+
+    /// An exporter with `domains` domains of three records, each answered by both resolvers.
+    fn exporter_with_records(domains: usize) -> (Arc<Exporter>, String) {
+        let mut yaml = String::from(
+            "resolvers:\n  - name: a\n    address: 127.0.0.1:9\n  - name: b\n    address: 127.0.0.2:9\ndomains:\n",
+        );
+        for i in 0..domains {
+            yaml.push_str(&format!(
+                "  - domain: d{i}.example\n    provider: ses\n    selectors: [s1, s2, s3]\n"
+            ));
+        }
+        let config = crate::config::parse(&yaml, "test.yaml").unwrap();
+        let (exporter, _) = Exporter::new(config.clone(), &Options::default()).unwrap();
+        {
+            let mut state = exporter.state.write().unwrap();
+            for domain in &config.domains {
+                for record in &domain.records {
+                    for resolver in ["a", "b"] {
+                        let observation = crate::state::Observation {
+                            found: crate::state::Found::Cname("x.example".into()),
+                            present: true,
+                            correct: false,
+                            ttl: Some(300),
+                            key: None,
+                            nxdomain: false,
+                        };
+                        state.apply(&record.name(&domain.domain), resolver, Ok(observation));
+                    }
+                }
+            }
+        }
+        (exporter, yaml)
+    }
+
+    /// Every chunk of `body` until it ends or fails.
+    async fn chunks(mut body: MetricsBody) -> Vec<Result<Bytes, ReloadedDuringScrape>> {
+        let mut chunks = Vec::new();
+        while let Some(frame) = body.frame().await {
+            chunks.push(frame.map(|f| f.into_data().unwrap()));
+        }
+        chunks
+    }
+
+    /// The text without the process metrics, which change from one read to the next.
+    fn without_process_metrics(text: &str) -> String {
+        text.lines()
+            .filter(|l| !l.contains("process_"))
+            .map(|l| format!("{l}\n"))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn metrics_come_in_chunks_that_make_the_whole_text() {
+        let (exporter, _) = exporter_with_records(100);
+        let chunks = chunks(MetricsBody::new(exporter.clone(), 1000)).await;
+        assert!(chunks.len() > 50, "{}", chunks.len());
+        let chunks: Vec<Bytes> = chunks.into_iter().map(Result::unwrap).collect();
+        let (last, full) = chunks.split_last().unwrap();
+        assert!(full.iter().all(|c| c.len() >= 1000 && c.len() < 2000));
+        assert!(String::from_utf8_lossy(last).contains("dkim_exporter_build_info{"));
+
+        let text = String::from_utf8(chunks.concat()).unwrap();
+        let whole = {
+            let resolvers_up = exporter.resolvers_up();
+            let resolvers_up: Vec<(&str, Option<bool>)> =
+                resolvers_up.iter().map(|(n, u)| (n.as_str(), *u)).collect();
+            let state = exporter.state.read().unwrap();
+            exporter.metrics.render(&state, &resolvers_up)
+        };
+        assert_eq!(
+            without_process_metrics(&text),
+            without_process_metrics(&whole)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_reload_during_a_scrape_breaks_the_body_off() {
+        let (exporter, yaml) = exporter_with_records(100);
+        let mut body = MetricsBody::new(exporter.clone(), 1000);
+        let first = body.frame().await.unwrap().unwrap();
+        assert!(first.is_data());
+        assert!(!body.is_end_stream());
+
+        // A reload that drops the first domain renumbers every record.
+        let reloaded = yaml.replacen("  - domain: d0.example\n", "  - domain: d100.example\n", 1);
+        let reloaded = crate::config::parse(&reloaded, "test.yaml").unwrap();
+        exporter.state.write().unwrap().reconcile(&reloaded);
+        assert_eq!(
+            body.frame().await.unwrap().unwrap_err(),
+            ReloadedDuringScrape
+        );
+        assert!(body.is_end_stream());
+        assert!(body.frame().await.is_none());
+
+        // The next scrape is whole.
+        let chunks = chunks(MetricsBody::new(exporter.clone(), 1000)).await;
+        assert!(chunks.iter().all(Result::is_ok));
+    }
+
+    #[tokio::test]
+    async fn metrics_are_served_as_a_stream() {
+        let (exporter, _) = exporter_with_records(400);
+        let app = App::new(exporter, "/metrics".into(), None);
+        let response = get(&app, Method::GET, "/metrics").await;
+        assert_eq!(
+            response.headers()[header::CONTENT_TYPE],
+            METRICS_CONTENT_TYPE
+        );
+        // No length known ahead: the text is rendered as it is sent.
+        assert_eq!(response.body().size_hint().exact(), None);
+        let mut body = response.into_body();
+        let mut sizes = Vec::new();
+        while let Some(frame) = body.frame().await {
+            sizes.push(frame.unwrap().into_data().unwrap().len());
+        }
+        assert!(sizes.len() > 1, "{sizes:?}");
+        assert!(
+            sizes
+                .iter()
+                .all(|&n| n <= METRICS_CHUNK_SIZE + METRICS_CHUNK_SLACK),
+            "{sizes:?}"
         );
     }
 

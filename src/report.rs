@@ -102,8 +102,9 @@ impl Report {
                 domain: domain.name.clone(),
                 records: state
                     .records
+                    .get(domain.records.clone())
+                    .unwrap_or_default()
                     .iter()
-                    .filter(|r| r.domain == domain.name)
                     .map(|r| RecordReport::new(state, r))
                     .collect(),
             })

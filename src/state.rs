@@ -3,6 +3,7 @@
 //! or resolver removed from the config cannot linger.
 
 use std::collections::HashMap;
+use std::ops::Range;
 
 use crate::config::{Config, Expected, RecordConfig};
 use crate::diagnosis::{Evidence, Extra, Finding, KeyLookup, diagnose};
@@ -26,6 +27,9 @@ pub struct State {
     resolver_index: HashMap<String, usize>,
     /// Index into `domains` by name.
     domain_index: HashMap<String, usize>,
+    /// Bumped by every [`State::reconcile`], the one change that renumbers records and domains,
+    /// so that a reader working through them in several steps can tell its positions went stale.
+    generation: u64,
 }
 
 /// What is known about one resolver as a whole.
@@ -42,6 +46,9 @@ pub struct DomainState {
     pub name: String,
     /// Unix time at which the latest round finished checking every record of the domain.
     pub last_check: Option<f64>,
+    /// Where the domain's records are in [`State::records`], which keeps each domain's records
+    /// together: per-domain verdicts read these instead of searching every record.
+    pub records: Range<usize>,
 }
 
 /// Round bookkeeping.
@@ -370,14 +377,15 @@ impl State {
             .collect();
 
         for domain in &config.domains {
-            self.domains.push(
+            let mut domain_state =
                 old_domains
                     .remove(&domain.domain)
                     .unwrap_or_else(|| DomainState {
                         name: domain.domain.clone(),
                         last_check: None,
-                    }),
-            );
+                        records: 0..0,
+                    });
+            let first = self.records.len();
             for record in &domain.records {
                 let key = (domain.domain.clone(), record.selector.clone());
                 let state = match old_records.remove(&key) {
@@ -399,6 +407,8 @@ impl State {
                 };
                 self.records.push(state);
             }
+            domain_state.records = first..self.records.len();
+            self.domains.push(domain_state);
         }
         self.resolvers = config
             .resolvers
@@ -415,6 +425,13 @@ impl State {
             .collect();
         self.resolver_index = index_by(&self.resolvers, |r| &r.name);
         self.domain_index = index_by(&self.domains, |d| &d.name);
+        self.generation = self.generation.wrapping_add(1);
+    }
+
+    /// How many times the state has been reconciled with a config. Nothing else adds, removes
+    /// or reorders records and domains, so positions in them hold while this stays the same.
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// Records the outcome of one lookup: a definitive observation, or a failure, which leaves
@@ -524,6 +541,75 @@ mod tests {
             state.records[0].resolvers_agree(&state.resolvers),
             Some(true)
         );
+    }
+
+    /// A config of domains, each with its selectors.
+    fn domains_config(domains: &[(&str, &[&str])]) -> Config {
+        let mut yaml = String::from("resolvers:\n  - name: a\n    address: 127.0.0.1\ndomains:\n");
+        for (domain, selectors) in domains {
+            yaml.push_str(&format!(
+                "  - domain: {domain}\n    provider: ses\n    selectors: [{}]\n",
+                selectors.join(", ")
+            ));
+        }
+        parse(&yaml, "test.yaml").unwrap()
+    }
+
+    #[test]
+    fn each_domain_knows_where_its_records_are_after_every_reload() {
+        let reloads: [&[(&str, &[&str])]; 4] = [
+            &[
+                ("a.com", &["s1", "s2"]),
+                ("b.com", &["s1"]),
+                ("c.com", &["s1", "s2", "s3"]),
+            ],
+            // Reordered, one domain gone, one new, selectors added and removed.
+            &[
+                ("c.com", &["s3", "s1"]),
+                ("d.com", &["x"]),
+                ("a.com", &["s2", "s4", "s1"]),
+            ],
+            &[("b.com", &["s9"]), ("d.com", &["x", "y"])],
+            &[],
+        ];
+        let mut state = State::default();
+        assert_eq!(state.generation(), 0);
+        for (n, domains) in reloads.iter().enumerate() {
+            state.reconcile(&domains_config(domains));
+            assert_eq!(state.generation(), n as u64 + 1);
+            let mut next = 0;
+            for (domain, (name, selectors)) in state.domains.iter().zip(domains.iter()) {
+                assert_eq!(domain.name, *name);
+                assert_eq!(domain.records, next..next + selectors.len(), "{name}");
+                for (record, selector) in
+                    state.records[domain.records.clone()].iter().zip(*selectors)
+                {
+                    assert_eq!(
+                        (record.domain.as_str(), record.selector.as_str()),
+                        (*name, *selector)
+                    );
+                }
+                next = domain.records.end;
+            }
+            assert_eq!(next, state.records.len());
+        }
+    }
+
+    #[test]
+    fn only_reconcile_moves_the_generation() {
+        let mut state = State::default();
+        let config = config(&["a"], &["s1"]);
+        state.reconcile(&config);
+        let generation = state.generation();
+        let good = observation(Found::Cname("s1.dkim.amazonses.com".into()), true);
+        state.apply(S1, "a", Ok(good));
+        state.apply(S1, "a", Err(FailureReason::Timeout));
+        state.apply_follow_up(S1, FollowUp::default());
+        state.domain_checked("example.com", 1.0);
+        assert_eq!(state.generation(), generation);
+        // Even a reload that changes nothing, since positions are not compared.
+        state.reconcile(&config);
+        assert_eq!(state.generation(), generation + 1);
     }
 
     #[test]

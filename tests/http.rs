@@ -1,4 +1,5 @@
-//! The HTTP server under abuse: slow clients, oversized requests, many scrapes at once.
+//! The HTTP server under abuse: slow clients, oversized requests, many scrapes at once, and
+//! scrapes too large to render in one piece.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
@@ -8,7 +9,12 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
+use dkim_exporter::metrics::{
+    DOMAIN_HEALTHY, EXPORTER_BUILD_INFO, EXPORTER_RECORDS, RECORD_LOOKUP_SUCCESS, RECORD_PRESENT,
+    RECORD_PROBLEM, RESOLVER_UP,
+};
 use support::Daemon;
+use support::dns::{Behaviour, TestDns, Zone};
 
 const YAML: &str = "interval: 1h\nauthoritative: false\nresolvers:\n  - name: x\n    address: 127.0.0.1:9\ndomains: []\n";
 
@@ -79,5 +85,108 @@ async fn many_scrapes_at_once() {
     for scrape in scrapes {
         assert_eq!(scrape.await.unwrap(), 200);
     }
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn a_large_scrape_arrives_whole_in_chunks() {
+    // Nothing in the zone: every record is missing on every resolver, which gives five series
+    // per record and resolver and a problem per record.
+    // One server per resolver: a single one drops queries at this rate.
+    let mut servers = Vec::new();
+    for _ in 0..4 {
+        servers.push(TestDns::start(Behaviour::Answer(Zone::new())).await);
+    }
+    let resolvers: String = servers
+        .iter()
+        .enumerate()
+        .map(|(k, dns)| support::resolver(&format!("r{}", k + 1), dns.addr))
+        .collect();
+    let domains: String = (0..250)
+        .map(|i| {
+            format!(
+                "  - domain: d{i:03}.example\n    provider: ses\n    selectors: [s1, s2, s3, s4]\n"
+            )
+        })
+        .collect();
+    let yaml = format!(
+        "interval: 2s\ntimeout: 5s\nauthoritative: false\nresolvers:\n{resolvers}domains:\n{domains}"
+    );
+    let daemon = Daemon::start(&yaml).await;
+    // Scrapes during the first round stream while the round writes; each must come whole.
+    daemon.wait_rounds(1.0).await;
+
+    let response = support::http_exchange(daemon.addr, "GET", "/metrics", &[]).await;
+    assert_eq!(response.status, 200);
+    assert!(response.chunked(), "{}", response.head);
+    assert!(
+        response
+            .head
+            .contains("content-type: text/plain; version=0.0.4; charset=utf-8"),
+        "{}",
+        response.head
+    );
+    let chunks = support::dechunk(&response.body).expect("a complete body");
+    let body = String::from_utf8(chunks.concat()).unwrap();
+    assert!(body.len() > 1_500_000, "{}", body.len());
+    assert!(chunks.len() >= 6, "{} chunks", chunks.len());
+    assert!(
+        chunks.iter().all(|c| c.ends_with(b"\n")),
+        "chunks end at line ends"
+    );
+
+    // Rounds go on writing between chunks, so only what holds at any moment after the first
+    // round is checked: every record was looked up on every resolver, and answered on most.
+    let scrape = support::Scrape::parse(&body);
+    let success = scrape.find(RECORD_LOOKUP_SUCCESS.name, &[]);
+    assert_eq!(success.len(), 1000 * 4);
+    assert!(success.iter().all(|s| s.value == 0.0 || s.value == 1.0));
+    let present = scrape.find(RECORD_PRESENT.name, &[]);
+    assert!(
+        present.len() > 3000 && present.len() <= 4000,
+        "{}",
+        present.len()
+    );
+    assert!(present.iter().all(|s| s.value == 0.0));
+    let missing = scrape.find(RECORD_PROBLEM.name, &[("problem", "missing")]);
+    assert!(
+        missing.len() > 500 && missing.len() <= 1000,
+        "{}",
+        missing.len()
+    );
+    let healthy = scrape.find(DOMAIN_HEALTHY.name, &[]);
+    assert!(
+        healthy.len() > 200 && healthy.len() <= 250,
+        "{}",
+        healthy.len()
+    );
+    assert!(healthy.iter().all(|s| s.value == 0.0));
+    assert_eq!(scrape.value(EXPORTER_RECORDS.name, &[]), Some(1000.0));
+    // The last chunk holds the resolvers and the registry.
+    assert_eq!(scrape.find(RESOLVER_UP.name, &[]).len(), 4);
+    assert_eq!(scrape.find(EXPORTER_BUILD_INFO.name, &[]).len(), 1);
+    let last = String::from_utf8(chunks.last().unwrap().clone()).unwrap();
+    assert!(last.contains(RESOLVER_UP.name), "{last}");
+    // Every family once, its samples together.
+    let mut families = std::collections::HashSet::new();
+    for line in body.lines().filter(|l| l.starts_with("# TYPE ")) {
+        assert!(families.insert(line), "{line} twice");
+    }
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn head_gets_the_headers_of_a_scrape_and_no_body() {
+    let daemon = Daemon::start(YAML).await;
+    let response = support::http_exchange(daemon.addr, "HEAD", "/metrics", &[]).await;
+    assert_eq!(response.status, 200, "{}", response.head);
+    assert!(
+        response
+            .head
+            .contains("content-type: text/plain; version=0.0.4; charset=utf-8"),
+        "{}",
+        response.head
+    );
+    assert!(response.body.is_empty(), "{:?}", response.body);
     daemon.stop().await;
 }

@@ -101,13 +101,53 @@ pub async fn http_request(addr: SocketAddr, method: &str, path: &str) -> (u16, S
     http_request_with(addr, method, path, &[]).await
 }
 
-/// A minimal HTTP/1.1 request with extra headers and no body.
+/// A minimal HTTP/1.1 request with extra headers and no body. A chunked body is put together,
+/// and must be complete: a body that breaks off is a failed scrape.
 pub async fn http_request_with(
     addr: SocketAddr,
     method: &str,
     path: &str,
     headers: &[(&str, &str)],
 ) -> (u16, String) {
+    let response = http_exchange(addr, method, path, headers).await;
+    // A response to HEAD has no body, whatever its headers say.
+    let body = if response.chunked() && method != "HEAD" {
+        let chunks = dechunk(&response.body).expect("a complete chunked body");
+        chunks.concat()
+    } else {
+        response.body
+    };
+    let body = String::from_utf8(body).expect("a UTF-8 body");
+    (response.status, body)
+}
+
+/// A response as it came over the connection.
+pub struct RawResponse {
+    pub status: u16,
+    /// The status line and headers.
+    pub head: String,
+    /// The body as sent, chunk framing included.
+    pub body: Vec<u8>,
+}
+
+impl RawResponse {
+    /// Whether the body was sent in chunks (`Transfer-Encoding: chunked`).
+    pub fn chunked(&self) -> bool {
+        self.head.lines().any(|line| {
+            line.split_once(':').is_some_and(|(name, value)| {
+                name.eq_ignore_ascii_case("transfer-encoding") && value.trim() == "chunked"
+            })
+        })
+    }
+}
+
+/// Sends one request with `Connection: close` and reads the response to the end.
+pub async fn http_exchange(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> RawResponse {
     let exchange = async {
         let mut stream = TcpStream::connect(addr).await.unwrap();
         let extra: String = headers
@@ -118,19 +158,60 @@ pub async fn http_request_with(
             format!("{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n{extra}\r\n");
         stream.write_all(request.as_bytes()).await.unwrap();
         let mut response = Vec::new();
-        stream.read_to_end(&mut response).await.unwrap();
-        String::from_utf8(response).unwrap()
+        // A connection reset after part of the body is a broken response, not a test error.
+        let _ = stream.read_to_end(&mut response).await;
+        response
     };
     let response = tokio::time::timeout(Duration::from_secs(10), exchange)
         .await
         .expect("HTTP response within 10s");
-    let (head, body) = response.split_once("\r\n\r\n").expect("HTTP head and body");
+    let end = response
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("HTTP head and body");
+    let head = String::from_utf8(response[..end].to_vec()).expect("a UTF-8 head");
     let status = head
         .split_whitespace()
         .nth(1)
         .and_then(|s| s.parse().ok())
         .expect("status code");
-    (status, body.to_string())
+    RawResponse {
+        status,
+        head,
+        body: response[end + 4..].to_vec(),
+    }
+}
+
+/// The chunks of a chunked body; an error when it is malformed or breaks off before the last
+/// (empty) chunk.
+pub fn dechunk(mut body: &[u8]) -> Result<Vec<Vec<u8>>, String> {
+    let mut chunks = Vec::new();
+    loop {
+        let line_end = body
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .ok_or_else(|| format!("cut off after {} chunks", chunks.len()))?;
+        let line = std::str::from_utf8(&body[..line_end]).map_err(|e| e.to_string())?;
+        let size = line.split(';').next().unwrap_or_default().trim();
+        let size =
+            usize::from_str_radix(size, 16).map_err(|_| format!("bad chunk size {line:?}"))?;
+        body = &body[line_end + 2..];
+        if size == 0 {
+            return if body.starts_with(b"\r\n") {
+                Ok(chunks)
+            } else {
+                Err("no end after the last chunk".to_string())
+            };
+        }
+        if body.len() < size + 2 {
+            return Err(format!("chunk {} cut off", chunks.len() + 1));
+        }
+        if &body[size..size + 2] != b"\r\n" {
+            return Err(format!("chunk {} does not end with CRLF", chunks.len() + 1));
+        }
+        chunks.push(body[..size].to_vec());
+        body = &body[size + 2..];
+    }
 }
 
 /// One sample of a scrape.

@@ -1,0 +1,197 @@
+//! Run: `cargo run --release --example render_bench [-- DOMAINS...]` (default: 1000 10000).
+//!
+//! How long `/metrics` takes to render, and how large it is, for N domains × 3 SES selectors ×
+//! 4 resolvers, every record correct, as in the end-to-end benchmark of `bench/` (issue 6):
+//! streamed in chunks as `/metrics` sends it, then in one buffer, with the peak RSS after each.
+//! It prints figures; it asserts nothing, so it is not a test.
+#![allow(clippy::print_stdout)]
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use dkim_exporter::config::{
+    Config, DomainConfig, Expected, Protocol, RecordConfig, ResolverConfig,
+};
+use dkim_exporter::diagnosis::KeyLookup;
+use dkim_exporter::dkim::{DkimKey, KeyType};
+use dkim_exporter::http::{METRICS_CHUNK_SIZE, METRICS_CHUNK_SLACK};
+use dkim_exporter::metrics::{Metrics, Progress, StateChunks};
+use dkim_exporter::state::{FollowUp, Found, Observation, State};
+
+/// Renders timed per N.
+const RENDERS: usize = 20;
+/// Selectors per domain, as SES Easy DKIM publishes.
+const SELECTORS: usize = 3;
+/// Resolvers every record is checked on.
+const RESOLVERS: usize = 4;
+
+fn main() {
+    let sizes: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    let sizes = if sizes.is_empty() {
+        vec![1_000, 10_000]
+    } else {
+        sizes
+    };
+    let metrics = Metrics::new().expect("the registry takes every metric");
+    let resolvers: Vec<String> = (1..=RESOLVERS).map(|k| format!("r{k}")).collect();
+    let resolvers_up: Vec<(&str, Option<bool>)> =
+        resolvers.iter().map(|r| (r.as_str(), Some(true))).collect();
+    for domains in sizes {
+        let state = synthetic_state(domains, &resolvers);
+        println!(
+            "N = {domains} domains: {} records, {} record/resolver views",
+            state.records.len(),
+            state.records.len() * RESOLVERS
+        );
+
+        // As `/metrics` sends it: a chunk is rendered, handed over and dropped, then the next.
+        let mut times = Vec::with_capacity(RENDERS);
+        let mut bytes = 0;
+        let mut peak = 0;
+        for _ in 0..RENDERS {
+            let started = Instant::now();
+            let mut chunks = StateChunks::new();
+            bytes = 0;
+            loop {
+                let mut chunk = String::with_capacity(METRICS_CHUNK_SIZE + METRICS_CHUNK_SLACK);
+                let progress = chunks
+                    .write_next(&state, &mut chunk, METRICS_CHUNK_SIZE)
+                    .expect("nothing reloads the state here");
+                if progress == Progress::Done {
+                    metrics.render_tail(&mut chunk, &resolvers_up);
+                }
+                bytes += chunk.len();
+                peak = peak.max(chunk.capacity());
+                if progress == Progress::Done {
+                    break;
+                }
+            }
+            times.push(started.elapsed());
+        }
+        report("streamed", &mut times, bytes, peak);
+        println!("  peak RSS so far: {}", peak_rss());
+
+        let mut times = Vec::with_capacity(RENDERS);
+        let mut peak = 0;
+        for _ in 0..RENDERS {
+            let started = Instant::now();
+            let text = metrics.render(&state, &resolvers_up);
+            times.push(started.elapsed());
+            bytes = text.len();
+            peak = peak.max(text.capacity());
+        }
+        report("single buffer", &mut times, bytes, peak);
+        println!("  peak RSS so far: {}", peak_rss());
+    }
+}
+
+/// The state after a round in which every resolver found every record correct.
+fn synthetic_state(domains: usize, resolvers: &[String]) -> State {
+    let config = Config {
+        interval: Duration::from_secs(300),
+        timeout: Duration::from_secs(5),
+        authoritative: false,
+        resolvers: resolvers
+            .iter()
+            .enumerate()
+            .map(|(k, name)| ResolverConfig {
+                name: name.clone(),
+                address: SocketAddr::from(([127, 0, 0, 101 + k as u8], 53)),
+                protocol: Protocol::Udp,
+                max_queries_per_second: 0,
+                tls: None,
+            })
+            .collect(),
+        domains: (1..=domains)
+            .map(|i| DomainConfig {
+                domain: format!("d{i:05}.bench"),
+                records: (0..SELECTORS)
+                    .map(|s| {
+                        let token = token(i, s);
+                        RecordConfig {
+                            expected: Expected::Cname(format!("{token}.dkim.amazonses.com")),
+                            selector: token,
+                        }
+                    })
+                    .collect(),
+            })
+            .collect(),
+    };
+    let mut state = State::default();
+    state.reconcile(&config);
+    let key = DkimKey {
+        key_type: KeyType::Rsa,
+        bits: 2048,
+    };
+    for domain in &config.domains {
+        for record in &domain.records {
+            let name = record.name(&domain.domain);
+            let Expected::Cname(target) = &record.expected else {
+                continue;
+            };
+            for resolver in resolvers {
+                let observation = Observation {
+                    found: Found::Cname(target.clone()),
+                    present: true,
+                    correct: true,
+                    ttl: Some(300),
+                    key: None,
+                    nxdomain: false,
+                };
+                state.apply(&name, resolver, Ok(observation));
+            }
+            let follow_up = FollowUp {
+                key: Some(KeyLookup::Found(Ok(key))),
+                ..FollowUp::default()
+            };
+            state.apply_follow_up(&name, follow_up);
+        }
+        state.domain_checked(&domain.domain, 1_732_400_000.123);
+    }
+    state.rounds.completed = 12;
+    state.rounds.last_duration = Some(4.5);
+    state
+}
+
+/// A 32-character token in the alphabet of SES tokens, different for every domain and selector.
+fn token(domain: usize, selector: usize) -> String {
+    const ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
+    let mut x = (domain as u64) << 8 | selector as u64;
+    (0..32)
+        .map(|_| {
+            // xorshift: cheap, deterministic, spread over the alphabet.
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            char::from(ALPHABET[(x % 32) as usize])
+        })
+        .collect()
+}
+
+fn report(path: &str, times: &mut [Duration], bytes: usize, peak: usize) {
+    times.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let p99 = times[(times.len() * 99).div_ceil(100) - 1];
+    println!(
+        "  {path:<14} median {:8.2} ms  p99 {:8.2} ms  body {:>11} bytes  largest buffer {:>11} bytes",
+        ms(times[times.len() / 2]),
+        ms(p99),
+        bytes,
+        peak
+    );
+}
+
+/// The process's peak resident set (`VmHWM`), where Linux tells it.
+fn peak_rss() -> String {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .map(|l| l["VmHWM:".len()..].trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown".to_string())
+}
