@@ -31,6 +31,27 @@ pub struct Exporter {
     config_file: Option<PathBuf>,
     /// The port nameservers are asked on.
     nameserver_port: u16,
+    /// `/metrics` bodies being sent. A scrape renders the state a chunk at a time, and a
+    /// reload renumbers the records under it, so a reload waits for them (see
+    /// [`RELOAD_WAITS_FOR_SCRAPES`]).
+    scrapes: watch::Sender<usize>,
+}
+
+/// How long a reload waits for the scrapes in progress to finish before it changes the state
+/// anyway (which cuts those scrapes short). A scrape that fails on a reload would mark every
+/// series stale for a scrape interval and reset the `for:` of pending alerts.
+pub const RELOAD_WAITS_FOR_SCRAPES: Duration = Duration::from_secs(10);
+
+/// A scrape in progress, counted until dropped.
+pub struct Scrape {
+    /// The exporter's count of scrapes in progress.
+    scrapes: watch::Sender<usize>,
+}
+
+impl Drop for Scrape {
+    fn drop(&mut self) {
+        self.scrapes.send_modify(|n| *n = n.saturating_sub(1));
+    }
 }
 
 impl Exporter {
@@ -58,6 +79,7 @@ impl Exporter {
             config: Mutex::new(config),
             config_file: options.config_file.clone(),
             nameserver_port: options.nameserver_port,
+            scrapes: watch::Sender::new(0),
         };
         Ok((Arc::new(exporter), receiver))
     }
@@ -101,6 +123,14 @@ impl Exporter {
             .is_ok();
         let state = std::mem::take(&mut *state.write().unwrap_or_else(|e| e.into_inner()));
         (state, finished)
+    }
+
+    /// Counts a `/metrics` scrape as in progress until the returned guard is dropped.
+    pub fn scrape(&self) -> Scrape {
+        self.scrapes.send_modify(|n| *n += 1);
+        Scrape {
+            scrapes: self.scrapes.clone(),
+        }
     }
 
     /// The work of the config in force.
@@ -154,6 +184,15 @@ impl Exporter {
                 if !loaded.resolvers.iter().any(|r| r.name == client.name) {
                     self.metrics.forget_resolver(&client.name);
                 }
+            }
+            let mut scrapes = self.scrapes.subscribe();
+            let waited =
+                tokio::time::timeout(RELOAD_WAITS_FOR_SCRAPES, scrapes.wait_for(|n| *n == 0)).await;
+            if waited.is_err() {
+                tracing::warn!(
+                    waited = ?RELOAD_WAITS_FOR_SCRAPES,
+                    "scrapes still in progress; the reload cuts them short"
+                );
             }
             self.state
                 .write()

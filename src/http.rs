@@ -21,7 +21,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::exporter::Exporter;
+use crate::exporter::{Exporter, Scrape};
 use crate::metrics::{Metrics, Progress, ReloadedDuringScrape, StateChunks};
 use crate::oneshot::{self, Target};
 use crate::report::{Report, Status};
@@ -391,11 +391,14 @@ struct MetricsBody {
     chunk_size: usize,
     /// Whether the last chunk, or the error, has been returned.
     finished: bool,
+    /// Keeps reloads waiting until the body is sent (or dropped).
+    _scrape: Scrape,
 }
 
 impl MetricsBody {
     fn new(exporter: Arc<Exporter>, chunk_size: usize) -> MetricsBody {
         MetricsBody {
+            _scrape: exporter.scrape(),
             exporter,
             chunks: StateChunks::new(),
             chunk_size,
@@ -705,6 +708,47 @@ mod tests {
         // The next scrape is whole.
         let chunks = chunks(MetricsBody::new(exporter.clone(), 1000)).await;
         assert!(chunks.iter().all(Result::is_ok));
+    }
+
+    #[tokio::test]
+    async fn a_reload_waits_for_the_scrape_in_progress() {
+        let (_, yaml) = exporter_with_records(100);
+        let dir = std::env::temp_dir().join(format!("dkim-http-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("config.yaml");
+        std::fs::write(&file, &yaml).unwrap();
+        let options = Options {
+            config_file: Some(file.clone()),
+            ..Options::default()
+        };
+        let config = crate::config::load(&file).unwrap();
+        let (exporter, _) = Exporter::new(config, &options).unwrap();
+        let mut body = MetricsBody::new(exporter.clone(), 100);
+        let first = body.frame().await.unwrap().unwrap();
+        assert!(first.is_data());
+
+        // A reload that renumbers every record lands while the scrape is being sent.
+        let reloaded = yaml.replacen("  - domain: d0.example\n", "  - domain: d100.example\n", 1);
+        std::fs::write(&file, reloaded).unwrap();
+        let reload = tokio::spawn({
+            let exporter = exporter.clone();
+            async move { exporter.reload().await }
+        });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(
+            !reload.is_finished(),
+            "the reload did not wait for the scrape"
+        );
+
+        // The scrape ends whole, then the reload goes through.
+        let rest = chunks(body).await;
+        assert!(rest.iter().all(Result::is_ok));
+        reload.await.unwrap().unwrap();
+        let state = exporter.state.read().unwrap();
+        assert!(state.record("s1._domainkey.d100.example").is_some());
+        assert!(state.record("s1._domainkey.d0.example").is_none());
+        drop(state);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[tokio::test]
