@@ -13,7 +13,8 @@ use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use futures_util::FutureExt as _;
+use futures_util::stream::FuturesUnordered;
+use futures_util::{FutureExt as _, StreamExt as _};
 use hickory_proto::rr::Name;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
@@ -406,6 +407,11 @@ async fn run_round(
 
 /// Starts one resolver's checks of a round at their slots, each once the resolver's client
 /// has a place for it (see [`dns::IN_FLIGHT`]), and reports each result through `done`.
+///
+/// The checks run inside this one task rather than as a task each: a check is a few
+/// microseconds of work around one query, and spawning, scheduling and joining a task per
+/// check cost about as much. Resolvers still run in parallel, each on its own dispatcher, and
+/// a slow check holds back nothing, since all of a resolver's checks are polled together.
 async fn dispatch(
     work: Arc<Work>,
     resolver: usize,
@@ -413,35 +419,60 @@ async fn dispatch(
     done: mpsc::UnboundedSender<Done>,
 ) {
     let client = &work.clients[resolver];
-    // Dropping the dispatcher (the round is dropped at shutdown) aborts its checks.
-    let mut checks = JoinSet::new();
-    for &slot in work.plan.iter().filter(|s| s.resolver == resolver) {
-        let at = start + slot.offset;
-        if at > Instant::now() {
-            tokio::time::sleep_until(at).await;
+    // This resolver's slots, in order (an index rather than a filtered iterator, which the
+    // compiler cannot prove `Send` across the awaits below).
+    let next_slot = |from: usize| {
+        work.plan[from..]
+            .iter()
+            .position(|s| s.resolver == resolver)
+            .map(|i| from + i)
+    };
+    let mut position = next_slot(0);
+    let mut running = FuturesUnordered::new();
+    let mut dispatched = false;
+    loop {
+        let next = position.map(|i| work.plan[i]);
+        if next.is_none() && !dispatched {
+            dispatched = true;
+            let _ = done.send(Done::Dispatched);
         }
-        // When the exporter is behind its schedule, checks wait here, as slots of the plan,
-        // rather than as tasks: memory stays bounded by the places.
-        let place = client.place().await;
-        let (work, done) = (work.clone(), done.clone());
-        checks.spawn(async move {
-            let record = &work.records[slot.record];
-            let client = &work.clients[slot.resolver];
-            let check = check::check_record(client, place, &record.name, &record.expected);
-            // A panic is a bug; the round must still hear of the check, or it would never end.
-            let outcome = AssertUnwindSafe(check).catch_unwind().await.unwrap_or_else(|_| {
-                tracing::error!(record = %record.key, resolver = %client.name, "a check panicked");
-                Err(Failure {
-                    reason: FailureReason::Other,
-                    detail: "internal error".into(),
-                })
-            });
-            let _ = done.send(Done::Check(slot, outcome));
-        });
-        while checks.try_join_next().is_some() {}
+        // When the exporter is behind its schedule, checks wait for a place as slots of the
+        // plan, not as futures: memory stays bounded by the places.
+        let place = async {
+            if let Some(slot) = next {
+                let at = start + slot.offset;
+                if at > Instant::now() {
+                    tokio::time::sleep_until(at).await;
+                }
+            }
+            client.place().await
+        };
+        tokio::select! {
+            biased;
+            Some((slot, outcome)) = running.next() => {
+                let _ = done.send(Done::Check(slot, outcome));
+            }
+            place = place, if next.is_some() => {
+                let Some(slot) = next else { continue };
+                position = next_slot(position.map_or(work.plan.len(), |i| i + 1));
+                let record = &work.records[slot.record];
+                running.push(async move {
+                    let check = check::check_record(client, place, &record.name, &record.expected);
+                    // A panic is a bug; the round must still hear of the check, or it would
+                    // never end.
+                    let outcome = AssertUnwindSafe(check).catch_unwind().await.unwrap_or_else(|_| {
+                        tracing::error!(record = %record.key, resolver = %client.name, "a check panicked");
+                        Err(Failure {
+                            reason: FailureReason::Other,
+                            detail: "internal error".into(),
+                        })
+                    });
+                    (slot, outcome)
+                });
+            }
+            else => break,
+        }
     }
-    let _ = done.send(Done::Dispatched);
-    while checks.join_next().await.is_some() {}
 }
 
 /// The configured resolvers that answered the record this round, with what they said.
