@@ -399,7 +399,12 @@ def main():
         T.append((k + ": record checks/s (N*12 / round)", fmt(r["checks_s"]), ""))
         T.append((k + ": exporter DNS qps (counter delta / wall)", fmt(r["qps"]),
                   "lookup errors total %d; correct series %d of %d" % (r["errors"], r["correct"], n * 12)))
-        T.append((k + ": exporter qps / dnsperf qps", "%.1f %%" % (100 * r["qps"] / dnsperf_qps), "target >= 30 %"))
+        # Checks are spread over the interval, and 1 s is the shortest interval the config
+        # accepts: a round that takes the interval measures the schedule, not the capacity.
+        paced = r["round_s"] < 1.05
+        T.append((k + ": exporter qps / dnsperf qps", "%.1f %%" % (100 * r["qps"] / dnsperf_qps),
+                  "target >= 30 %" + ("; the round takes the 1 s interval (the shortest allowed): paced by the "
+                                      "schedule, not by capacity" if paced else "")))
         T.append((k + ": CPU seconds per round", "%.3f (metric) / %.3f (/proc)" % (r["cpu_round"], r["cpu_round_proc"]),
                   "process_cpu_seconds_total delta / rounds; /proc/PID/stat utime+stime delta / rounds"))
         T.append((k + ": /probe per s (32 conns)", fmt(r["probe_rps"]),
