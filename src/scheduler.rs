@@ -3,10 +3,13 @@
 //! A round checks every record on every resolver once. Its checks are spread evenly over the
 //! interval, per resolver, so no resolver sees a burst; resolvers are staggered by a fraction of
 //! the spacing so that one record is checked on all of them at nearly the same moment (which
-//! keeps agreement meaningful). Each check runs as its own task, so a resolver that times out
-//! never delays the checks on the others, nor its own later checks. A new round starts every
-//! interval; it only starts late when a politeness limit makes the schedule longer than that, or
-//! when the round two back has not finished (at most two rounds are ever in flight).
+//! keeps agreement meaningful). Each resolver has its own dispatcher, which polls its checks
+//! together, so a resolver that times out never delays the checks on the others, nor its own
+//! later checks; a check waits for a place among the resolver's queries in flight before it
+//! starts, so a round the exporter cannot keep up with takes longer instead of holding every
+//! check in memory. A new round starts every interval; it only starts late when a politeness
+//! limit makes the schedule longer than that, or when the round two back has not finished (at
+//! most two rounds are ever in flight).
 
 use std::collections::{HashMap, VecDeque};
 use std::panic::AssertUnwindSafe;
