@@ -391,10 +391,13 @@ impl State {
                 let state = match old_records.remove(&key) {
                     // A record whose expectation changed is a new record: nothing known carries over.
                     Some(mut old) if old.expected == record.expected => {
+                        // Moved, not cloned: a reload of a big config would otherwise hold
+                        // every observation twice at its peak.
+                        let mut views = std::mem::take(&mut old.views);
                         old.views = resolver_map
                             .iter()
                             .map(|i| {
-                                i.and_then(|i| old.views.get(i).cloned())
+                                i.and_then(|i| views.get_mut(i).map(std::mem::take))
                                     .unwrap_or_default()
                             })
                             .collect();
