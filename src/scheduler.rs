@@ -41,8 +41,9 @@ pub struct Work {
     pub records: Vec<RecordWork>,
     /// Number of records of each domain, by domain name.
     pub records_per_domain: HashMap<String, usize>,
-    /// When each check of a round starts, relative to the round's start, sorted.
-    pub plan: Vec<Slot>,
+    /// When each check of a round starts, relative to the round's start: one list per
+    /// resolver (indexed like `clients`), each sorted by time.
+    pub plans: Vec<Vec<Slot>>,
     /// The domains' own nameservers, when `authoritative` is on.
     pub nameservers: Option<Arc<Nameservers>>,
 }
@@ -144,13 +145,16 @@ impl Work {
                 });
             }
         }
-        let plan = plan(config.interval, records.len(), &config.resolvers);
+        let mut plans = vec![Vec::with_capacity(records.len()); config.resolvers.len()];
+        for slot in plan(config.interval, records.len(), &config.resolvers) {
+            plans[slot.resolver].push(slot);
+        }
         Work {
             interval: config.interval,
             clients,
             records,
             records_per_domain,
-            plan,
+            plans,
             nameservers: nameservers.filter(|_| config.authoritative),
         }
     }
@@ -422,19 +426,11 @@ async fn dispatch(
     done: mpsc::UnboundedSender<Done>,
 ) {
     let client = &work.clients[resolver];
-    // This resolver's slots, in order (an index rather than a filtered iterator, which the
-    // compiler cannot prove `Send` across the awaits below).
-    let next_slot = |from: usize| {
-        work.plan[from..]
-            .iter()
-            .position(|s| s.resolver == resolver)
-            .map(|i| from + i)
-    };
-    let mut position = next_slot(0);
+    let mut slots = work.plans[resolver].iter().copied().peekable();
     let mut running = FuturesUnordered::new();
     let mut dispatched = false;
     loop {
-        let next = position.map(|i| work.plan[i]);
+        let next = slots.peek().copied();
         if next.is_none() && !dispatched {
             dispatched = true;
             let _ = done.send(Done::Dispatched);
@@ -456,8 +452,7 @@ async fn dispatch(
                 let _ = done.send(Done::Check(slot, outcome));
             }
             place = place, if next.is_some() => {
-                let Some(slot) = next else { continue };
-                position = next_slot(position.map_or(work.plan.len(), |i| i + 1));
+                let Some(slot) = slots.next() else { continue };
                 let record = &work.records[slot.record];
                 running.push(async move {
                     let check = check::check_record(client, place, &record.name, &record.expected);
