@@ -15,7 +15,7 @@
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -65,12 +65,8 @@ struct Channel {
     socket: Arc<UdpSocket>,
     /// Shared with the reading task, which resolves the waiting queries.
     pending: Arc<Pending>,
-    /// Queries sent on this socket, for rotation.
-    sent: AtomicU32,
     /// Numbers the queries, see [`Waiting::serial`].
     serials: AtomicU64,
-    /// When the socket was opened, for rotation.
-    opened: Instant,
     /// Stops the reading task once the channel is dropped: rotated out and no query left
     /// holding it.
     _stop: DropGuard,
@@ -81,7 +77,7 @@ pub struct UdpTransport {
     /// The resolver.
     address: SocketAddr,
     /// The sockets in use, opened on first use and replaced on rotation.
-    slots: Vec<Mutex<Option<Arc<Channel>>>>,
+    slots: Vec<Mutex<Option<Slot>>>,
     /// Round-robin position over `slots`.
     next: AtomicUsize,
 }
@@ -164,19 +160,32 @@ impl UdpTransport {
     fn channel(&self) -> Result<Arc<Channel>, Failure> {
         let index = self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len();
         let mut slot = lock(&self.slots[index]);
-        if let Some(channel) = slot.as_ref() {
-            let sent = channel.sent.fetch_add(1, Ordering::Relaxed);
-            if sent < ROTATE_AFTER && channel.opened.elapsed() < ROTATE_AGE {
-                return Ok(channel.clone());
+        if let Some(current) = slot.as_mut() {
+            if current.sent < ROTATE_AFTER && current.opened.elapsed() < ROTATE_AGE {
+                current.sent += 1;
+                return Ok(current.channel.clone());
             }
         }
         // Queries still waiting on the old socket keep it (and its reading task) alive until
         // they are answered or time out.
         let channel = Arc::new(open(self.address)?);
-        channel.sent.store(1, Ordering::Relaxed);
-        *slot = Some(channel.clone());
+        *slot = Some(Slot {
+            channel: channel.clone(),
+            sent: 1,
+            opened: Instant::now(),
+        });
         Ok(channel)
     }
+}
+
+/// A socket in use, and what decides when it is replaced.
+struct Slot {
+    /// The socket.
+    channel: Arc<Channel>,
+    /// Queries given to it so far.
+    sent: u32,
+    /// When it was opened.
+    opened: Instant,
 }
 
 /// Removes a waiting query when its exchange ends, however it ends.
@@ -230,9 +239,7 @@ fn open(address: SocketAddr) -> Result<Channel, Failure> {
     Ok(Channel {
         socket,
         pending,
-        sent: AtomicU32::new(0),
         serials: AtomicU64::new(0),
-        opened: Instant::now(),
         _stop: stop.drop_guard(),
     })
 }
