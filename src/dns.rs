@@ -511,13 +511,17 @@ fn tls_client_config(tls: &TlsSettings) -> Result<rustls::ClientConfig, Failure>
         })
 }
 
+/// The query for the connected transports: the same message as over UDP.
 fn request(name: &Name, record_type: RecordType, recursion_desired: bool) -> DnsRequest {
+    let message = query_message(
+        Query::query(name.clone(), record_type),
+        recursion_desired,
+        EDNS_PAYLOAD,
+    );
     let mut options = DnsRequestOptions::default();
-    options.use_edns = true;
-    options.edns_payload_len = EDNS_PAYLOAD;
     options.recursion_desired = recursion_desired;
     options.case_randomization = false;
-    DnsRequest::from_query(Query::query(name.clone(), record_type), options)
+    DnsRequest::new(message, options)
 }
 
 async fn send(
