@@ -425,8 +425,6 @@ impl MetricsBody {
             Ok(Progress::Done) => {
                 self.finished = true;
                 let resolvers_up = self.exporter.resolvers_up();
-                let resolvers_up: Vec<(&str, Option<bool>)> =
-                    resolvers_up.iter().map(|(n, u)| (n.as_str(), *u)).collect();
                 self.exporter.metrics.render_tail(&mut out, &resolvers_up);
             }
             Err(e) => {
@@ -675,8 +673,6 @@ mod tests {
         let text = String::from_utf8(chunks.concat()).unwrap();
         let whole = {
             let resolvers_up = exporter.resolvers_up();
-            let resolvers_up: Vec<(&str, Option<bool>)> =
-                resolvers_up.iter().map(|(n, u)| (n.as_str(), *u)).collect();
             let state = exporter.state.read().unwrap();
             exporter.metrics.render(&state, &resolvers_up)
         };

@@ -244,7 +244,11 @@ impl Metrics {
 
     /// The full `/metrics` text in one buffer: the snapshot's gauges, then [`Metrics::render_tail`].
     /// `/metrics` itself sends it in chunks ([`StateChunks`]); this is the same text.
-    pub fn render(&self, state: &State, resolvers_up: &[(&str, Option<bool>)]) -> String {
+    pub fn render(
+        &self,
+        state: &State,
+        resolvers_up: &[(impl AsRef<str>, Option<bool>)],
+    ) -> String {
         let mut out = String::with_capacity(4096 + state.records.len() * 1024);
         render_parts(
             STATE_PARTS,
@@ -259,11 +263,11 @@ impl Metrics {
 
     /// The end of the `/metrics` text, after the state's part: `dkim_resolver_up` of the
     /// resolvers in use (`None`: not asked yet), then the process-lifetime metrics.
-    pub fn render_tail(&self, out: &mut String, resolvers_up: &[(&str, Option<bool>)]) {
+    pub fn render_tail(&self, out: &mut String, resolvers_up: &[(impl AsRef<str>, Option<bool>)]) {
         let mut family = Family::new(out, RESOLVER_UP, "gauge");
         for (resolver, up) in resolvers_up {
             if let Some(up) = up {
-                family.sample(&[(label::RESOLVER, resolver)], bool_value(*up));
+                family.sample(&[(label::RESOLVER, resolver.as_ref())], bool_value(*up));
             }
         }
         let mut buffer = Vec::new();

@@ -142,24 +142,12 @@ async fn a_large_scrape_arrives_whole_in_chunks() {
     assert_eq!(success.len(), 1000 * 4);
     assert!(success.iter().all(|s| s.value == 0.0 || s.value == 1.0));
     let present = scrape.find(RECORD_PRESENT.name, &[]);
-    assert!(
-        present.len() > 3000 && present.len() <= 4000,
-        "{}",
-        present.len()
-    );
+    assert_within(present.len(), 3000, 4000);
     assert!(present.iter().all(|s| s.value == 0.0));
     let missing = scrape.find(RECORD_PROBLEM.name, &[("problem", "missing")]);
-    assert!(
-        missing.len() > 500 && missing.len() <= 1000,
-        "{}",
-        missing.len()
-    );
+    assert_within(missing.len(), 500, 1000);
     let healthy = scrape.find(DOMAIN_HEALTHY.name, &[]);
-    assert!(
-        healthy.len() > 200 && healthy.len() <= 250,
-        "{}",
-        healthy.len()
-    );
+    assert_within(healthy.len(), 200, 250);
     assert!(healthy.iter().all(|s| s.value == 0.0));
     assert_eq!(scrape.value(EXPORTER_RECORDS.name, &[]), Some(1000.0));
     // The last chunk holds the resolvers and the registry.
@@ -189,4 +177,9 @@ async fn head_gets_the_headers_of_a_scrape_and_no_body() {
     );
     assert!(response.body.is_empty(), "{:?}", response.body);
     daemon.stop().await;
+}
+
+/// `n` is more than `above` and at most `most`.
+fn assert_within(n: usize, above: usize, most: usize) {
+    assert!(n > above && n <= most, "{n} not in ({above}, {most}]");
 }
