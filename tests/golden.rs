@@ -1,0 +1,274 @@
+//! Golden scrapes: the `/metrics` and `/probe` text of a fixed state, compared byte for byte with
+//! the files in `tests/golden/`. The state holds every kind of verdict, problem and value, and
+//! label values that need escaping.
+//!
+//! After a change that is meant to change the text, write the files anew and read the diff:
+//!
+//! ```sh
+//! DKIM_EXPORTER_BLESS=1 cargo test --test golden
+//! ```
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use dkim_exporter::config::{
+    Config, DomainConfig, Expected, Protocol, RecordConfig, ResolverConfig,
+};
+use dkim_exporter::diagnosis::{Extra, KeyLookup};
+use dkim_exporter::dkim::{DkimKey, KeyError, KeyType};
+use dkim_exporter::dns::FailureReason;
+use dkim_exporter::metrics::{Metrics, Progress, StateChunks};
+use dkim_exporter::state::{FollowUp, Found, Observation, State};
+
+/// Resolver names, some needing escapes: the config refuses them, the text must still be right.
+const RESOLVERS: [&str; 5] = ["google", "cloud\"flare", "quad\\9", "open\ndns", "ünïcode"];
+
+/// Verdicts of the resolvers in use, as the exporter hands them to the renderer.
+const RESOLVERS_UP: [(&str, Option<bool>); 4] = [
+    ("google", Some(true)),
+    ("cloud\"flare", Some(false)),
+    ("never", None),
+    ("auth:ns2.example", Some(true)),
+];
+
+/// `domains` domains with 1 to 4 records each, a few names needing escapes.
+fn config(domains: usize) -> Config {
+    Config {
+        interval: Duration::from_secs(300),
+        timeout: Duration::from_secs(5),
+        authoritative: true,
+        resolvers: RESOLVERS
+            .iter()
+            .map(|name| ResolverConfig {
+                name: name.to_string(),
+                address: SocketAddr::from(([127, 0, 0, 1], 53)),
+                protocol: Protocol::Udp,
+                max_queries_per_second: 0,
+                tls: None,
+            })
+            .collect(),
+        domains: (0..domains)
+            .map(|i| DomainConfig {
+                domain: match i % 20 {
+                    13 => format!("quote\"{i}.example"),
+                    14 => format!("back\\slash{i}.example"),
+                    15 => format!("new\nline{i}.example"),
+                    16 => format!("ünï{i}.example"),
+                    _ => format!("d{i:05}.example"),
+                },
+                records: (0..1 + i % 4)
+                    .map(|s| RecordConfig {
+                        selector: if i % 17 == 7 {
+                            format!("s\"{s}\\x\ny")
+                        } else {
+                            format!("s{s}")
+                        },
+                        expected: if (i + s) % 5 == 4 {
+                            Expected::Txt
+                        } else {
+                            Expected::Cname(format!("s{s}-{i}.dkim.amazonses.com"))
+                        },
+                    })
+                    .collect(),
+            })
+            .collect(),
+    }
+}
+
+fn observation(found: Found, correct: bool, ttl: u32) -> Observation {
+    Observation {
+        present: !matches!(found, Found::None | Found::A(_)),
+        nxdomain: found == Found::None,
+        found,
+        correct,
+        ttl: Some(ttl),
+        key: None,
+    }
+}
+
+fn rsa(bits: u32) -> DkimKey {
+    DkimKey {
+        key_type: KeyType::Rsa,
+        bits,
+    }
+}
+
+/// A state in which every kind of verdict occurs: correct, partly propagated, wrong, missing,
+/// failing and never checked records, `auth:` views, keys of several sizes, odd label values.
+fn state(domains: usize) -> State {
+    let config = config(domains);
+    let mut state = State::default();
+    state.reconcile(&config);
+    let ttls = [300, 0, 86_400, u32::MAX, 3_600];
+    for (i, domain) in config.domains.iter().enumerate() {
+        for (s, record) in domain.records.iter().enumerate() {
+            let name = format!("{}._domainkey.{}", record.selector, domain.domain);
+            let ttl = ttls[(i + s) % ttls.len()];
+            let (good, bad) = match &record.expected {
+                Expected::Cname(target) => (
+                    Found::Cname(target.clone()),
+                    Found::Cname(format!("{target}.typo\"\\")),
+                ),
+                Expected::Txt => (
+                    Found::Txt("sha256:0123456789abcdef".into()),
+                    Found::Txt("sha256:fedcba9876543210".into()),
+                ),
+            };
+            let mut good = observation(good, true, ttl);
+            if record.expected == Expected::Txt {
+                good.key = Some(if i % 3 == 0 {
+                    Err(KeyError::Revoked)
+                } else {
+                    Ok(rsa(1024))
+                });
+            }
+            let bad = observation(bad, false, ttl);
+            let none = observation(Found::None, false, 60);
+            let case = (i * 7 + s) % 8;
+            for (r, resolver) in RESOLVERS.iter().enumerate() {
+                let outcome = match case {
+                    // Correct everywhere.
+                    0 => Ok(good.clone()),
+                    // Not propagated: one resolver has nothing.
+                    1 if r == 0 => Ok(none.clone()),
+                    1 => Ok(good.clone()),
+                    // Wrong everywhere.
+                    2 => Ok(bad.clone()),
+                    // Missing: an empty answer, and addresses at the name.
+                    3 => Ok(Observation {
+                        nxdomain: false,
+                        ..none.clone()
+                    }),
+                    // Answered, then some lookups failed: a ratio of thirds.
+                    4 => {
+                        let first = if r == 3 { bad.clone() } else { good.clone() };
+                        state.apply(&name, resolver, Ok(first));
+                        if r < 2 {
+                            Err(FailureReason::Timeout)
+                        } else {
+                            continue;
+                        }
+                    }
+                    // Never answered.
+                    5 => Err(FailureReason::ALL[r % FailureReason::ALL.len()]),
+                    // Never checked.
+                    6 => continue,
+                    // Correct, with `auth:` views and a weak key at the end.
+                    _ => Ok(good.clone()),
+                };
+                state.apply(&name, resolver, outcome);
+            }
+            let mut follow_up = FollowUp {
+                key: Some(KeyLookup::Found(Ok(rsa(2048)))),
+                ..FollowUp::default()
+            };
+            match case {
+                3 => {
+                    follow_up.extra = Some(Extra {
+                        addresses: vec![
+                            IpAddr::from([52, 94, 236, 248]),
+                            "2600:1f18::1".parse().unwrap(),
+                        ],
+                        ..Extra::default()
+                    });
+                    follow_up.key = None;
+                }
+                7 => {
+                    follow_up.auth = Some(vec![
+                        ("auth:ns1.\"odd\"\\.example".into(), Ok(good.clone())),
+                        ("auth:ns2.example".into(), Err(FailureReason::Refused)),
+                        ("auth:ns3.example".into(), Ok(bad.clone())),
+                    ]);
+                    follow_up.key = Some(KeyLookup::Found(Ok(rsa(512))));
+                }
+                _ => {}
+            }
+            state.apply_follow_up(&name, follow_up);
+        }
+        match i % 3 {
+            0 => state.domain_checked(&domain.domain, 1_732_400_000.123 + i as f64 / 7.0),
+            1 => state.domain_checked(&domain.domain, 1_732_400_000.0),
+            _ => {}
+        }
+    }
+    state.rounds.completed = 1 << 60;
+    state.rounds.last_duration = Some(0.1 + 0.2);
+    state
+}
+
+/// Compares `text` with the golden file `name`, or writes it when blessing.
+fn golden(name: &str, text: &str) {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(name);
+    if std::env::var_os("DKIM_EXPORTER_BLESS").is_some() {
+        std::fs::write(&path, text).unwrap();
+        return;
+    }
+    let want = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}; write it with DKIM_EXPORTER_BLESS=1 cargo test --test golden",
+            path.display()
+        )
+    });
+    // Line by line first, so that a failure names the first line that differs.
+    for (n, (got, want)) in text.lines().zip(want.lines()).enumerate() {
+        assert_eq!(got, want, "{name}, line {}", n + 1);
+    }
+    assert!(
+        text == want,
+        "{name}: the text differs in length ({} bytes, golden {} bytes)",
+        text.len(),
+        want.len()
+    );
+}
+
+/// The `/metrics` text up to the end of `dkim_resolver_up`: what the exporter renders itself.
+/// What follows comes from the prometheus registry (counters, build info, process metrics).
+fn rendered_part(text: &str) -> &str {
+    let start = text
+        .find("# HELP dkim_resolver_up ")
+        .expect("dkim_resolver_up");
+    let end = text[start..]
+        .lines()
+        .skip(2)
+        .take_while(|l| l.starts_with("dkim_resolver_up"))
+        .map(|l| l.len() + 1)
+        .sum::<usize>()
+        + text[start..]
+            .lines()
+            .take(2)
+            .map(|l| l.len() + 1)
+            .sum::<usize>();
+    &text[..start + end]
+}
+
+#[test]
+fn metrics_text_is_the_golden_one() {
+    let state = state(24);
+    let metrics = Metrics::new().unwrap();
+    let whole = metrics.render(&state, &RESOLVERS_UP);
+    golden("metrics.prom", rendered_part(&whole));
+
+    // Sent in chunks of any size, it is the same text.
+    for size in [1, 100, 4096, usize::MAX] {
+        let mut chunks = StateChunks::new();
+        let mut text = String::new();
+        while chunks.write_next(&state, &mut text, size).unwrap() == Progress::More {}
+        metrics.render_tail(&mut text, &RESOLVERS_UP);
+        assert_eq!(
+            rendered_part(&text),
+            rendered_part(&whole),
+            "chunk size {size}"
+        );
+    }
+}
+
+#[test]
+fn probe_text_is_the_golden_one() {
+    let mut text = Metrics::render_probe(&state(6), true, 0.25);
+    text.push_str(&Metrics::render_probe(&State::default(), false, 1.0 / 3.0));
+    golden("probe.prom", &text);
+}
