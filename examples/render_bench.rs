@@ -12,11 +12,11 @@ use std::time::{Duration, Instant};
 use dkim_exporter::config::{
     Config, DomainConfig, Expected, Protocol, RecordConfig, ResolverConfig,
 };
-use dkim_exporter::diagnosis::KeyLookup;
 use dkim_exporter::dkim::{DkimKey, KeyType};
+use dkim_exporter::evidence::{FollowUp, Found, KeyLookup, Observation};
 use dkim_exporter::http::{METRICS_CHUNK_SIZE, METRICS_CHUNK_SLACK};
 use dkim_exporter::metrics::{Metrics, Progress, StateChunks};
-use dkim_exporter::state::{FollowUp, Found, Observation, State};
+use dkim_exporter::state::State;
 
 /// Renders timed per N.
 const RENDERS: usize = 20;

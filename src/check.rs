@@ -12,10 +12,9 @@ use sha2::Digest as _;
 use crate::config::Expected;
 use std::sync::Arc;
 
-use crate::diagnosis::{Extra, KeyLookup};
 use crate::dkim;
-use crate::dns::{Failure, Place, ResolverClient};
-use crate::state::{FollowUp, Found, Observation};
+use crate::dns::{Place, ResolverClient};
+use crate::evidence::{Extra, Failure, FollowUp, Found, KeyLookup, Observation};
 
 /// How many CNAMEs of an answer are followed before giving up: more is a loop or abuse.
 const MAX_CHAIN: usize = 16;

@@ -11,8 +11,8 @@ use std::fmt;
 use std::net::IpAddr;
 
 use crate::config::Expected;
-use crate::dkim::{DkimKey, KeyError, KeyType};
-use crate::state::{Found, Observation};
+use crate::dkim::KeyType;
+use crate::evidence::{Extra, Found, KeyLookup, Observation};
 
 /// RSA keys below this size are weak (RFC 8301 requires at least 1024 bits).
 pub const MIN_RSA_BITS: u32 = 1024;
@@ -128,28 +128,6 @@ pub struct Finding {
     pub problem: Problem,
     /// What was seen, naming resolvers, targets and names.
     pub detail: String,
-}
-
-/// What the extra lookups found at and near the name of a missing record.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Extra {
-    /// A and AAAA addresses at the name, sorted.
-    pub addresses: Vec<IpAddr>,
-    /// A TXT value at the name that looks like a DKIM key.
-    pub txt_key: bool,
-    /// The doubled name, when a record of the expected type exists there.
-    pub doubled: Option<String>,
-    /// The name without the underscore, when a record of the expected type exists there.
-    pub without_underscore: Option<String>,
-}
-
-/// What was found at the end of a CNAME record.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum KeyLookup {
-    /// A TXT value that was read as a key record.
-    Found(Result<DkimKey, KeyError>),
-    /// No TXT key record at the target.
-    NotFound,
 }
 
 /// Everything the diagnosis of one record looks at.
@@ -347,6 +325,7 @@ pub fn edit_distance(a: &str, b: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dkim::{DkimKey, KeyError};
 
     const SEL: &str = "abc";
 

@@ -20,6 +20,7 @@ use pki_types::ServerName;
 use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore};
 
 use crate::config::{Protocol, ResolverConfig, TlsSettings};
+use crate::evidence::{Failure, FailureReason};
 use crate::metrics::ResolverMetrics;
 use crate::udp::{UdpTransport, query_message};
 
@@ -34,57 +35,6 @@ pub const IN_FLIGHT: usize = 128;
 /// on waiting: a dead resolver's queries each wait out the whole timeout, and holding places
 /// that long would slow its checks to `IN_FLIGHT` per timeout.
 pub const SLOW_QUERY: Duration = Duration::from_millis(250);
-
-/// Why a query did not produce a definitive answer. The label values of
-/// `dkim_lookup_errors_total{reason}`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum FailureReason {
-    /// No answer within the timeout.
-    Timeout,
-    /// The resolver answered SERVFAIL.
-    Servfail,
-    /// The resolver answered REFUSED.
-    Refused,
-    /// The resolver could not be reached, or the connection broke.
-    Network,
-    /// The reply could not be parsed.
-    Malformed,
-    /// Anything else: FORMERR, NOTIMP, other response codes, internal errors.
-    Other,
-}
-
-impl FailureReason {
-    /// Every reason, for pre-initialising counters so `rate()` works from the first scrape.
-    pub const ALL: [FailureReason; 6] = [
-        FailureReason::Timeout,
-        FailureReason::Servfail,
-        FailureReason::Refused,
-        FailureReason::Network,
-        FailureReason::Malformed,
-        FailureReason::Other,
-    ];
-
-    /// The `reason` label value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FailureReason::Timeout => "timeout",
-            FailureReason::Servfail => "servfail",
-            FailureReason::Refused => "refused",
-            FailureReason::Network => "network",
-            FailureReason::Malformed => "malformed",
-            FailureReason::Other => "other",
-        }
-    }
-}
-
-/// A failed query: the reason, and a detail for the log.
-#[derive(Debug, Clone)]
-pub struct Failure {
-    /// The bounded reason, used as a label.
-    pub reason: FailureReason,
-    /// What exactly happened, for people reading logs.
-    pub detail: String,
-}
 
 /// Spaces queries to one resolver so it never sees more than its configured rate.
 ///

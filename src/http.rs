@@ -627,8 +627,8 @@ mod tests {
             for domain in &config.domains {
                 for record in &domain.records {
                     for resolver in ["a", "b"] {
-                        let observation = crate::state::Observation {
-                            found: crate::state::Found::Cname("x.example".into()),
+                        let observation = crate::evidence::Observation {
+                            found: crate::evidence::Found::Cname("x.example".into()),
                             present: true,
                             correct: false,
                             ttl: Some(300),

@@ -35,6 +35,7 @@ pub mod config;
 pub mod diagnosis;
 pub mod dkim;
 pub mod dns;
+pub mod evidence;
 pub mod exporter;
 pub mod http;
 pub mod logging;

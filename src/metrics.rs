@@ -16,7 +16,7 @@ use prometheus::{
     Registry, TextEncoder,
 };
 
-use crate::dns::FailureReason;
+use crate::evidence::FailureReason;
 use crate::state::{State, View};
 
 /// A metric's name and help text.
@@ -707,9 +707,8 @@ mod tests {
 
     use super::*;
     use crate::config::{Config, DomainConfig, Expected, Protocol, RecordConfig, ResolverConfig};
-    use crate::diagnosis::{Extra, KeyLookup};
     use crate::dkim::{DkimKey, KeyError, KeyType};
-    use crate::state::{FollowUp, Found, Observation};
+    use crate::evidence::{Extra, FailureReason, FollowUp, Found, KeyLookup, Observation};
 
     /// The text as it was rendered before it was streamed, kept to prove the streamed text is
     /// the same to the byte: one buffer, `Display` for every value, escaping char by char, and

@@ -27,9 +27,10 @@ use tokio_util::sync::CancellationToken;
 use crate::authoritative::{Nameservers, RoundNameservers};
 use crate::check::{self, RecordTarget};
 use crate::config::{Config, Expected, ResolverConfig};
-use crate::dns::{self, Failure, FailureReason, ResolverClient};
+use crate::dns::{self, ResolverClient};
+use crate::evidence::{Failure, FailureReason, FollowUp, Observation};
 use crate::metrics::Metrics;
-use crate::state::{FollowUp, Observation, State};
+use crate::state::State;
 
 /// Everything a round needs, built once per config.
 pub struct Work {

@@ -6,9 +6,8 @@ use std::collections::HashMap;
 use std::ops::Range;
 
 use crate::config::{Config, Expected, RecordConfig};
-use crate::diagnosis::{Evidence, Extra, Finding, KeyLookup, diagnose};
-use crate::dkim::{DkimKey, KeyError};
-use crate::dns::FailureReason;
+use crate::diagnosis::{Evidence, Finding, diagnose};
+use crate::evidence::{Extra, FailureReason, FollowUp, Found, KeyLookup, Observation};
 
 /// Everything known, in config order.
 #[derive(Debug, Default)]
@@ -125,73 +124,6 @@ impl View {
         }
         self.known = Some(observation);
     }
-}
-
-/// What a definitive answer said about a record.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Observation {
-    /// What was found at the name.
-    pub found: Found,
-    /// The answer holds a record of the expected type.
-    pub present: bool,
-    /// Present and as expected: the right CNAME target, or a usable DKIM key.
-    pub correct: bool,
-    /// TTL of the record found, or the negative-caching TTL of an empty answer.
-    pub ttl: Option<u32>,
-    /// The DKIM key, for TXT records.
-    pub key: Option<Result<DkimKey, KeyError>>,
-    /// The answer was NXDOMAIN: nothing at all exists at the name.
-    pub nxdomain: bool,
-}
-
-/// The kind of record found, and its value as `dkim_record_info` shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Found {
-    /// Nothing of interest at the name.
-    None,
-    /// A CNAME, with its target in lower case without the trailing dot.
-    Cname(String),
-    /// A TXT value, as `sha256:` and the first 16 hex digits of its SHA-256.
-    Txt(String),
-    /// A and AAAA addresses instead of a record of the expected type, sorted and comma-joined.
-    A(String),
-}
-
-impl Found {
-    /// The `record_type` label value.
-    pub fn record_type(&self) -> &'static str {
-        match self {
-            Found::None => "none",
-            Found::Cname(_) => "cname",
-            Found::Txt(_) => "txt",
-            Found::A(_) => "a",
-        }
-    }
-
-    /// The `value` label value.
-    pub fn value(&self) -> &str {
-        match self {
-            Found::None => "",
-            Found::Cname(v) | Found::Txt(v) | Found::A(v) => v,
-        }
-    }
-}
-
-/// What the follow-up of a record found in one round, after every configured resolver was asked.
-#[derive(Debug, Clone, Default)]
-pub struct FollowUp {
-    /// Each authoritative nameserver of the domain and its outcome; `None` when the nameservers
-    /// could not be found this round.
-    pub auth: Option<Vec<(String, Result<Observation, FailureReason>)>>,
-    /// The extra lookups, when the record was missing and at least one of them answered.
-    pub extra: Option<Extra>,
-    /// The key at the end of the record, when it was looked up and the lookup answered.
-    pub key: Option<KeyLookup>,
-}
-
-/// Whether a resolver name is an authoritative nameserver's.
-pub fn is_auth(resolver: &str) -> bool {
-    resolver.starts_with("auth:")
 }
 
 impl RecordState {

@@ -25,7 +25,7 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
-use crate::dns::{Failure, FailureReason};
+use crate::evidence::{Failure, FailureReason};
 
 /// Sockets per resolver: replies are read by this many tasks, and a burst of replies has this
 /// many receive buffers to land in.

@@ -16,11 +16,10 @@ use std::time::Duration;
 use dkim_exporter::config::{
     Config, DomainConfig, Expected, Protocol, RecordConfig, ResolverConfig,
 };
-use dkim_exporter::diagnosis::{Extra, KeyLookup};
 use dkim_exporter::dkim::{DkimKey, KeyError, KeyType};
-use dkim_exporter::dns::FailureReason;
+use dkim_exporter::evidence::{Extra, FailureReason, FollowUp, Found, KeyLookup, Observation};
 use dkim_exporter::metrics::{Metrics, Progress, StateChunks};
-use dkim_exporter::state::{FollowUp, Found, Observation, State};
+use dkim_exporter::state::State;
 
 /// Resolver names, some needing escapes: the config refuses them, the text must still be right.
 const RESOLVERS: [&str; 5] = ["google", "cloud\"flare", "quad\\9", "open\ndns", "ünïcode"];

@@ -9,7 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dkim_exporter::config::{Protocol, ResolverConfig};
-use dkim_exporter::dns::{FailureReason, IN_FLIGHT, ResolverClient};
+use dkim_exporter::dns::{IN_FLIGHT, ResolverClient};
+use dkim_exporter::evidence::FailureReason;
 use dkim_exporter::metrics::Metrics;
 use dkim_exporter::udp::{ROTATE_AFTER, SOCKETS};
 use hickory_proto::op::ResponseCode;
