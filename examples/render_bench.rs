@@ -9,13 +9,12 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use dkim_exporter::config::{
-    Config, DomainConfig, Expected, Protocol, RecordConfig, ResolverConfig,
-};
+use dkim_exporter::config::{Config, DomainConfig, Protocol, RecordConfig, ResolverConfig};
 use dkim_exporter::dkim::{DkimKey, KeyType};
 use dkim_exporter::evidence::{FollowUp, Found, KeyLookup, Observation};
 use dkim_exporter::http::{METRICS_CHUNK_SIZE, METRICS_CHUNK_SLACK};
 use dkim_exporter::metrics::{Metrics, Progress, StateChunks};
+use dkim_exporter::provider::Expected;
 use dkim_exporter::state::State;
 
 /// Renders timed per N.

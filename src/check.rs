@@ -9,7 +9,7 @@ use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use sha2::Digest as _;
 
-use crate::config::Expected;
+use crate::provider::Expected;
 use std::sync::Arc;
 
 use crate::dkim;

@@ -16,6 +16,8 @@ use std::time::Duration;
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
+use crate::provider::{Expected, Provider, ses};
+
 /// Checked when `interval` is omitted.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(300);
 /// One DNS query when `timeout` is omitted.
@@ -31,69 +33,6 @@ pub const DEFAULT_RESOLVERS: [(&str, &str); 4] = [
     ("cloudflare", "1.1.1.1"),
     ("quad9", "9.9.9.9"),
     ("opendns", "208.67.222.222"),
-];
-
-/// The SES DKIM domain for regions without a regional one.
-pub const SES_GLOBAL_DKIM_DOMAIN: &str = "dkim.amazonses.com";
-
-/// SES regions that sign with the regional DKIM domain `dkim.{region}.amazonses.com`.
-pub const SES_REGIONAL_DKIM_REGIONS: [&str; 11] = [
-    "af-south-1",
-    "ap-northeast-3",
-    "ap-south-2",
-    "ap-southeast-3",
-    "ap-southeast-5",
-    "ca-west-1",
-    "eu-central-2",
-    "eu-south-1",
-    "il-central-1",
-    "me-central-1",
-    "us-gov-east-1",
-];
-
-/// Every AWS region a `region:` may name; the ones not in [`SES_REGIONAL_DKIM_REGIONS`] use the
-/// global DKIM domain. Kept broad so a region SES adds later is not refused as a typo.
-const AWS_REGIONS: [&str; 40] = [
-    "af-south-1",
-    "ap-east-1",
-    "ap-east-2",
-    "ap-northeast-1",
-    "ap-northeast-2",
-    "ap-northeast-3",
-    "ap-south-1",
-    "ap-south-2",
-    "ap-southeast-1",
-    "ap-southeast-2",
-    "ap-southeast-3",
-    "ap-southeast-4",
-    "ap-southeast-5",
-    "ap-southeast-6",
-    "ap-southeast-7",
-    "ca-central-1",
-    "ca-west-1",
-    "cn-north-1",
-    "cn-northwest-1",
-    "eu-central-1",
-    "eu-central-2",
-    "eu-north-1",
-    "eu-south-1",
-    "eu-south-2",
-    "eu-west-1",
-    "eu-west-2",
-    "eu-west-3",
-    "il-central-1",
-    "me-central-1",
-    "me-south-1",
-    "mx-central-1",
-    "sa-east-1",
-    "us-east-1",
-    "us-east-2",
-    "us-gov-east-1",
-    "us-gov-west-1",
-    "us-iso-east-1",
-    "us-isob-east-1",
-    "us-west-1",
-    "us-west-2",
 ];
 
 /// A loaded, validated and normalised config.
@@ -186,15 +125,6 @@ pub struct RecordConfig {
     pub selector: String,
     /// What the record should hold.
     pub expected: Expected,
-}
-
-/// What a record should hold.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Expected {
-    /// A CNAME to this target (lower case, no trailing dot).
-    Cname(String),
-    /// A DKIM key published directly as TXT.
-    Txt,
 }
 
 impl RecordConfig {
@@ -303,7 +233,7 @@ struct RawResolver {
 #[serde(deny_unknown_fields)]
 struct RawDomain {
     domain: DnsName,
-    provider: Option<Provider>,
+    provider: Option<ProviderName>,
     region: Option<Region>,
     dkim_domain: Option<DnsName>,
     selectors: Option<Vec<Selector>>,
@@ -459,15 +389,11 @@ impl RawConfig {
                     format!("duplicate domain {:?} (also domains[{first}])", d.domain.0),
                 );
             }
-            let dkim_domain = match d.provider {
-                Some(Provider::Ses) => d.dkim_domain.map(|n| n.0).unwrap_or_else(|| {
-                    match d.region.as_ref().map(|r| r.0.as_str()) {
-                        Some(region) if SES_REGIONAL_DKIM_REGIONS.contains(&region) => {
-                            format!("dkim.{region}.amazonses.com")
-                        }
-                        _ => SES_GLOBAL_DKIM_DOMAIN.to_string(),
-                    }
-                }),
+            let dkim_domain = match d.provider.map(|p| p.0) {
+                Some(Provider::Ses) => d
+                    .dkim_domain
+                    .map(|n| n.0)
+                    .unwrap_or_else(|| ses::dkim_domain(d.region.as_ref().map(|r| r.0.as_str()))),
                 None => {
                     if d.region.is_some() {
                         return fail(at("region"), "region needs provider: ses");
@@ -515,7 +441,7 @@ impl RawConfig {
                 Ok(())
             };
             for (j, s) in d.selectors.into_iter().flatten().enumerate() {
-                let target = format!("{}.{dkim_domain}", s.0);
+                let target = ses::target(&s.0, &dkim_domain);
                 add(
                     s,
                     Expected::Cname(target),
@@ -843,20 +769,13 @@ fn parse_resolver_address(text: &str) -> Result<ResolverAddress, String> {
     ))
 }
 
-/// A DKIM provider whose CNAME targets follow from the selector.
+/// A `provider:` name.
 #[derive(Debug, Clone, Copy)]
-enum Provider {
-    Ses,
-}
+struct ProviderName(Provider);
 
-impl<'de> Deserialize<'de> for Provider {
+impl<'de> Deserialize<'de> for ProviderName {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        scalar_with(d, |text| match text.trim().to_ascii_lowercase().as_str() {
-            "ses" => Ok(Provider::Ses),
-            _ => Err(format!(
-                "unknown provider {text:?} (known: ses); for others list records with their cname"
-            )),
-        })
+        scalar_with(d, |text| Provider::from_name(text).map(ProviderName))
     }
 }
 
@@ -866,16 +785,7 @@ struct Region(String);
 
 impl<'de> Deserialize<'de> for Region {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        scalar_with(d, |text| {
-            let region = text.trim().to_ascii_lowercase();
-            if AWS_REGIONS.contains(&region.as_str()) {
-                Ok(Region(region))
-            } else {
-                Err(format!(
-                    "unknown region {text:?}: give an AWS region such as us-east-1 or eu-south-1"
-                ))
-            }
-        })
+        scalar_with(d, |text| ses::region(text).map(Region))
     }
 }
 

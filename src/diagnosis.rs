@@ -7,119 +7,15 @@
 //! wrong region, or a typo, or a wrong target, never two of these; a record correct on one
 //! resolver and absent on another is not propagated, never missing.
 
-use std::fmt;
 use std::net::IpAddr;
 
-use crate::config::Expected;
 use crate::dkim::KeyType;
 use crate::evidence::{Extra, Found, KeyLookup, Observation};
+use crate::problem::Problem;
+use crate::provider::{self, Expected};
 
 /// RSA keys below this size are weak (RFC 8301 requires at least 1024 bits).
 pub const MIN_RSA_BITS: u32 = 1024;
-
-/// Target names within this edit distance of the expected one are typos.
-const TYPO_DISTANCE: usize = 2;
-
-/// A named DKIM failure: the `problem` label of `dkim_record_problem`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Problem {
-    /// No answering resolver has a record of the expected type.
-    Missing,
-    /// Correct on some answering resolver but absent or different on another.
-    NotPropagated,
-    /// A CNAME to somewhere else.
-    WrongTarget,
-    /// A CNAME within edit distance 2 of the expected target.
-    TargetTypo,
-    /// The expected SES token under another SES DKIM domain.
-    WrongRegion,
-    /// A/AAAA records where the CNAME should be.
-    ARecord,
-    /// A TXT key where a CNAME is expected.
-    TxtInsteadOfCname,
-    /// The record exists with the domain appended twice.
-    DoubledDomain,
-    /// The record exists under `domainkey` without the underscore.
-    MissingUnderscore,
-    /// The record is correct but leads to no DKIM key.
-    KeyMissing,
-    /// The key record does not parse, is revoked, or holds an unreadable key.
-    KeyInvalid,
-    /// An RSA key under 1024 bits.
-    KeyWeak,
-}
-
-impl Problem {
-    /// Every problem, in the contract's order.
-    pub const ALL: [Problem; 12] = [
-        Problem::Missing,
-        Problem::NotPropagated,
-        Problem::WrongTarget,
-        Problem::TargetTypo,
-        Problem::WrongRegion,
-        Problem::ARecord,
-        Problem::TxtInsteadOfCname,
-        Problem::DoubledDomain,
-        Problem::MissingUnderscore,
-        Problem::KeyMissing,
-        Problem::KeyInvalid,
-        Problem::KeyWeak,
-    ];
-
-    /// The label value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Problem::Missing => "missing",
-            Problem::NotPropagated => "not_propagated",
-            Problem::WrongTarget => "wrong_target",
-            Problem::TargetTypo => "target_typo",
-            Problem::WrongRegion => "wrong_region",
-            Problem::ARecord => "a_record",
-            Problem::TxtInsteadOfCname => "txt_instead_of_cname",
-            Problem::DoubledDomain => "doubled_domain",
-            Problem::MissingUnderscore => "missing_underscore",
-            Problem::KeyMissing => "key_missing",
-            Problem::KeyInvalid => "key_invalid",
-            Problem::KeyWeak => "key_weak",
-        }
-    }
-
-    /// What to do about it, in plain words.
-    pub fn fix(self) -> &'static str {
-        match self {
-            Problem::Missing => "Add the record exactly as the provider shows it.",
-            Problem::NotPropagated => {
-                "Wait for TTLs to expire; if it lasts, a nameserver is not serving the current zone."
-            }
-            Problem::WrongTarget => "Point the CNAME at the expected target.",
-            Problem::TargetTypo => "Fix the spelling of the CNAME target.",
-            Problem::WrongRegion => "Use the target for the identity's SES region.",
-            Problem::ARecord => {
-                "DKIM needs a CNAME to the hostname, never an A record to its addresses: delete the A/AAAA records and add the CNAME."
-            }
-            Problem::TxtInsteadOfCname => {
-                "Publish the CNAME instead of the TXT key, so the provider can rotate keys."
-            }
-            Problem::DoubledDomain => {
-                "The DNS provider appended the domain: re-enter the name with a trailing dot, or without the domain."
-            }
-            Problem::MissingUnderscore => {
-                "The underscore in _domainkey is required (RFC 6376); if the DNS provider refuses it, move DNS or delegate a subdomain."
-            }
-            Problem::KeyMissing => {
-                "The target publishes no DKIM key: check the selector and the provider's setup."
-            }
-            Problem::KeyInvalid => "Republish the key as the provider gives it.",
-            Problem::KeyWeak => "Rotate to a 2048-bit key.",
-        }
-    }
-}
-
-impl fmt::Display for Problem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// One problem found, with what was seen.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -196,7 +92,8 @@ pub fn diagnose(evidence: &Evidence<'_>) -> Vec<Finding> {
                             continue;
                         }
                         seen.push(target);
-                        let (problem, why) = classify_target(evidence.selector, expected, target);
+                        let (problem, why) =
+                            provider::classify_wrong_target(evidence.selector, expected, target);
                         add(
                             problem,
                             format!("{resolver}: points at {target}{why}, expected {expected}"),
@@ -270,56 +167,6 @@ fn missing_causes(expected: &Expected, extra: &Extra, add: &mut impl FnMut(Probl
             format!("the record exists at {name}"),
         );
     }
-}
-
-/// Names the way a wrong CNAME target is wrong.
-fn classify_target(selector: &str, expected: &str, found: &str) -> (Problem, &'static str) {
-    if let (Some(want), Some(got)) = (ses_region(selector, expected), ses_region(selector, found)) {
-        if want != got {
-            let why = if got.is_some() {
-                " (a regional SES DKIM domain)"
-            } else {
-                " (the global SES DKIM domain)"
-            };
-            return (Problem::WrongRegion, why);
-        }
-    }
-    if edit_distance(expected, found) <= TYPO_DISTANCE {
-        return (Problem::TargetTypo, " (a misspelling)");
-    }
-    (Problem::WrongTarget, "")
-}
-
-/// For an SES DKIM target `{selector}.dkim[.{region}].amazonses.com`: `Some(None)` for the
-/// global DKIM domain, `Some(Some(region))` for a regional one, `None` when not SES-shaped.
-fn ses_region<'a>(selector: &str, target: &'a str) -> Option<Option<&'a str>> {
-    let rest = target
-        .strip_prefix(selector)?
-        .strip_prefix(".dkim.")?
-        .strip_suffix("amazonses.com")?;
-    match rest {
-        "" => Some(None),
-        region => {
-            let region = region.strip_suffix('.')?;
-            (!region.is_empty() && !region.contains('.')).then_some(Some(region))
-        }
-    }
-}
-
-/// Levenshtein distance between two strings, by characters.
-pub fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut previous: Vec<usize> = (0..=b.len()).collect();
-    let mut current = vec![0; b.len() + 1];
-    for (i, ca) in a.chars().enumerate() {
-        current[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let substitution = previous[j] + usize::from(ca != *cb);
-            current[j + 1] = substitution.min(previous[j + 1] + 1).min(current[j] + 1);
-        }
-        std::mem::swap(&mut previous, &mut current);
-    }
-    previous[b.len()]
 }
 
 #[cfg(test)]
@@ -597,14 +444,5 @@ mod tests {
         );
         let good = txt(Ok(rsa(2048)));
         assert_eq!(problems(&evidence(&expected, vec![("google", &good)])), []);
-    }
-
-    #[test]
-    fn edit_distances() {
-        assert_eq!(edit_distance("amazonses.com", "amazonses.co"), 1);
-        assert_eq!(edit_distance("amazonses.com", "amazones.com"), 1);
-        assert_eq!(edit_distance("abc", "bca"), 2);
-        assert_eq!(edit_distance("", "abc"), 3);
-        assert_eq!(edit_distance("kitten", "sitting"), 3);
     }
 }

@@ -41,6 +41,8 @@ pub mod http;
 pub mod logging;
 pub mod metrics;
 pub mod oneshot;
+pub mod problem;
+pub mod provider;
 pub mod report;
 pub mod scheduler;
 pub mod state;

@@ -706,9 +706,10 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::config::{Config, DomainConfig, Expected, Protocol, RecordConfig, ResolverConfig};
+    use crate::config::{Config, DomainConfig, Protocol, RecordConfig, ResolverConfig};
     use crate::dkim::{DkimKey, KeyError, KeyType};
     use crate::evidence::{Extra, FailureReason, FollowUp, Found, KeyLookup, Observation};
+    use crate::provider::Expected;
 
     /// The text as it was rendered before it was streamed, kept to prove the streamed text is
     /// the same to the byte: one buffer, `Display` for every value, escaping char by char, and

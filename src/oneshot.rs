@@ -180,7 +180,7 @@ pub fn config_for(file: Option<&Config>, target: &Target<'_>) -> Result<Config, 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Expected;
+    use crate::provider::Expected;
 
     fn args<'a>(
         domain: Option<&'a str>,

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::config::Expected;
+use crate::provider::Expected;
 use crate::state::{RecordState, State};
 
 /// Every configured domain and record.

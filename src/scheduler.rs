@@ -26,10 +26,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::authoritative::{Nameservers, RoundNameservers};
 use crate::check::{self, RecordTarget};
-use crate::config::{Config, Expected, ResolverConfig};
+use crate::config::{Config, ResolverConfig};
 use crate::dns::{self, ResolverClient};
 use crate::evidence::{Failure, FailureReason, FollowUp, Observation};
 use crate::metrics::Metrics;
+use crate::provider::Expected;
 use crate::state::State;
 
 /// Everything a round needs, built once per config.

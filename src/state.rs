@@ -5,9 +5,10 @@
 use std::collections::HashMap;
 use std::ops::Range;
 
-use crate::config::{Config, Expected, RecordConfig};
+use crate::config::{Config, RecordConfig};
 use crate::diagnosis::{Evidence, Finding, diagnose};
 use crate::evidence::{Extra, FailureReason, FollowUp, Found, KeyLookup, Observation};
+use crate::provider::Expected;
 
 /// Everything known, in config order.
 #[derive(Debug, Default)]

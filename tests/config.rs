@@ -4,7 +4,8 @@
 use std::path::Path;
 use std::process::Command;
 
-use dkim_exporter::config::{self, Expected, Protocol};
+use dkim_exporter::config::{self, Protocol};
+use dkim_exporter::provider::Expected;
 
 /// Each file under tests/testdata/bad/ and the error it must produce, after `FILE:`.
 const BAD: &[(&str, &str)] = &[

@@ -13,12 +13,11 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use dkim_exporter::config::{
-    Config, DomainConfig, Expected, Protocol, RecordConfig, ResolverConfig,
-};
+use dkim_exporter::config::{Config, DomainConfig, Protocol, RecordConfig, ResolverConfig};
 use dkim_exporter::dkim::{DkimKey, KeyError, KeyType};
 use dkim_exporter::evidence::{Extra, FailureReason, FollowUp, Found, KeyLookup, Observation};
 use dkim_exporter::metrics::{Metrics, Progress, StateChunks};
+use dkim_exporter::provider::Expected;
 use dkim_exporter::state::State;
 
 /// Resolver names, some needing escapes: the config refuses them, the text must still be right.

@@ -1,0 +1,258 @@
+//! The named DKIM problems: one table of every problem with its severity, what it means and how
+//! to fix it.
+//!
+//! Diagnosis raises these, `/metrics` labels them, `check` and the landing page print their
+//! fixes, the alert rules page with their severity, and the README's troubleshooting table is
+//! [`markdown_table`] (a test fails when either drifts from this table).
+
+use std::fmt;
+
+/// A named DKIM failure: the `problem` label of `dkim_record_problem`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Problem {
+    /// No answering resolver has a record of the expected type.
+    Missing,
+    /// Correct on some answering resolver but absent or different on another.
+    NotPropagated,
+    /// A CNAME to somewhere else.
+    WrongTarget,
+    /// A CNAME within edit distance 2 of the expected target.
+    TargetTypo,
+    /// The expected SES token under another SES DKIM domain.
+    WrongRegion,
+    /// A/AAAA records where the CNAME should be.
+    ARecord,
+    /// A TXT key where a CNAME is expected.
+    TxtInsteadOfCname,
+    /// The record exists with the domain appended twice.
+    DoubledDomain,
+    /// The record exists under `domainkey` without the underscore.
+    MissingUnderscore,
+    /// The record is correct but leads to no DKIM key.
+    KeyMissing,
+    /// The key record does not parse, is revoked, or holds an unreadable key.
+    KeyInvalid,
+    /// An RSA key under 1024 bits.
+    KeyWeak,
+}
+
+/// How urgent a problem is: the `severity` label of its alert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Severity {
+    /// Mail is, or is about to be, unsigned: page someone.
+    Critical,
+    /// Something to look at within the day.
+    Warning,
+    /// Worth knowing; nothing breaks yet.
+    Info,
+}
+
+impl Severity {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Critical => "critical",
+            Severity::Warning => "warning",
+            Severity::Info => "info",
+        }
+    }
+}
+
+/// One row of the table.
+#[derive(Debug, Clone, Copy)]
+pub struct Entry {
+    /// The problem.
+    pub problem: Problem,
+    /// The label value.
+    pub name: &'static str,
+    /// The severity of its alert.
+    pub severity: Severity,
+    /// When it holds, for people (Markdown).
+    pub meaning: &'static str,
+    /// What to do about it, in plain words.
+    pub fix: &'static str,
+}
+
+/// Every problem, in the contract's order (and the order of [`Problem`]'s variants).
+pub const TABLE: [Entry; 12] = [
+    Entry {
+        problem: Problem::Missing,
+        name: "missing",
+        severity: Severity::Critical,
+        meaning: "No resolver that answered has a record of the expected type at \
+                  `{selector}._domainkey.{domain}`. A resolver that timed out or failed does not count.",
+        fix: "Add the record exactly as the provider shows it.",
+    },
+    Entry {
+        problem: Problem::NotPropagated,
+        name: "not_propagated",
+        severity: Severity::Warning,
+        meaning: "The record is correct on some resolver or nameserver, and absent or different on \
+                  another. `dkim_record_ttl_seconds` says how long caches may keep the old answer; \
+                  the `auth:` resolvers show which nameserver serves what.",
+        fix: "Wait for TTLs to expire; if it lasts, a nameserver is not serving the current zone.",
+    },
+    Entry {
+        problem: Problem::WrongTarget,
+        name: "wrong_target",
+        severity: Severity::Critical,
+        meaning: "The CNAME points somewhere else.",
+        fix: "Point the CNAME at the expected target.",
+    },
+    Entry {
+        problem: Problem::TargetTypo,
+        name: "target_typo",
+        severity: Severity::Critical,
+        meaning: "The CNAME target is within two characters of the expected one \
+                  (`…dkim.amazonses.co`).",
+        fix: "Fix the spelling of the CNAME target.",
+    },
+    Entry {
+        problem: Problem::WrongRegion,
+        name: "wrong_region",
+        severity: Severity::Critical,
+        meaning: "The CNAME has the right SES token under the other SES DKIM domain (global \
+                  `dkim.amazonses.com` vs regional `dkim.{region}.amazonses.com`).",
+        fix: "Use the target for the identity's SES region.",
+    },
+    Entry {
+        problem: Problem::ARecord,
+        name: "a_record",
+        severity: Severity::Critical,
+        meaning: "The name holds A/AAAA records (often the addresses the target resolved to) \
+                  instead of the CNAME.",
+        fix: "DKIM needs a CNAME to the hostname, never an A record to its addresses: delete the \
+              A/AAAA records and add the CNAME.",
+    },
+    Entry {
+        problem: Problem::TxtInsteadOfCname,
+        name: "txt_instead_of_cname",
+        severity: Severity::Critical,
+        meaning: "A DKIM key was pasted as TXT where the provider expects a CNAME.",
+        fix: "Publish the CNAME instead of the TXT key, so the provider can rotate keys.",
+    },
+    Entry {
+        problem: Problem::DoubledDomain,
+        name: "doubled_domain",
+        severity: Severity::Critical,
+        meaning: "The record is missing, but exists at `{selector}._domainkey.{domain}.{domain}`.",
+        fix: "The DNS provider appended the domain: re-enter the name with a trailing dot, or \
+              without the domain.",
+    },
+    Entry {
+        problem: Problem::MissingUnderscore,
+        name: "missing_underscore",
+        severity: Severity::Critical,
+        meaning: "The record is missing, but exists at `{selector}.domainkey.{domain}`.",
+        fix: "The underscore in _domainkey is required (RFC 6376); if the DNS provider refuses \
+              it, move DNS or delegate a subdomain.",
+    },
+    Entry {
+        problem: Problem::KeyMissing,
+        name: "key_missing",
+        severity: Severity::Critical,
+        meaning: "The record is correct, but no DKIM key record is found at the end of it.",
+        fix: "The target publishes no DKIM key: check the selector and the provider's setup.",
+    },
+    Entry {
+        problem: Problem::KeyInvalid,
+        name: "key_invalid",
+        severity: Severity::Critical,
+        meaning: "The key record does not parse, has an empty `p=` (revoked), or holds an \
+                  unreadable key.",
+        fix: "Republish the key as the provider gives it.",
+    },
+    Entry {
+        problem: Problem::KeyWeak,
+        name: "key_weak",
+        severity: Severity::Info,
+        meaning: "An RSA key under 1024 bits.",
+        fix: "Rotate to a 2048-bit key.",
+    },
+];
+
+impl Problem {
+    /// Every problem, in the contract's order.
+    pub const ALL: [Problem; TABLE.len()] = {
+        let mut all = [Problem::Missing; TABLE.len()];
+        let mut i = 0;
+        while i < TABLE.len() {
+            all[i] = TABLE[i].problem;
+            i += 1;
+        }
+        all
+    };
+
+    /// The problem's row of [`TABLE`].
+    pub fn entry(self) -> &'static Entry {
+        // The table lists the variants in declaration order (a test holds it to that).
+        &TABLE[self as usize]
+    }
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        self.entry().name
+    }
+
+    /// What to do about it, in plain words.
+    pub fn fix(self) -> &'static str {
+        self.entry().fix
+    }
+
+    /// How urgent it is.
+    pub fn severity(self) -> Severity {
+        self.entry().severity
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The README's troubleshooting table, written from [`TABLE`].
+pub fn markdown_table() -> String {
+    let mut out =
+        String::from("| problem | severity | what it means | what to do |\n|---|---|---|---|\n");
+    for entry in &TABLE {
+        out.push_str(&format!(
+            "| `{}` | {} | {} | {} |\n",
+            entry.name,
+            entry.severity.as_str(),
+            entry.meaning,
+            entry.fix
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_follows_the_variants() {
+        for (i, entry) in TABLE.iter().enumerate() {
+            assert_eq!(entry.problem as usize, i, "{}", entry.name);
+            assert_eq!(Problem::ALL[i], entry.problem);
+        }
+        assert_eq!(Problem::KeyWeak.as_str(), "key_weak");
+        assert_eq!(Problem::NotPropagated.severity(), Severity::Warning);
+    }
+
+    #[test]
+    fn names_are_label_values() {
+        for entry in &TABLE {
+            assert!(
+                entry
+                    .name
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b == b'_'),
+                "{}",
+                entry.name
+            );
+            assert!(!entry.fix.is_empty() && !entry.meaning.is_empty());
+        }
+    }
+}
