@@ -1,0 +1,275 @@
+//! The YAML config: parsing, defaults, validation and normalisation.
+//!
+//! Loading happens in two passes. Serde reads the file into raw structs, and the scalar types that
+//! can be checked on their own (durations, names, addresses, providers, regions) refuse bad values
+//! while serde still knows where they are, so their errors carry the exact line and column.
+//! Checks that need more than one value (duplicates, fields that only make sense together) run on
+//! the raw structs afterwards and name the offending value by its path; `locate` then finds that
+//! path in the source to report its line and column too.
+//!
+//! - `validate`: the raw structs as written, and the checks across values;
+//! - `scalar`: values that check themselves (names, selectors, durations, addresses, providers);
+//! - `locate`: the line and column of a value named by its path.
+
+mod locate;
+mod scalar;
+mod validate;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::provider::Expected;
+
+pub use scalar::{format_duration, normalise_name, parse_duration};
+use validate::{Invalid, RawConfig};
+
+/// Checked when `interval` is omitted.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(300);
+/// One DNS query when `timeout` is omitted.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Politeness limit per resolver when `max_queries_per_second` is omitted.
+pub const DEFAULT_MAX_QPS: u32 = 50;
+/// The shortest interval accepted: faster would be rude to public resolvers.
+pub const MIN_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Resolvers used when the config names none.
+pub const DEFAULT_RESOLVERS: [(&str, &str); 4] = [
+    ("google", "8.8.8.8"),
+    ("cloudflare", "1.1.1.1"),
+    ("quad9", "9.9.9.9"),
+    ("opendns", "208.67.222.222"),
+];
+
+/// A loaded, validated and normalised config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// How often every record is checked on every resolver.
+    pub interval: Duration,
+    /// How long one DNS query may take before it counts as a timeout.
+    pub timeout: Duration,
+    /// Whether each domain's own nameservers are asked as well.
+    pub authoritative: bool,
+    /// The resolvers every record is checked against, in config order.
+    pub resolvers: Vec<ResolverConfig>,
+    /// The domains and their records, in config order.
+    pub domains: Vec<DomainConfig>,
+}
+
+/// One resolver to ask.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolverConfig {
+    /// Lower-case name, used as the `resolver` label.
+    pub name: String,
+    /// Where queries go.
+    pub address: SocketAddr,
+    /// How queries travel.
+    pub protocol: Protocol,
+    /// Upper bound on queries per second sent to this resolver; 0 means no limit.
+    pub max_queries_per_second: u32,
+    /// For `tls` and `https`: whom to trust.
+    pub tls: Option<TlsSettings>,
+}
+
+/// How a DNS-over-TLS or DNS-over-HTTPS resolver is authenticated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsSettings {
+    /// The name (or IP address) the resolver's certificate must carry; also sent as the HTTP
+    /// authority for DNS over HTTPS.
+    pub name: String,
+    /// Trust roots added to the Mozilla roots, read from `tls_ca_file` at load.
+    pub extra_roots: Vec<pki_types::CertificateDer<'static>>,
+}
+
+/// The transport used to reach a resolver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    /// Plain DNS over UDP, retried over TCP when the answer is truncated.
+    Udp,
+    /// Plain DNS over TCP.
+    Tcp,
+    /// DNS over TLS (RFC 7858).
+    Tls,
+    /// DNS over HTTPS (RFC 8484).
+    Https,
+}
+
+impl Protocol {
+    /// The lower-case name used in the config and in logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Udp => "udp",
+            Protocol::Tcp => "tcp",
+            Protocol::Tls => "tls",
+            Protocol::Https => "https",
+        }
+    }
+
+    pub(crate) fn default_port(self) -> u16 {
+        match self {
+            Protocol::Udp | Protocol::Tcp => 53,
+            Protocol::Tls => 853,
+            Protocol::Https => 443,
+        }
+    }
+}
+
+/// One domain and the DKIM records expected under it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DomainConfig {
+    /// Lower-case domain name without the trailing dot.
+    pub domain: String,
+    /// The records, in config order.
+    pub records: Vec<RecordConfig>,
+}
+
+/// One DKIM record: `{selector}._domainkey.{domain}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordConfig {
+    /// Lower-case selector (one or more labels).
+    pub selector: String,
+    /// What the record should hold.
+    pub expected: Expected,
+}
+
+impl RecordConfig {
+    /// The DNS name of the record for `domain`.
+    pub fn name(&self, domain: &str) -> String {
+        format!("{}._domainkey.{}", self.selector, domain)
+    }
+}
+
+impl Config {
+    /// Number of records across all domains.
+    pub fn record_count(&self) -> usize {
+        self.domains.iter().map(|d| d.records.len()).sum()
+    }
+}
+
+/// Why a config could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read at all.
+    #[error("{path}: {source}")]
+    Read {
+        /// The file that was asked for.
+        path: String,
+        /// What the operating system said.
+        source: std::io::Error,
+    },
+    /// The file was read but is not a valid config.
+    #[error("{path}:{line}:{column}: {message}")]
+    Invalid {
+        /// The file, as named on the command line.
+        path: String,
+        /// 1-based line of the offending value.
+        line: usize,
+        /// 1-based column of the offending value.
+        column: usize,
+        /// What is wrong, naming the field.
+        message: String,
+    },
+}
+
+/// Reads and validates the config file at `path`.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let source = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
+    parse(&source, &path.display().to_string())
+}
+
+/// Parses and validates config text; `origin` names it in errors.
+pub fn parse(source: &str, origin: &str) -> Result<Config, ConfigError> {
+    let invalid = |line: usize, column: usize, message: String| ConfigError::Invalid {
+        path: origin.to_string(),
+        line,
+        column,
+        message,
+    };
+    let raw: RawConfig = if source.trim().is_empty() {
+        RawConfig::default()
+    } else {
+        yaml_serde::from_str(source).map_err(|err| {
+            let (line, column) = err
+                .location()
+                .map_or((1, 1), |loc| (loc.line(), loc.column()));
+            invalid(line, column, strip_location(&err.to_string(), line, column))
+        })?
+    };
+    raw.validate().map_err(|Invalid { path, message }| {
+        let (line, column) = locate::locate(source, &path).unwrap_or((1, 1));
+        invalid(
+            line,
+            column,
+            format!("{}: {message}", validate::display_path(&path)),
+        )
+    })
+}
+
+/// yaml_serde puts " at line L column C" into its messages; the location goes in front instead.
+fn strip_location(message: &str, line: usize, column: usize) -> String {
+    message.replacen(&format!(" at line {line} column {column}"), "", 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ses_targets_follow_region() {
+        let config = parse(
+            "domains:\n\
+             - domain: Example.com.\n  provider: ses\n  selectors: [ABC]\n\
+             - domain: eu.example.com\n  provider: ses\n  region: eu-south-1\n  selectors: [def]\n\
+             - domain: us.example.com\n  provider: ses\n  region: us-west-2\n  selectors: [ghi]\n\
+             - domain: own.example.com\n  provider: ses\n  dkim_domain: dkim.example.net\n  selectors: [jkl]\n",
+            "test.yaml",
+        )
+        .unwrap();
+        let targets: Vec<_> = config
+            .domains
+            .iter()
+            .map(|d| (d.domain.as_str(), d.records[0].expected.clone()))
+            .collect();
+        assert_eq!(
+            targets,
+            [
+                (
+                    "example.com",
+                    Expected::Cname("abc.dkim.amazonses.com".into())
+                ),
+                (
+                    "eu.example.com",
+                    Expected::Cname("def.dkim.eu-south-1.amazonses.com".into())
+                ),
+                (
+                    "us.example.com",
+                    Expected::Cname("ghi.dkim.amazonses.com".into())
+                ),
+                (
+                    "own.example.com",
+                    Expected::Cname("jkl.dkim.example.net".into())
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn defaults() {
+        let config = parse("", "empty.yaml").unwrap();
+        assert_eq!(config.interval, DEFAULT_INTERVAL);
+        assert_eq!(config.timeout, DEFAULT_TIMEOUT);
+        assert!(config.authoritative);
+        let names: Vec<_> = config.resolvers.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["google", "cloudflare", "quad9", "opendns"]);
+        assert_eq!(
+            config.resolvers[3].address,
+            "208.67.222.222:53".parse().unwrap()
+        );
+    }
+}

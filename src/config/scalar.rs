@@ -1,0 +1,319 @@
+//! Scalars that validate themselves, so that serde reports their exact position: names,
+//! selectors, durations, resolver names and addresses, providers and regions.
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use serde::de::{self, Visitor};
+use serde::{Deserialize, Deserializer};
+
+use crate::provider::{Provider, ses};
+
+/// Deserializes a scalar through `parse` inside the deserializer, so that an error carries the
+/// scalar's own position. Numbers are accepted as their text (YAML reads `20230601` as one).
+fn scalar_with<'de, D, T>(d: D, parse: fn(&str) -> Result<T, String>) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    struct V<T>(fn(&str) -> Result<T, String>);
+    impl<T> Visitor<'_> for V<T> {
+        type Value = T;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a string")
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<T, E> {
+            (self.0)(v).map_err(E::custom)
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<T, E> {
+            (self.0)(&v.to_string()).map_err(E::custom)
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<T, E> {
+            (self.0)(&v.to_string()).map_err(E::custom)
+        }
+    }
+    d.deserialize_any(V(parse))
+}
+
+/// A Prometheus-style duration: `1h30m`, `5m`, `30s`, `500ms`.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct ConfigDuration(pub(super) Duration);
+
+impl<'de> Deserialize<'de> for ConfigDuration {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        scalar_with(d, |text| parse_duration(text).map(ConfigDuration))
+    }
+}
+
+/// Parses a Prometheus duration: one or more `<number><unit>` with units y, w, d, h, m, s, ms,
+/// largest first, each at most once.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    const UNITS: [(&str, u64); 7] = [
+        ("y", 365 * 24 * 3600 * 1000),
+        ("w", 7 * 24 * 3600 * 1000),
+        ("d", 24 * 3600 * 1000),
+        ("h", 3600 * 1000),
+        ("m", 60 * 1000),
+        ("s", 1000),
+        ("ms", 1),
+    ];
+    let bad =
+        || format!("invalid duration {text:?}: use a number and a unit, like 30s, 5m or 1h30m");
+    let mut rest = text.trim();
+    if rest.is_empty() {
+        return Err(bad());
+    }
+    let mut total_ms: u64 = 0;
+    let mut last_unit = None;
+    while !rest.is_empty() {
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
+            return Err(bad());
+        }
+        let number: u64 = rest[..digits].parse().map_err(|_| bad())?;
+        rest = &rest[digits..];
+        let letters = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
+        let unit = &rest[..letters];
+        rest = &rest[letters..];
+        let index = UNITS.iter().position(|(u, _)| *u == unit).ok_or_else(bad)?;
+        if last_unit.is_some_and(|last| index <= last) {
+            return Err(bad());
+        }
+        last_unit = Some(index);
+        total_ms = number
+            .checked_mul(UNITS[index].1)
+            .and_then(|ms| total_ms.checked_add(ms))
+            .ok_or_else(bad)?;
+    }
+    Ok(Duration::from_millis(total_ms))
+}
+
+/// Formats a duration the way the config writes them.
+pub fn format_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms == 0 {
+        return "0s".to_string();
+    }
+    let mut out = String::new();
+    let mut rest = ms;
+    for (unit, size) in [("h", 3_600_000), ("m", 60_000), ("s", 1000), ("ms", 1)] {
+        if rest >= size {
+            out.push_str(&format!("{}{unit}", rest / size));
+            rest %= size;
+        }
+    }
+    out
+}
+
+/// A validated, normalised DNS name (domain, CNAME target or DKIM domain).
+#[derive(Debug)]
+pub(super) struct DnsName(pub(super) String);
+
+impl<'de> Deserialize<'de> for DnsName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        scalar_with(d, |text| normalise_name(text, "name").map(DnsName))
+    }
+}
+
+/// A validated, normalised selector: one or more DNS labels.
+#[derive(Debug)]
+pub(super) struct Selector(pub(super) String);
+
+impl<'de> Deserialize<'de> for Selector {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        scalar_with(d, |text| {
+            let selector = normalise_name(text, "selector")?;
+            if selector == "_domainkey" || selector.ends_with("._domainkey") {
+                return Err(format!(
+                    "selector {text:?} includes _domainkey: give only the part before it"
+                ));
+            }
+            Ok(Selector(selector))
+        })
+    }
+}
+
+/// A resolver name: any non-empty text without spaces, compared case-insensitively.
+#[derive(Debug)]
+pub(super) struct ResolverName(pub(super) String);
+
+impl<'de> Deserialize<'de> for ResolverName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        scalar_with(d, |text| {
+            if text.is_empty() || text.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                return Err(format!(
+                    "invalid resolver name {text:?}: use letters, digits and punctuation, no spaces"
+                ));
+            }
+            Ok(ResolverName(text.to_lowercase()))
+        })
+    }
+}
+
+/// Text of a scalar that YAML may have typed as a number.
+pub(super) struct ScalarText(pub(super) String);
+
+impl<'de> Deserialize<'de> for ScalarText {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = ScalarText;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<ScalarText, E> {
+                Ok(ScalarText(v.to_string()))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<ScalarText, E> {
+                Ok(ScalarText(v.to_string()))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<ScalarText, E> {
+                Ok(ScalarText(v.to_string()))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// Normalises and validates a DNS name: lower case, no trailing dot, labels of 1–63 letters,
+/// digits, hyphens or underscores, 253 characters at most.
+pub fn normalise_name(text: &str, what: &str) -> Result<String, String> {
+    let trimmed = text.trim();
+    let name = trimmed
+        .strip_suffix('.')
+        .unwrap_or(trimmed)
+        .to_ascii_lowercase();
+    if name.is_empty() {
+        return Err(format!("empty {what}"));
+    }
+    if name.len() > 253 {
+        return Err(format!(
+            "{what} {text:?} is {} characters long; DNS names end at 253",
+            name.len()
+        ));
+    }
+    for label in name.split('.') {
+        if label.is_empty() {
+            return Err(format!("invalid {what} {text:?}: empty label"));
+        }
+        if label.len() > 63 {
+            return Err(format!(
+                "invalid {what} {text:?}: label {label:?} is longer than 63 characters"
+            ));
+        }
+        if let Some(c) = label
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_'))
+        {
+            let hint = if c.is_ascii() {
+                ""
+            } else {
+                " (write internationalised names in their xn-- form)"
+            };
+            return Err(format!(
+                "invalid {what} {text:?}: character {c:?} is not allowed{hint}"
+            ));
+        }
+        if label.starts_with('-') || label.ends_with('-') {
+            return Err(format!(
+                "invalid {what} {text:?}: label {label:?} starts or ends with a hyphen"
+            ));
+        }
+    }
+    Ok(name)
+}
+
+/// A resolver address: an IP, `IP:port`, or `[IPv6]:port`.
+#[derive(Debug)]
+pub(super) struct ResolverAddress {
+    /// The address.
+    pub(super) ip: IpAddr,
+    /// The port, when given.
+    pub(super) port: Option<u16>,
+}
+
+impl<'de> Deserialize<'de> for ResolverAddress {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        scalar_with(d, parse_resolver_address)
+    }
+}
+
+fn parse_resolver_address(text: &str) -> Result<ResolverAddress, String> {
+    let text = text.trim();
+    if let Ok(ip) = text.parse::<IpAddr>() {
+        return Ok(ResolverAddress { ip, port: None });
+    }
+    if let Ok(addr) = text.parse::<SocketAddr>() {
+        if addr.port() == 0 {
+            return Err(format!("invalid resolver address {text:?}: port 0"));
+        }
+        return Ok(ResolverAddress {
+            ip: addr.ip(),
+            port: Some(addr.port()),
+        });
+    }
+    Err(format!(
+        "invalid resolver address {text:?}: give an IP address, IP:port, or [IPv6]:port \
+         (host names are not accepted: a resolver is needed to find them)"
+    ))
+}
+
+/// A `provider:` name.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct ProviderName(pub(super) Provider);
+
+impl<'de> Deserialize<'de> for ProviderName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        scalar_with(d, |text| Provider::from_name(text).map(ProviderName))
+    }
+}
+
+/// An AWS region name.
+#[derive(Debug)]
+pub(super) struct Region(pub(super) String);
+
+impl<'de> Deserialize<'de> for Region {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        scalar_with(d, |text| ses::region(text).map(Region))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("1s500ms"), Ok(Duration::from_millis(1500)));
+        assert!(parse_duration("5").is_err());
+        assert!(parse_duration("m").is_err());
+        assert!(parse_duration("5x").is_err());
+        assert!(parse_duration("30s5m").is_err());
+        assert!(parse_duration("-5s").is_err());
+        assert!(parse_duration("").is_err());
+        assert_eq!(
+            format_duration(Duration::from_millis(5_400_250)),
+            "1h30m250ms"
+        );
+    }
+
+    #[test]
+    fn names_are_normalised() {
+        assert_eq!(
+            normalise_name("Example.COM.", "name").as_deref(),
+            Ok("example.com")
+        );
+        assert!(normalise_name("a..b", "name").is_err());
+        assert!(normalise_name("-a.b", "name").is_err());
+        assert!(normalise_name("ex ample.com", "name").is_err());
+        assert!(
+            normalise_name("bücher.de", "name")
+                .unwrap_err()
+                .contains("xn--")
+        );
+        assert!(normalise_name(&"a".repeat(64), "name").is_err());
+    }
+}

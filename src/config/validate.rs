@@ -1,0 +1,333 @@
+//! The config as written in the file, and the checks that need more than one value:
+//! duplicates, fields that only make sense together, defaults.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use super::scalar::{
+    ConfigDuration, DnsName, ProviderName, Region, ResolverAddress, ResolverName, Selector,
+    format_duration,
+};
+use super::{
+    Config, DEFAULT_INTERVAL, DEFAULT_MAX_QPS, DEFAULT_RESOLVERS, DEFAULT_TIMEOUT, DomainConfig,
+    MIN_INTERVAL, Protocol, RecordConfig, ResolverConfig, TlsSettings,
+};
+use crate::provider::{Expected, Provider, ses};
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawConfig {
+    interval: Option<ConfigDuration>,
+    timeout: Option<ConfigDuration>,
+    authoritative: Option<bool>,
+    resolvers: Option<Vec<RawResolver>>,
+    #[serde(default)]
+    domains: Vec<RawDomain>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawResolver {
+    name: ResolverName,
+    address: ResolverAddress,
+    protocol: Option<Protocol>,
+    tls_name: Option<DnsName>,
+    tls_ca_file: Option<PathBuf>,
+    max_queries_per_second: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDomain {
+    domain: DnsName,
+    provider: Option<ProviderName>,
+    region: Option<Region>,
+    dkim_domain: Option<DnsName>,
+    selectors: Option<Vec<Selector>>,
+    records: Option<Vec<RawRecord>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRecord {
+    selector: Selector,
+    cname: Option<DnsName>,
+}
+
+/// A step in the path to a value in the YAML document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Seg {
+    Key(&'static str),
+    Index(usize),
+}
+
+/// A validation failure, before its position is known.
+pub(super) struct Invalid {
+    /// Where the value is.
+    pub(super) path: Vec<Seg>,
+    /// What is wrong with it.
+    pub(super) message: String,
+}
+
+fn fail<T>(path: Vec<Seg>, message: impl Into<String>) -> Result<T, Invalid> {
+    Err(Invalid {
+        path,
+        message: message.into(),
+    })
+}
+
+pub(super) fn display_path(path: &[Seg]) -> String {
+    let mut out = String::new();
+    for seg in path {
+        match seg {
+            Seg::Key(k) if out.is_empty() => out.push_str(k),
+            Seg::Key(k) => {
+                out.push('.');
+                out.push_str(k);
+            }
+            Seg::Index(i) => out.push_str(&format!("[{i}]")),
+        }
+    }
+    out
+}
+
+impl RawConfig {
+    pub(super) fn validate(self) -> Result<Config, Invalid> {
+        use Seg::{Index, Key};
+
+        let interval = self.interval.map_or(DEFAULT_INTERVAL, |d| d.0);
+        if interval < MIN_INTERVAL {
+            return fail(
+                vec![Key("interval")],
+                format!(
+                    "interval must be at least 1s, got {}",
+                    format_duration(interval)
+                ),
+            );
+        }
+        let timeout = self.timeout.map_or(DEFAULT_TIMEOUT, |d| d.0);
+        if timeout.is_zero() {
+            return fail(vec![Key("timeout")], "timeout must be greater than 0s");
+        }
+
+        let resolvers = match self.resolvers {
+            None => default_resolvers(),
+            Some(raw) if raw.is_empty() => {
+                return fail(
+                    vec![Key("resolvers")],
+                    "at least one resolver is needed (omit the field for the public defaults)",
+                );
+            }
+            Some(raw) => {
+                let mut seen: HashMap<String, usize> = HashMap::new();
+                let mut out = Vec::with_capacity(raw.len());
+                for (i, r) in raw.into_iter().enumerate() {
+                    let at = |field| vec![Key("resolvers"), Index(i), Key(field)];
+                    if let Some(first) = seen.insert(r.name.0.clone(), i) {
+                        return fail(
+                            at("name"),
+                            format!(
+                                "duplicate resolver name {:?} (also resolvers[{first}])",
+                                r.name.0
+                            ),
+                        );
+                    }
+                    let protocol = r.protocol.unwrap_or(Protocol::Udp);
+                    let tls = match (protocol, r.tls_name) {
+                        (Protocol::Udp | Protocol::Tcp, None) => {
+                            if r.tls_ca_file.is_some() {
+                                return fail(
+                                    at("tls_ca_file"),
+                                    "tls_ca_file only applies to protocol tls or https",
+                                );
+                            }
+                            None
+                        }
+                        (Protocol::Udp | Protocol::Tcp, Some(_)) => {
+                            return fail(
+                                at("tls_name"),
+                                "tls_name only applies to protocol tls or https",
+                            );
+                        }
+                        (Protocol::Tls | Protocol::Https, None) => {
+                            return fail(
+                                at("protocol"),
+                                format!(
+                                    "protocol {} needs tls_name: the name on the resolver's \
+                                     certificate, like cloudflare-dns.com",
+                                    protocol.as_str()
+                                ),
+                            );
+                        }
+                        (Protocol::Tls | Protocol::Https, Some(name)) => {
+                            let extra_roots = match &r.tls_ca_file {
+                                Some(path) => match read_ca_file(path) {
+                                    Ok(roots) => roots,
+                                    Err(message) => return fail(at("tls_ca_file"), message),
+                                },
+                                None => Vec::new(),
+                            };
+                            Some(TlsSettings {
+                                name: name.0,
+                                extra_roots,
+                            })
+                        }
+                    };
+                    out.push(ResolverConfig {
+                        name: r.name.0,
+                        address: SocketAddr::new(
+                            r.address.ip,
+                            r.address.port.unwrap_or(protocol.default_port()),
+                        ),
+                        protocol,
+                        max_queries_per_second: r.max_queries_per_second.unwrap_or(DEFAULT_MAX_QPS),
+                        tls,
+                    });
+                }
+                out
+            }
+        };
+
+        let mut seen_domains: HashMap<String, usize> = HashMap::new();
+        let mut domains = Vec::with_capacity(self.domains.len());
+        for (i, d) in self.domains.into_iter().enumerate() {
+            let at = |field| vec![Key("domains"), Index(i), Key(field)];
+            if let Some(first) = seen_domains.insert(d.domain.0.clone(), i) {
+                return fail(
+                    at("domain"),
+                    format!("duplicate domain {:?} (also domains[{first}])", d.domain.0),
+                );
+            }
+            let dkim_domain = match d.provider.map(|p| p.0) {
+                Some(Provider::Ses) => d
+                    .dkim_domain
+                    .map(|n| n.0)
+                    .unwrap_or_else(|| ses::dkim_domain(d.region.as_ref().map(|r| r.0.as_str()))),
+                None => {
+                    if d.region.is_some() {
+                        return fail(at("region"), "region needs provider: ses");
+                    }
+                    if d.dkim_domain.is_some() {
+                        return fail(at("dkim_domain"), "dkim_domain needs provider: ses");
+                    }
+                    if d.selectors.is_some() {
+                        return fail(
+                            at("selectors"),
+                            "selectors need a provider (provider: ses); list other records \
+                             under records: with their cname",
+                        );
+                    }
+                    String::new()
+                }
+            };
+
+            let mut records = Vec::new();
+            let mut seen_selectors: HashMap<String, ()> = HashMap::new();
+            let mut add = |selector: Selector, expected: Expected, path: Vec<Seg>| {
+                if seen_selectors.insert(selector.0.clone(), ()).is_some() {
+                    return fail(
+                        path,
+                        format!(
+                            "duplicate record: selector {:?} is listed twice for {}",
+                            selector.0, d.domain.0
+                        ),
+                    );
+                }
+                let name_len = selector.0.len() + "._domainkey.".len() + d.domain.0.len();
+                if name_len > 253 {
+                    return fail(
+                        path,
+                        format!(
+                            "{}._domainkey.{} is {name_len} characters long; DNS names end at 253",
+                            selector.0, d.domain.0
+                        ),
+                    );
+                }
+                records.push(RecordConfig {
+                    selector: selector.0,
+                    expected,
+                });
+                Ok(())
+            };
+            for (j, s) in d.selectors.into_iter().flatten().enumerate() {
+                let target = ses::target(&s.0, &dkim_domain);
+                add(
+                    s,
+                    Expected::Cname(target),
+                    vec![Key("domains"), Index(i), Key("selectors"), Index(j)],
+                )?;
+            }
+            for (j, r) in d.records.into_iter().flatten().enumerate() {
+                let expected = r.cname.map_or(Expected::Txt, |c| Expected::Cname(c.0));
+                add(
+                    r.selector,
+                    expected,
+                    vec![
+                        Key("domains"),
+                        Index(i),
+                        Key("records"),
+                        Index(j),
+                        Key("selector"),
+                    ],
+                )?;
+            }
+            if records.is_empty() {
+                return fail(
+                    vec![Key("domains"), Index(i)],
+                    format!(
+                        "domain {} lists no records: give selectors (with a provider) or records",
+                        d.domain.0
+                    ),
+                );
+            }
+            domains.push(DomainConfig {
+                domain: d.domain.0,
+                records,
+            });
+        }
+
+        Ok(Config {
+            interval,
+            timeout,
+            authoritative: self.authoritative.unwrap_or(true),
+            resolvers,
+            domains,
+        })
+    }
+}
+
+fn default_resolvers() -> Vec<ResolverConfig> {
+    DEFAULT_RESOLVERS
+        .iter()
+        .map(|(name, ip)| ResolverConfig {
+            name: (*name).to_string(),
+            address: SocketAddr::new(
+                ip.parse().unwrap_or(IpAddr::from([127, 0, 0, 1])),
+                Protocol::Udp.default_port(),
+            ),
+            protocol: Protocol::Udp,
+            max_queries_per_second: DEFAULT_MAX_QPS,
+            tls: None,
+        })
+        .collect()
+}
+
+/// Reads the PEM certificates of a `tls_ca_file`.
+fn read_ca_file(path: &Path) -> Result<Vec<pki_types::CertificateDer<'static>>, String> {
+    use pki_types::pem::PemObject as _;
+    let pem = std::fs::read(path)
+        .map_err(|e| format!("cannot read tls_ca_file {}: {e}", path.display()))?;
+    let certs: Vec<_> = pki_types::CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("tls_ca_file {} is not PEM: {e}", path.display()))?;
+    if certs.is_empty() {
+        return Err(format!(
+            "tls_ca_file {} holds no certificate",
+            path.display()
+        ));
+    }
+    Ok(certs)
+}
