@@ -5,19 +5,19 @@
 
 use std::net::IpAddr;
 
+use std::sync::Arc;
+
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use sha2::Digest as _;
 
-use crate::provider::Expected;
-use std::sync::Arc;
-
 use crate::dkim;
-use crate::dns::{Place, ResolverClient};
 use crate::evidence::{Extra, Failure, FollowUp, Found, KeyLookup, Observation};
-
-/// How many CNAMEs of an answer are followed before giving up: more is a loop or abuse.
-const MAX_CHAIN: usize = 16;
+use crate::provider::Expected;
+use crate::resolver::message::{
+    addresses_at, cname_at, end_of_chain, negative_ttl, normalise, same_name,
+};
+use crate::resolver::{Place, ResolverClient};
 
 /// How many addresses found in place of a record are kept (and shown in `dkim_record_info`).
 pub const MAX_ADDRESSES: usize = 16;
@@ -226,20 +226,6 @@ pub fn read_key(owner: &Name, reply: &Message) -> KeyLookup {
     }
 }
 
-/// The A and AAAA addresses at `owner` in a reply.
-pub fn addresses_at(owner: &Name, reply: &Message) -> Vec<IpAddr> {
-    reply
-        .answers
-        .iter()
-        .filter(|r| same_name(&r.name, owner))
-        .filter_map(|r| match &r.data {
-            RData::A(a) => Some(IpAddr::V4(a.0)),
-            RData::AAAA(aaaa) => Some(IpAddr::V6(aaaa.0)),
-            _ => None,
-        })
-        .collect()
-}
-
 /// Whether a TXT reply holds something that looks like a DKIM key at `owner` itself.
 pub fn has_key_record(owner: &Name, reply: &Message) -> bool {
     txt_at(reply, owner).is_some_and(|(value, _)| dkim::looks_like_key_record(&value))
@@ -250,49 +236,6 @@ pub fn txt_fingerprint(value: &str) -> String {
     let digest = sha2::Sha256::digest(value.as_bytes());
     let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
     format!("sha256:{hex}")
-}
-
-/// A name as labels show it: lower case, no trailing dot.
-pub fn normalise(name: &Name) -> String {
-    let text = name.to_ascii().to_ascii_lowercase();
-    match text.strip_suffix('.') {
-        Some(stripped) if !stripped.is_empty() => stripped.to_string(),
-        _ => text,
-    }
-}
-
-/// Where the CNAME chain from `qname` ends, as far as the answer goes.
-fn end_of_chain(reply: &Message, qname: &Name) -> Name {
-    let mut owner = qname.clone();
-    for _ in 0..MAX_CHAIN {
-        match reply
-            .answers
-            .iter()
-            .find_map(|r| same_name(&r.name, &owner).then_some(&r.data))
-        {
-            Some(RData::CNAME(next)) => owner = next.0.clone(),
-            _ => break,
-        }
-    }
-    owner
-}
-
-/// The same name, label by label and ignoring case and the trailing dot. Compared in place:
-/// this runs for every record of every answer, and turning both names into strings made it
-/// one of the costliest steps of a check.
-fn same_name(a: &Name, b: &Name) -> bool {
-    a.num_labels() == b.num_labels()
-        && a.iter()
-            .zip(b.iter())
-            .all(|(x, y)| x.eq_ignore_ascii_case(y))
-}
-
-/// The CNAME target at `owner`, normalised, with its TTL.
-fn cname_at(reply: &Message, owner: &Name) -> Option<(String, u32)> {
-    reply.answers.iter().find_map(|r| match &r.data {
-        RData::CNAME(target) if same_name(&r.name, owner) => Some((normalise(&target.0), r.ttl)),
-        _ => None,
-    })
 }
 
 /// The TXT value at `owner` that is meant as a DKIM key (or the first TXT there), with its TTL.
@@ -314,14 +257,6 @@ fn txt_at(reply: &Message, owner: &Name) -> Option<(String, u32)> {
         .position(|(v, _)| dkim::looks_like_key_record(v))
         .unwrap_or(0);
     values.into_iter().nth(keyish)
-}
-
-/// How long a negative answer may be cached (RFC 2308): the lesser of the SOA's TTL and minimum.
-fn negative_ttl(reply: &Message) -> Option<u32> {
-    reply.authorities.iter().find_map(|r| match &r.data {
-        RData::SOA(soa) => Some(r.ttl.min(soa.minimum)),
-        _ => None,
-    })
 }
 
 #[cfg(test)]
@@ -358,23 +293,6 @@ mod tests {
     const QNAME: &str = "abc._domainkey.example.com.";
     fn ses() -> Expected {
         Expected::Cname("abc.dkim.amazonses.com".into())
-    }
-
-    #[test]
-    fn names_compare_by_label_ignoring_case_and_the_trailing_dot() {
-        assert!(same_name(
-            &name("S1._DomainKey.Example.COM."),
-            &name("s1._domainkey.example.com")
-        ));
-        assert!(!same_name(
-            &name("s1._domainkey.example.com."),
-            &name("s1._domainkey.example.co.")
-        ));
-        assert!(!same_name(
-            &name("s1._domainkey.example.com."),
-            &name("_domainkey.example.com.")
-        ));
-        assert!(!same_name(&name("a.bc."), &name("ab.c.")));
     }
 
     #[test]

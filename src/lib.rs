@@ -28,13 +28,11 @@
 //! [`run`] ties them together; it takes already-bound listeners and a shutdown future so tests
 //! can drive the real daemon on port 0.
 
-pub mod authoritative;
 pub mod check;
 pub mod cli;
 pub mod config;
 pub mod diagnosis;
 pub mod dkim;
-pub mod dns;
 pub mod evidence;
 pub mod exporter;
 pub mod http;
@@ -44,9 +42,9 @@ pub mod oneshot;
 pub mod problem;
 pub mod provider;
 pub mod report;
+pub mod resolver;
 pub mod scheduler;
 pub mod state;
-pub mod udp;
 pub mod web;
 
 use std::future::Future;
@@ -82,7 +80,7 @@ impl Default for Options {
             config_file: None,
             reload_on_sighup: false,
             web: None,
-            nameserver_port: authoritative::DNS_PORT,
+            nameserver_port: resolver::authoritative::DNS_PORT,
         }
     }
 }

@@ -5,7 +5,8 @@ use std::process::ExitCode;
 use clap::Parser as _;
 use dkim_exporter::cli::{Cli, Command};
 use dkim_exporter::logging::LogLevel;
-use dkim_exporter::{Options, authoritative, config, http, logging, oneshot};
+use dkim_exporter::resolver::authoritative;
+use dkim_exporter::{Options, config, http, logging, oneshot};
 
 #[tokio::main]
 async fn main() -> ExitCode {

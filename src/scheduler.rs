@@ -24,13 +24,13 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::authoritative::{Nameservers, RoundNameservers};
 use crate::check::{self, RecordTarget};
 use crate::config::{Config, ResolverConfig};
-use crate::dns::{self, ResolverClient};
 use crate::evidence::{Failure, FailureReason, FollowUp, Observation};
 use crate::metrics::Metrics;
 use crate::provider::Expected;
+use crate::resolver::authoritative::{Nameservers, RoundNameservers};
+use crate::resolver::{self, ResolverClient};
 use crate::state::State;
 
 /// Everything a round needs, built once per config.
@@ -264,7 +264,7 @@ pub async fn run(
 }
 
 /// Follow-ups that may run at once in a round; the rest wait as indices.
-const FOLLOW_UPS: usize = 2 * dns::IN_FLIGHT;
+const FOLLOW_UPS: usize = 2 * resolver::IN_FLIGHT;
 
 /// How many results the round applies under one lock of the state.
 const BATCH: usize = 256;
@@ -415,7 +415,7 @@ async fn run_round(
 }
 
 /// Starts one resolver's checks of a round at their slots, each once the resolver's client
-/// has a place for it (see [`dns::IN_FLIGHT`]), and reports each result through `done`.
+/// has a place for it (see [`resolver::IN_FLIGHT`]), and reports each result through `done`.
 ///
 /// The checks run inside this one task rather than as a task each: a check is a few
 /// microseconds of work around one query, and spawning, scheduling and joining a task per

@@ -9,10 +9,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dkim_exporter::config::{Protocol, ResolverConfig};
-use dkim_exporter::dns::{IN_FLIGHT, ResolverClient};
 use dkim_exporter::evidence::FailureReason;
 use dkim_exporter::metrics::Metrics;
-use dkim_exporter::udp::{ROTATE_AFTER, SOCKETS};
+use dkim_exporter::resolver::udp::{ROTATE_AFTER, SOCKETS};
+use dkim_exporter::resolver::{IN_FLIGHT, ResolverClient};
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{Name, RecordType};
 use support::dns::{Behaviour, TestDns, Zone};

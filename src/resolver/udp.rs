@@ -19,12 +19,13 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use hickory_proto::op::{Edns, Message, MessageType, Query};
+use hickory_proto::op::{Message, MessageType, Query};
 use tokio::net::UdpSocket;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
+use super::lock;
 use crate::evidence::{Failure, FailureReason};
 
 /// Sockets per resolver: replies are read by this many tasks, and a burst of replies has this
@@ -311,22 +312,4 @@ async fn read_replies(
             let _ = w.reply.send(outcome);
         }
     }
-}
-
-/// A query message for `query`, with recursion desired or not and the EDNS payload size set.
-pub fn query_message(query: Query, recursion_desired: bool, edns_payload: u16) -> Message {
-    let mut message = Message::query();
-    message.queries.push(query);
-    message.metadata.recursion_desired = recursion_desired;
-    message
-        .edns
-        .get_or_insert_with(Edns::new)
-        .set_max_payload(edns_payload);
-    message
-}
-
-/// Locks a mutex, carrying on with the data if a holder panicked: every update under these
-/// locks is a single insert or remove, which a panic cannot leave half done.
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }

@@ -14,8 +14,8 @@ use hickory_proto::op::Message;
 use hickory_proto::rr::{Name, RData, RecordType};
 use tokio::sync::OnceCell;
 
-use crate::check::{addresses_at, normalise};
-use crate::dns::ResolverClient;
+use super::message::{addresses_at, normalise};
+use super::{ResolverClient, lock};
 use crate::metrics::Metrics;
 
 /// The most nameservers asked per domain; delegations rarely list more than eight.
@@ -225,8 +225,4 @@ fn ns_hosts(reply: &Message, owner: &Name) -> Vec<String> {
 fn first_address(mut addresses: Vec<IpAddr>) -> Option<IpAddr> {
     addresses.sort_by_key(|ip| (ip.is_ipv6(), *ip));
     addresses.into_iter().next()
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }

@@ -1,0 +1,164 @@
+//! DNS messages: building the queries every transport sends, sorting replies into definitive
+//! answers and failures, and reading names and records out of them.
+
+use std::net::IpAddr;
+
+use hickory_net::NetError;
+use hickory_proto::op::{DnsRequest, DnsRequestOptions, Edns, Message, Query, ResponseCode};
+use hickory_proto::rr::{Name, RData, RecordType};
+
+use crate::evidence::{Failure, FailureReason};
+
+/// EDNS payload size advertised: the DNS Flag Day 2020 value, which avoids fragmentation.
+pub const EDNS_PAYLOAD: u16 = 1232;
+
+/// How many CNAMEs of an answer are followed before giving up: more is a loop or abuse.
+const MAX_CHAIN: usize = 16;
+
+/// A query message for `query`, with recursion desired or not and the EDNS payload size set.
+pub fn query_message(query: Query, recursion_desired: bool, edns_payload: u16) -> Message {
+    let mut message = Message::query();
+    message.queries.push(query);
+    message.metadata.recursion_desired = recursion_desired;
+    message
+        .edns
+        .get_or_insert_with(Edns::new)
+        .set_max_payload(edns_payload);
+    message
+}
+
+/// The query for the connected transports: the same message as over UDP.
+pub(super) fn request(name: &Name, record_type: RecordType, recursion_desired: bool) -> DnsRequest {
+    let message = query_message(
+        Query::query(name.clone(), record_type),
+        recursion_desired,
+        EDNS_PAYLOAD,
+    );
+    let mut options = DnsRequestOptions::default();
+    options.recursion_desired = recursion_desired;
+    options.case_randomization = false;
+    DnsRequest::new(message, options)
+}
+
+/// Sorts a reply by its response code: NOERROR and NXDOMAIN are definitive, the rest fail.
+pub(super) fn classify(reply: Message) -> Result<Message, Failure> {
+    let code = reply.metadata.response_code;
+    let reason = match code {
+        ResponseCode::NoError | ResponseCode::NXDomain => return Ok(reply),
+        ResponseCode::ServFail => FailureReason::Servfail,
+        ResponseCode::Refused => FailureReason::Refused,
+        _ => FailureReason::Other,
+    };
+    Err(Failure {
+        reason,
+        detail: format!("response code {code}"),
+    })
+}
+
+/// Maps a transport error to a reason.
+pub(super) fn net_failure(error: &NetError) -> Failure {
+    let reason = match error {
+        NetError::Timeout => FailureReason::Timeout,
+        NetError::Io(e) if e.kind() == std::io::ErrorKind::TimedOut => FailureReason::Timeout,
+        NetError::Io(_) | NetError::NoConnections | NetError::Busy => FailureReason::Network,
+        NetError::Proto(_) | NetError::QueryCaseMismatch => FailureReason::Malformed,
+        _ => FailureReason::Other,
+    };
+    Failure {
+        reason,
+        detail: error.to_string(),
+    }
+}
+
+/// The A and AAAA addresses at `owner` in a reply.
+pub fn addresses_at(owner: &Name, reply: &Message) -> Vec<IpAddr> {
+    reply
+        .answers
+        .iter()
+        .filter(|r| same_name(&r.name, owner))
+        .filter_map(|r| match &r.data {
+            RData::A(a) => Some(IpAddr::V4(a.0)),
+            RData::AAAA(aaaa) => Some(IpAddr::V6(aaaa.0)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A name as labels show it: lower case, no trailing dot.
+pub fn normalise(name: &Name) -> String {
+    let text = name.to_ascii().to_ascii_lowercase();
+    match text.strip_suffix('.') {
+        Some(stripped) if !stripped.is_empty() => stripped.to_string(),
+        _ => text,
+    }
+}
+
+/// Where the CNAME chain from `qname` ends, as far as the answer goes.
+pub fn end_of_chain(reply: &Message, qname: &Name) -> Name {
+    let mut owner = qname.clone();
+    for _ in 0..MAX_CHAIN {
+        match reply
+            .answers
+            .iter()
+            .find_map(|r| same_name(&r.name, &owner).then_some(&r.data))
+        {
+            Some(RData::CNAME(next)) => owner = next.0.clone(),
+            _ => break,
+        }
+    }
+    owner
+}
+
+/// The same name, label by label and ignoring case and the trailing dot. Compared in place:
+/// this runs for every record of every answer, and turning both names into strings made it
+/// one of the costliest steps of a check.
+pub fn same_name(a: &Name, b: &Name) -> bool {
+    a.num_labels() == b.num_labels()
+        && a.iter()
+            .zip(b.iter())
+            .all(|(x, y)| x.eq_ignore_ascii_case(y))
+}
+
+/// The CNAME target at `owner`, normalised, with its TTL.
+pub fn cname_at(reply: &Message, owner: &Name) -> Option<(String, u32)> {
+    reply.answers.iter().find_map(|r| match &r.data {
+        RData::CNAME(target) if same_name(&r.name, owner) => Some((normalise(&target.0), r.ttl)),
+        _ => None,
+    })
+}
+
+/// How long a negative answer may be cached (RFC 2308): the lesser of the SOA's TTL and minimum.
+pub fn negative_ttl(reply: &Message) -> Option<u32> {
+    reply.authorities.iter().find_map(|r| match &r.data {
+        RData::SOA(soa) => Some(r.ttl.min(soa.minimum)),
+        _ => None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::str::FromStr as _;
+
+    use super::*;
+
+    fn name(text: &str) -> Name {
+        Name::from_str(text).unwrap()
+    }
+
+    #[test]
+    fn names_compare_by_label_ignoring_case_and_the_trailing_dot() {
+        assert!(same_name(
+            &name("S1._DomainKey.Example.COM."),
+            &name("s1._domainkey.example.com")
+        ));
+        assert!(!same_name(
+            &name("s1._domainkey.example.com."),
+            &name("s1._domainkey.example.co.")
+        ));
+        assert!(!same_name(
+            &name("s1._domainkey.example.com."),
+            &name("_domainkey.example.com.")
+        ));
+        assert!(!same_name(&name("a.bc."), &name("ab.c.")));
+    }
+}

@@ -1,0 +1,232 @@
+//! Talking to resolvers: one client per resolver sends a query over UDP (retried over TCP when
+//! truncated), TCP, TLS or HTTPS, politely, and sorts every outcome into a definitive answer or
+//! a failure with a reason.
+//!
+//! Nothing is cached: every call sends a query, because the point is to see what the resolver
+//! says now.
+//!
+//! - [`udp`]: UDP over a few long-lived sockets per resolver;
+//! - `connected`: TCP, TLS and HTTPS over one kept-open connection;
+//! - [`message`]: building queries, classifying replies, reading names and records;
+//! - [`limiter`]: the politeness limit;
+//! - [`authoritative`]: each domain's own nameservers, found each round.
+
+pub mod authoritative;
+mod connected;
+pub mod limiter;
+pub mod message;
+pub mod udp;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicI8, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use hickory_proto::op::{Message, Query};
+use hickory_proto::rr::{Name, RecordType};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::config::{Protocol, ResolverConfig};
+use crate::evidence::{Failure, FailureReason};
+use crate::metrics::ResolverMetrics;
+use connected::Connected;
+use limiter::RateLimiter;
+use message::{EDNS_PAYLOAD, classify, query_message, request};
+use udp::UdpTransport;
+
+/// Queries to one resolver that may be in flight at once: a burst larger than the resolver's
+/// receive buffer would be dropped and read as timeouts. Others wait for a place.
+pub const IN_FLIGHT: usize = 128;
+
+/// A query still unanswered after this long gives its place in flight to the next one and goes
+/// on waiting: a dead resolver's queries each wait out the whole timeout, and holding places
+/// that long would slow its checks to `IN_FLIGHT` per timeout.
+pub const SLOW_QUERY: Duration = Duration::from_millis(250);
+
+/// A query's place in flight to one resolver, given back when dropped.
+pub struct Place(
+    /// `None` only if the semaphore were closed, which it never is.
+    #[allow(dead_code)]
+    Option<OwnedSemaphorePermit>,
+);
+
+/// A client for one configured resolver.
+pub struct ResolverClient {
+    /// The resolver's config name, the `resolver` label.
+    pub name: String,
+    /// How queries travel.
+    protocol: Protocol,
+    /// How long one query may take.
+    timeout: Duration,
+    /// Sends UDP queries over a few long-lived sockets.
+    udp: UdpTransport,
+    /// The TCP, TLS or HTTPS connection, for `protocol` other than UDP and for truncated
+    /// UDP answers.
+    connected: Connected,
+    /// Keeps the resolver's query rate within its limit.
+    limiter: RateLimiter,
+    /// Places in flight, see [`IN_FLIGHT`].
+    places: Arc<Semaphore>,
+    /// This resolver's query counters.
+    metrics: ResolverMetrics,
+    /// An authoritative nameserver: asked without recursion, and only answers with the AA flag
+    /// count as definitive.
+    authoritative: bool,
+    /// What the client was built from, to tell whether a reloaded config changes it.
+    pub config: ResolverConfig,
+    /// The latest query's verdict for `dkim_resolver_up`: 1 definitive, 0 not, -1 not asked yet.
+    up: AtomicI8,
+}
+
+impl ResolverClient {
+    /// Builds a client; no traffic is sent until the first query.
+    pub fn new(config: &ResolverConfig, timeout: Duration, metrics: ResolverMetrics) -> Self {
+        // One datagram per query and no retransmission: a retry would send the resolver more
+        // than its politeness limit allows. A lost datagram is a timeout, which never changes
+        // what is known about a record, and the record is asked again next interval.
+        let udp = UdpTransport::new(config.address);
+        ResolverClient {
+            name: config.name.clone(),
+            protocol: config.protocol,
+            timeout,
+            udp,
+            connected: Connected::new(config, timeout),
+            limiter: RateLimiter::new(config.max_queries_per_second),
+            places: Arc::new(Semaphore::new(IN_FLIGHT)),
+            metrics,
+            authoritative: false,
+            config: config.clone(),
+            up: AtomicI8::new(-1),
+        }
+    }
+
+    /// A client for a domain's own nameserver, reported as `auth:{host}`.
+    pub fn authoritative(
+        host: &str,
+        address: SocketAddr,
+        timeout: Duration,
+        metrics: ResolverMetrics,
+    ) -> Self {
+        let config = ResolverConfig {
+            name: format!("auth:{host}"),
+            address,
+            protocol: Protocol::Udp,
+            max_queries_per_second: crate::config::DEFAULT_MAX_QPS,
+            tls: None,
+        };
+        ResolverClient {
+            authoritative: true,
+            ..ResolverClient::new(&config, timeout, metrics)
+        }
+    }
+
+    /// Asks the resolver for `name`/`record_type` and returns the reply when it is definitive:
+    /// NOERROR (with or without data) or NXDOMAIN, and for an authoritative nameserver, with the
+    /// AA flag set.
+    pub async fn query(&self, name: &Name, record_type: RecordType) -> Result<Message, Failure> {
+        let place = self.place().await;
+        self.query_in(place, name, record_type).await
+    }
+
+    /// Waits for a place among the queries in flight (see [`IN_FLIGHT`]). A round's dispatcher
+    /// takes it before starting a check, so that checks waiting for a place wait as slots of
+    /// the plan rather than as tasks.
+    pub async fn place(&self) -> Place {
+        // The semaphore is never closed, so this always gets a place.
+        Place(self.places.clone().acquire_owned().await.ok())
+    }
+
+    /// [`ResolverClient::query`] in a place already taken.
+    pub async fn query_in(
+        &self,
+        place: Place,
+        name: &Name,
+        record_type: RecordType,
+    ) -> Result<Message, Failure> {
+        self.limiter.acquire().await;
+        let mut place = Some(place);
+        self.metrics.queries.inc();
+        let started = Instant::now();
+        let exchange = self.exchange(name, record_type);
+        tokio::pin!(exchange);
+        let result = tokio::select! {
+            result = &mut exchange => result,
+            _ = tokio::time::sleep(SLOW_QUERY) => {
+                place = None;
+                exchange.await
+            }
+        };
+        drop(place);
+        let result = result.and_then(classify).and_then(|reply| {
+            if self.authoritative && !reply.metadata.authoritative {
+                Err(Failure {
+                    reason: FailureReason::Other,
+                    detail: "not authoritative for the zone (AA flag unset): a lame delegation"
+                        .into(),
+                })
+            } else {
+                Ok(reply)
+            }
+        });
+        self.metrics
+            .duration
+            .observe(started.elapsed().as_secs_f64());
+        match &result {
+            Ok(_) => self.up.store(1, Ordering::Relaxed),
+            Err(failure) => {
+                self.up.store(0, Ordering::Relaxed);
+                self.metrics.error(failure.reason).inc();
+                tracing::debug!(
+                    resolver = %self.name,
+                    query = %name,
+                    record_type = %record_type,
+                    reason = failure.reason.as_str(),
+                    detail = %failure.detail,
+                    "lookup failed"
+                );
+            }
+        }
+        result
+    }
+
+    /// Whether the latest query got a definitive answer; `None` before the first.
+    pub fn up(&self) -> Option<bool> {
+        match self.up.load(Ordering::Relaxed) {
+            -1 => None,
+            v => Some(v == 1),
+        }
+    }
+
+    /// How long one query may take.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// Sends the query by the configured protocol, falling back to TCP when UDP is truncated.
+    async fn exchange(&self, name: &Name, record_type: RecordType) -> Result<Message, Failure> {
+        let request = || request(name, record_type, !self.authoritative);
+        if self.protocol != Protocol::Udp {
+            return self.connected.exchange(request).await;
+        }
+        // The UDP transport always ends at its timeout.
+        let message = query_message(
+            Query::query(name.clone(), record_type),
+            !self.authoritative,
+            EDNS_PAYLOAD,
+        );
+        let reply = self.udp.exchange(message, self.timeout).await?;
+        if reply.metadata.truncation {
+            tracing::debug!(resolver = %self.name, query = %name, "truncated over UDP, retrying over TCP");
+            self.connected.exchange(request).await
+        } else {
+            Ok(reply)
+        }
+    }
+}
+
+/// Locks a mutex, carrying on with the data if a holder panicked: every update under the
+/// resolver's locks is a single insert, remove or replacement, which a panic cannot leave half
+/// done.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
