@@ -120,14 +120,14 @@ fn synthetic_state(domains: usize, resolvers: &[String]) -> State {
             .collect(),
     };
     let mut state = State::default();
-    state.reconcile(&config);
+    state.reconcile(&config, &dkim_exporter::targets::file::targets(&config));
     let key = DkimKey {
         key_type: KeyType::Rsa,
         bits: 2048,
     };
     for domain in &config.domains {
         for record in &domain.records {
-            let name = record.name(&domain.domain);
+            let name = dkim_exporter::targets::record_name(&record.selector, &domain.domain);
             let Expected::Cname(target) = &record.expected else {
                 continue;
             };

@@ -15,6 +15,8 @@ use crate::config::{self, Config};
 use crate::metrics::Metrics;
 use crate::scheduler::{self, Work};
 use crate::state::State;
+use crate::targets::request::Request;
+use crate::targets::{self, Targets};
 use crate::{Error, Options};
 
 /// What the scheduler, the HTTP handlers and reloads share.
@@ -25,8 +27,8 @@ pub struct Exporter {
     pub metrics: Arc<Metrics>,
     /// The work of the config in force; the scheduler takes the newest at each round.
     work: watch::Sender<Arc<Work>>,
-    /// The config in force; also serialises reloads.
-    config: Mutex<Config>,
+    /// The config and the records in force; also serialises reloads.
+    in_force: Mutex<InForce>,
     /// Where reloads read the config from.
     config_file: Option<PathBuf>,
     /// The port nameservers are asked on.
@@ -41,6 +43,14 @@ pub struct Exporter {
 /// anyway (which cuts those scrapes short). A scrape that fails on a reload would mark every
 /// series stale for a scrape interval and reset the `for:` of pending alerts.
 pub const RELOAD_WAITS_FOR_SCRAPES: Duration = Duration::from_secs(10);
+
+/// The config in force and the records it lists.
+struct InForce {
+    /// The config as loaded.
+    config: Config,
+    /// Its records to check.
+    targets: Targets,
+}
 
 /// A scrape in progress, counted until dropped.
 pub struct Scrape {
@@ -63,10 +73,12 @@ impl Exporter {
         let metrics = Arc::new(Metrics::new()?);
         metrics.config_reload_successful.set(1);
         metrics.config_reload_timestamp.set(scheduler::unix_now());
+        let targets = targets::file::targets(&config);
         let mut state = State::default();
-        state.reconcile(&config);
+        state.reconcile(&config, &targets);
         let work = Arc::new(Work::from_config(
             &config,
+            &targets,
             &metrics,
             options.nameserver_port,
             None,
@@ -76,7 +88,7 @@ impl Exporter {
             state: Arc::new(RwLock::new(state)),
             metrics,
             work,
-            config: Mutex::new(config),
+            in_force: Mutex::new(InForce { config, targets }),
             config_file: options.config_file.clone(),
             nameserver_port: options.nameserver_port,
             scrapes: watch::Sender::new(0),
@@ -84,36 +96,32 @@ impl Exporter {
         Ok((Arc::new(exporter), receiver))
     }
 
-    /// The config in force with only `domain` left of its domains (none if it is not
-    /// configured): what a probe of that domain needs, without copying every other domain.
-    pub async fn config_for_domain(&self, domain: &str) -> Config {
-        let name = config::normalise_name(domain, "domain").unwrap_or_default();
-        let current = self.config.lock().await;
-        Config {
-            interval: current.interval,
-            timeout: current.timeout,
-            authoritative: current.authoritative,
-            resolvers: current.resolvers.clone(),
-            domains: current
-                .domains
-                .iter()
-                .filter(|d| d.domain == name)
-                .cloned()
-                .collect(),
-        }
+    /// What a probe of `request` checks: its records (the configured ones when it names no
+    /// selector), and the settings and resolvers in force.
+    pub async fn probe_targets(&self, request: &Request<'_>) -> Result<(Config, Targets), String> {
+        let current = self.in_force.lock().await;
+        let targets = request.targets(Some(&current.targets))?;
+        Ok((current.config.without_domains(), targets))
     }
 
-    /// Checks `config`'s records once, now, for `/probe`, within `budget`. Queries go through
-    /// the clients in force where the resolver is the same, so politeness limits hold across
-    /// probes and rounds. Returns what was learnt, and whether the check finished in time.
-    pub async fn probe(&self, mut config: Config, budget: Duration) -> (State, bool) {
+    /// Checks `targets` once, now, with `config`'s settings, for `/probe`, within `budget`.
+    /// Queries go through the clients in force where the resolver is the same, so politeness
+    /// limits hold across probes and rounds. Returns what was learnt, and whether the check
+    /// finished in time.
+    pub async fn probe(
+        &self,
+        mut config: Config,
+        targets: &Targets,
+        budget: Duration,
+    ) -> (State, bool) {
         config.interval = Duration::ZERO;
         let mut state = State::default();
-        state.reconcile(&config);
+        state.reconcile(&config, targets);
         let state = Arc::new(RwLock::new(state));
         let current = self.work();
         let work = Arc::new(Work::from_config(
             &config,
+            targets,
             &self.metrics,
             self.nameserver_port,
             Some(&current),
@@ -161,7 +169,7 @@ impl Exporter {
 
     /// Reads the config file again and puts it in force; on error, keeps the config in force.
     pub async fn reload(&self) -> Result<(), String> {
-        let mut current = self.config.lock().await;
+        let mut current = self.in_force.lock().await;
         let Some(path) = self.config_file.clone() else {
             return Err("no config file to reload from".to_string());
         };
@@ -177,9 +185,16 @@ impl Exporter {
                 return Err(message);
             }
         };
-        if loaded != *current {
+        if loaded != current.config {
+            let targets = targets::file::targets(&loaded);
             let old = self.work();
-            let work = Work::from_config(&loaded, &self.metrics, self.nameserver_port, Some(&old));
+            let work = Work::from_config(
+                &loaded,
+                &targets,
+                &self.metrics,
+                self.nameserver_port,
+                Some(&old),
+            );
             for client in &old.clients {
                 if !loaded.resolvers.iter().any(|r| r.name == client.name) {
                     self.metrics.forget_resolver(&client.name);
@@ -197,15 +212,18 @@ impl Exporter {
             self.state
                 .write()
                 .unwrap_or_else(|e| e.into_inner())
-                .reconcile(&loaded);
+                .reconcile(&loaded, &targets);
             self.work.send_replace(Arc::new(work));
             tracing::info!(
-                domains = loaded.domains.len(),
-                records = loaded.record_count(),
+                domains = targets.domains.len(),
+                records = targets.record_count(),
                 resolvers = loaded.resolvers.len(),
                 "config reloaded"
             );
-            *current = loaded;
+            *current = InForce {
+                config: loaded,
+                targets,
+            };
         } else {
             tracing::info!("config reloaded; nothing changed");
         }

@@ -23,9 +23,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::exporter::{Exporter, Scrape};
 use crate::metrics::{Metrics, Progress, ReloadedDuringScrape, StateChunks};
-use crate::oneshot::{self, Target};
 use crate::report::{Report, Status};
 use crate::state::State;
+use crate::targets::request::Request as Wanted;
 use crate::web::WebConfigFile;
 
 /// How long a client may take to send its request headers.
@@ -285,7 +285,7 @@ async fn probe<B>(app: &App, req: &Request<B>) -> Response<Body> {
         form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
             .map(|(k, v)| (k.into_owned(), v.into_owned()))
             .collect();
-    let mut target = Target::default();
+    let mut target = Wanted::default();
     let mut domain = None;
     fn once<'a>(slot: &mut Option<&'a str>, key: &str, value: &'a str) -> Result<(), String> {
         match slot.replace(value) {
@@ -334,9 +334,8 @@ async fn probe<B>(app: &App, req: &Request<B>) -> Response<Body> {
             }
         },
     };
-    let base = app.exporter.config_for_domain(domain).await;
-    let config = match oneshot::config_for(Some(&base), &target) {
-        Ok(config) => config,
+    let (config, targets) = match app.exporter.probe_targets(&target).await {
+        Ok(found) => found,
         Err(message) => return bad(message),
     };
     let Ok(Ok(_slot)) = tokio::time::timeout(budget, app.probes.acquire()).await else {
@@ -346,7 +345,7 @@ async fn probe<B>(app: &App, req: &Request<B>) -> Response<Body> {
         );
     };
     let remaining = budget.saturating_sub(started.elapsed());
-    let (state, finished) = app.exporter.probe(config, remaining).await;
+    let (state, finished) = app.exporter.probe(config, &targets, remaining).await;
     let healthy = state
         .records
         .iter()
@@ -635,7 +634,8 @@ mod tests {
                             key: None,
                             nxdomain: false,
                         };
-                        state.apply(&record.name(&domain.domain), resolver, Ok(observation));
+                        let name = crate::targets::record_name(&record.selector, &domain.domain);
+                        state.apply(&name, resolver, Ok(observation));
                     }
                 }
             }
@@ -693,7 +693,12 @@ mod tests {
         // A reload that drops the first domain renumbers every record.
         let reloaded = yaml.replacen("  - domain: d0.example\n", "  - domain: d100.example\n", 1);
         let reloaded = crate::config::parse(&reloaded, "test.yaml").unwrap();
-        exporter.state.write().unwrap().reconcile(&reloaded);
+        let targets = crate::targets::file::targets(&reloaded);
+        exporter
+            .state
+            .write()
+            .unwrap()
+            .reconcile(&reloaded, &targets);
         assert_eq!(
             body.frame().await.unwrap().unwrap_err(),
             ReloadedDuringScrape

@@ -45,6 +45,7 @@ pub mod report;
 pub mod resolver;
 pub mod scheduler;
 pub mod state;
+pub mod targets;
 pub mod web;
 
 use std::future::Future;

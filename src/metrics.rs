@@ -992,11 +992,11 @@ mod tests {
     fn varied_state(domains: usize) -> State {
         let config = varied_config(domains, &RESOLVERS);
         let mut state = State::default();
-        state.reconcile(&config);
+        state.reconcile(&config, &crate::targets::file::targets(&config));
         let ttls = [300, 0, 86_400, u32::MAX, 3_600];
         for (i, domain) in config.domains.iter().enumerate() {
             for (s, record) in domain.records.iter().enumerate() {
-                let name = record.name(&domain.domain);
+                let name = crate::targets::record_name(&record.selector, &domain.domain);
                 let ttl = ttls[(i + s) % ttls.len()];
                 let (good, bad) = match &record.expected {
                     Expected::Cname(target) => (
@@ -1284,14 +1284,16 @@ mod tests {
             chunks.write_next(&state, &mut text, 1000),
             Ok(Progress::More)
         );
-        state.reconcile(&varied_config(49, &RESOLVERS));
+        let config = varied_config(49, &RESOLVERS);
+        state.reconcile(&config, &crate::targets::file::targets(&config));
         assert_eq!(
             chunks.write_next(&state, &mut text, 1000),
             Err(ReloadedDuringScrape)
         );
         // A reload before the first chunk is no problem.
         let mut chunks = StateChunks::new();
-        state.reconcile(&varied_config(50, &RESOLVERS));
+        let config = varied_config(50, &RESOLVERS);
+        state.reconcile(&config, &crate::targets::file::targets(&config));
         assert_eq!(
             chunks.write_next(&state, &mut String::new(), usize::MAX),
             Ok(Progress::Done)
@@ -1308,7 +1310,7 @@ mod tests {
             // What a round writes: results, follow-ups, domains checked, rounds completed.
             round += 1;
             let record = &state.records[round % state.records.len()];
-            let name = format!("{}._domainkey.{}", record.selector, record.domain);
+            let name = crate::targets::record_name(&record.selector, &record.domain);
             let domain = record.domain.clone();
             let found = Found::Cname(format!("round{round}.example"));
             state.apply(

@@ -1,9 +1,9 @@
 //! Checking once, now: `dkim_exporter check` for a person at a terminal or a cron job, and
 //! `/probe` for Prometheus.
 //!
-//! The domain, selectors and resolvers come from the request (command line or query string),
-//! from a config, or both (the request wins). Everything the request gives is validated by the
-//! config loader itself, so the rules and messages are the same as for the file.
+//! The domain, selectors and resolvers come from the command line, from a config, or both (the
+//! command line wins); `targets::request` turns them into the records to check, with the
+//! config file's own rules.
 
 use std::io::IsTerminal as _;
 use std::sync::{Arc, RwLock};
@@ -15,6 +15,8 @@ use crate::metrics::Metrics;
 use crate::report::Report;
 use crate::scheduler::{self, Work};
 use crate::state::State;
+use crate::targets::request::Request;
+use crate::targets::{self, Targets};
 
 /// The exit code when every record is correct.
 pub const EXIT_CORRECT: u8 = 0;
@@ -35,14 +37,14 @@ pub async fn run(args: CheckArgs, nameserver_port: u16) -> u8 {
         },
         None => None,
     };
-    let config = match config_for(file.as_ref(), &target_of(&args)) {
-        Ok(config) => config,
+    let (config, targets) = match what_to_check(file, &args) {
+        Ok(found) => found,
         Err(message) => {
             eprintln!("dkim_exporter check: {message}");
             return EXIT_USAGE;
         }
     };
-    let report = check(config, nameserver_port).await;
+    let report = check(config, &targets, nameserver_port).await;
     let text = match args.format {
         OutputFormat::Json => report.to_json(),
         OutputFormat::Text => {
@@ -61,8 +63,29 @@ pub async fn run(args: CheckArgs, nameserver_port: u16) -> u8 {
     }
 }
 
-/// Checks every record of `config` once, all at once within each resolver's rate limit.
-pub async fn check(mut config: Config, nameserver_port: u16) -> Report {
+/// The settings and resolvers to check with (the file's, or the defaults; `--resolver`
+/// replaces the resolvers) and the records the command line asks for.
+fn what_to_check(file: Option<Config>, args: &CheckArgs) -> Result<(Config, Targets), String> {
+    let resolvers: Vec<&str> = args.resolvers.iter().map(String::as_str).collect();
+    let resolvers = config::resolvers_at(&resolvers)?;
+    let configured = file.as_ref().map(targets::file::targets);
+    let request = Request {
+        domain: args.domain.as_deref(),
+        selectors: args.selectors.iter().map(String::as_str).collect(),
+        provider: args.provider.as_deref(),
+        region: args.region.as_deref(),
+    };
+    let targets = request.targets(configured.as_ref())?;
+    let mut config = file.map_or_else(Config::default, |f| f.without_domains());
+    if !resolvers.is_empty() {
+        config.resolvers = resolvers;
+    }
+    Ok((config, targets))
+}
+
+/// Checks every record of `targets` once with `config`'s resolvers and settings, all at once
+/// within each resolver's rate limit.
+pub async fn check(mut config: Config, targets: &Targets, nameserver_port: u16) -> Report {
     // No spreading: a person is waiting.
     config.interval = Duration::ZERO;
     let metrics = match Metrics::new() {
@@ -73,158 +96,77 @@ pub async fn check(mut config: Config, nameserver_port: u16) -> Report {
         }
     };
     let mut state = State::default();
-    state.reconcile(&config);
+    state.reconcile(&config, targets);
     let state = Arc::new(RwLock::new(state));
-    let work = Arc::new(Work::from_config(&config, &metrics, nameserver_port, None));
+    let work = Arc::new(Work::from_config(
+        &config,
+        targets,
+        &metrics,
+        nameserver_port,
+        None,
+    ));
     scheduler::run_once(work, state.clone()).await;
     let state = state.read().unwrap_or_else(|e| e.into_inner());
     Report::from_state(&state)
 }
 
-/// What a check is asked to look at.
-#[derive(Debug, Clone, Default)]
-pub struct Target<'a> {
-    /// The domain; `None` for every domain of the config.
-    pub domain: Option<&'a str>,
-    /// Selectors to check; empty for the domain's selectors from the config.
-    pub selectors: Vec<&'a str>,
-    /// The provider the selectors point at.
-    pub provider: Option<&'a str>,
-    /// The SES region.
-    pub region: Option<&'a str>,
-    /// Resolver addresses to ask instead of the config's.
-    pub resolvers: Vec<&'a str>,
-}
-
-fn target_of(args: &CheckArgs) -> Target<'_> {
-    Target {
-        domain: args.domain.as_deref(),
-        selectors: args.selectors.iter().map(String::as_str).collect(),
-        provider: args.provider.as_deref(),
-        region: args.region.as_deref(),
-        resolvers: args.resolvers.iter().map(String::as_str).collect(),
-    }
-}
-
-/// The config a request asks for, on top of `file` (the config file or the config in force).
-pub fn config_for(file: Option<&Config>, target: &Target<'_>) -> Result<Config, String> {
-    let args = target;
-    if args.selectors.is_empty() && (args.provider.is_some() || args.region.is_some()) {
-        return Err("provider and region describe selectors: give at least one selector".into());
-    }
-
-    // What the command line gives, written as config so the loader validates it.
-    let quote = |s: &str| serde_json::to_string(s).unwrap_or_default();
-    let mut yaml = String::new();
-    if !args.resolvers.is_empty() {
-        yaml.push_str("resolvers:\n");
-        for address in &args.resolvers {
-            let address = quote(address);
-            yaml.push_str(&format!("  - name: {address}\n    address: {address}\n"));
-        }
-    }
-    if let (Some(domain), false) = (&args.domain, args.selectors.is_empty()) {
-        yaml.push_str(&format!("domains:\n  - domain: {}\n", quote(domain)));
-        if let Some(provider) = &args.provider {
-            yaml.push_str(&format!("    provider: {}\n", quote(provider)));
-            if let Some(region) = &args.region {
-                yaml.push_str(&format!("    region: {}\n", quote(region)));
-            }
-            yaml.push_str("    selectors:\n");
-            for selector in &args.selectors {
-                yaml.push_str(&format!("      - {}\n", quote(selector)));
-            }
-        } else {
-            yaml.push_str("    records:\n");
-            for selector in &args.selectors {
-                yaml.push_str(&format!("      - selector: {}\n", quote(selector)));
-            }
-        }
-    }
-    let given = config::parse(&yaml, "command line").map_err(|e| {
-        // The generated text is not the user's: keep only what is wrong.
-        match e {
-            config::ConfigError::Invalid { message, .. } => message,
-            other => other.to_string(),
-        }
-    })?;
-
-    let mut config = file.cloned().unwrap_or_else(|| given.clone());
-    if !args.resolvers.is_empty() {
-        config.resolvers = given.resolvers.clone();
-    }
-    match &args.domain {
-        Some(_) if !args.selectors.is_empty() => config.domains = given.domains,
-        Some(domain) => {
-            let name = config::normalise_name(domain, "domain")?;
-            let configured =
-                file.and_then(|f| f.domains.iter().find(|d| d.domain == name).cloned());
-            match configured {
-                Some(found) => config.domains = vec![found],
-                None => {
-                    return Err(format!(
-                        "no selectors for {name}: give a selector, or configure the domain"
-                    ));
-                }
-            }
-        }
-        None if file.is_some() => {}
-        None => return Err("give a DOMAIN with --selector, or --config.file".into()),
-    }
-    if config.domains.is_empty() {
-        return Err("the config lists no domains".into());
-    }
-    Ok(config)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cli::{Cli, Command};
     use crate::provider::Expected;
+    use clap::Parser as _;
 
-    fn args<'a>(
-        domain: Option<&'a str>,
-        selectors: &[&'a str],
-        provider: Option<&'a str>,
-    ) -> Target<'a> {
-        Target {
-            domain,
-            selectors: selectors.to_vec(),
-            provider,
-            ..Target::default()
-        }
-    }
-
-    fn config_for(target: &Target<'_>) -> Result<Config, String> {
-        super::config_for(None, target)
+    fn what_to_check(args: &[&str]) -> Result<(Config, Targets), String> {
+        let cli = Cli::try_parse_from(["dkim_exporter", "check"].iter().chain(args)).unwrap();
+        let Some(Command::Check(args)) = cli.command else {
+            panic!("not check");
+        };
+        super::what_to_check(None, &args)
     }
 
     #[test]
     fn command_line_records() {
-        let config = config_for(&args(Some("Example.COM"), &["ABC"], Some("ses"))).unwrap();
-        assert_eq!(config.domains[0].domain, "example.com");
+        let (config, targets) =
+            what_to_check(&["Example.COM", "--selector=ABC", "--provider=ses"]).unwrap();
+        assert_eq!(targets.domains[0].name, "example.com");
         assert_eq!(
-            config.domains[0].records[0].expected,
+            targets.domains[0].records[0].expected,
             Expected::Cname("abc.dkim.amazonses.com".into())
         );
         assert_eq!(config.resolvers.len(), 4);
-        let config = config_for(&args(Some("example.org"), &["mail"], None)).unwrap();
-        assert_eq!(config.domains[0].records[0].expected, Expected::Txt);
+        let (_, targets) = what_to_check(&["example.org", "--selector=mail"]).unwrap();
+        assert_eq!(targets.domains[0].records[0].expected, Expected::Txt);
+        let (config, _) = what_to_check(&[
+            "example.org",
+            "--selector=mail",
+            "--resolver=127.0.0.1:5353",
+        ])
+        .unwrap();
+        assert_eq!(config.resolvers.len(), 1);
+        assert_eq!(
+            config.resolvers[0].address,
+            "127.0.0.1:5353".parse().unwrap()
+        );
     }
 
     #[test]
     fn usage_errors() {
-        assert!(config_for(&args(None, &[], None)).is_err());
+        assert!(what_to_check(&[]).is_err());
         assert!(
-            config_for(&args(Some("example.com"), &[], None))
+            what_to_check(&["example.com"])
                 .unwrap_err()
                 .contains("give a selector")
         );
-        let err = config_for(&args(Some("example.com"), &["a b"], Some("ses"))).unwrap_err();
+        let err = what_to_check(&["example.com", "--selector=a b", "--provider=ses"]).unwrap_err();
         assert!(err.contains("invalid selector \"a b\""), "{err}");
-        let mut bad_resolver = args(Some("example.com"), &["a"], Some("ses"));
-        bad_resolver.resolvers = vec!["dns.google"];
-        let err = config_for(&bad_resolver).unwrap_err();
+        let err = what_to_check(&[
+            "example.com",
+            "--selector=a",
+            "--provider=ses",
+            "--resolver=dns.google",
+        ])
+        .unwrap_err();
         assert!(err.contains("invalid resolver address"), "{err}");
     }
 }

@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::provider::Expected;
 use crate::state::{RecordState, State};
+use crate::targets::record_name;
 
 /// Every configured domain and record.
 #[derive(Debug, Serialize)]
@@ -279,7 +280,7 @@ impl RecordReport {
         };
         RecordReport {
             selector: record.selector.clone(),
-            name: format!("{}._domainkey.{}", record.selector, record.domain),
+            name: record_name(&record.selector, &record.domain),
             expected_type,
             expected_target,
             status,

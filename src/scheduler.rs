@@ -32,6 +32,7 @@ use crate::provider::Expected;
 use crate::resolver::authoritative::{Nameservers, RoundNameservers};
 use crate::resolver::{self, ResolverClient};
 use crate::state::State;
+use crate::targets::Targets;
 
 /// Everything a round needs, built once per config.
 pub struct Work {
@@ -76,11 +77,13 @@ pub struct Slot {
 }
 
 impl Work {
-    /// Everything to check `config`: a client per resolver (counting into `metrics`), and the
-    /// domains' nameservers on `nameserver_port` when `authoritative` is on. Clients of
-    /// `previous` whose settings did not change are kept, with their connections and limits.
+    /// Everything to check `targets` with `config`'s resolvers and settings: a client per
+    /// resolver (counting into `metrics`), and the domains' nameservers on `nameserver_port`
+    /// when `authoritative` is on. Clients of `previous` whose settings did not change are kept,
+    /// with their connections and limits.
     pub fn from_config(
         config: &Config,
+        targets: &Targets,
         metrics: &Arc<Metrics>,
         nameserver_port: u16,
         previous: Option<&Work>,
@@ -114,22 +117,23 @@ impl Work {
                     metrics.clone(),
                 ))
             });
-        Work::new(config, clients, Some(nameservers))
+        Work::new(config, targets, clients, Some(nameservers))
     }
 
-    /// Prepares the records and the plan for `config` with the given clients.
+    /// Prepares the records of `targets` and the plan for `config` with the given clients.
     pub fn new(
         config: &Config,
+        targets: &Targets,
         clients: Vec<Arc<ResolverClient>>,
         nameservers: Option<Arc<Nameservers>>,
     ) -> Self {
-        let mut records = Vec::with_capacity(config.record_count());
+        let mut records = Vec::with_capacity(targets.record_count());
         let mut records_per_domain = HashMap::new();
-        for domain in &config.domains {
-            records_per_domain.insert(domain.domain.clone(), domain.records.len());
+        for domain in &targets.domains {
+            records_per_domain.insert(domain.name.clone(), domain.records.len());
             for record in &domain.records {
-                let key = record.name(&domain.domain);
-                // Config validation guarantees a valid name; a failure here would be a bug,
+                let key = record.name(&domain.name);
+                // Every source validates its names; a failure here would be a bug,
                 // and skipping the record is safer than stopping the daemon.
                 let name = match Name::from_ascii(format!("{key}.")) {
                     Ok(name) => name,
@@ -141,7 +145,7 @@ impl Work {
                 records.push(RecordWork {
                     key,
                     name,
-                    domain: domain.domain.clone(),
+                    domain: domain.name.clone(),
                     selector: record.selector.clone(),
                     expected: record.expected.clone(),
                 });

@@ -5,10 +5,11 @@
 use std::collections::HashMap;
 use std::ops::Range;
 
-use crate::config::{Config, RecordConfig};
+use crate::config::Config;
 use crate::diagnosis::{Evidence, Finding, diagnose};
 use crate::evidence::{Extra, FailureReason, FollowUp, Found, KeyLookup, Observation};
 use crate::provider::Expected;
+use crate::targets::{self, Record, Targets};
 
 /// Everything known, in config order.
 #[derive(Debug, Default)]
@@ -128,7 +129,7 @@ impl View {
 }
 
 impl RecordState {
-    fn new(domain: &str, record: &RecordConfig, resolvers: usize) -> Self {
+    fn new(domain: &str, record: &Record, resolvers: usize) -> Self {
         RecordState {
             domain: domain.to_string(),
             selector: record.selector.clone(),
@@ -284,9 +285,10 @@ impl RecordState {
 }
 
 impl State {
-    /// Brings the state in line with `config`: records, domains and resolvers that are gone are
-    /// dropped, new ones start unknown, and what is known about the rest is kept.
-    pub fn reconcile(&mut self, config: &Config) {
+    /// Brings the state in line with the records of `targets` and the resolvers and settings of
+    /// `config`: records, domains and resolvers that are gone are dropped, new ones start
+    /// unknown, and what is known about the rest is kept.
+    pub fn reconcile(&mut self, config: &Config, targets: &Targets) {
         let old_resolvers: HashMap<&str, usize> = self
             .resolvers
             .iter()
@@ -309,18 +311,18 @@ impl State {
             .map(|d| (d.name.clone(), d))
             .collect();
 
-        for domain in &config.domains {
+        for domain in &targets.domains {
             let mut domain_state =
                 old_domains
-                    .remove(&domain.domain)
+                    .remove(&domain.name)
                     .unwrap_or_else(|| DomainState {
-                        name: domain.domain.clone(),
+                        name: domain.name.clone(),
                         last_check: None,
                         records: 0..0,
                     });
             let first = self.records.len();
             for record in &domain.records {
-                let key = (domain.domain.clone(), record.selector.clone());
+                let key = (domain.name.clone(), record.selector.clone());
                 let state = match old_records.remove(&key) {
                     // A record whose expectation changed is a new record: nothing known carries over.
                     Some(mut old) if old.expected == record.expected => {
@@ -339,7 +341,7 @@ impl State {
                         }
                         old
                     }
-                    _ => RecordState::new(&domain.domain, record, config.resolvers.len()),
+                    _ => RecordState::new(&domain.name, record, config.resolvers.len()),
                 };
                 self.records.push(state);
             }
@@ -357,7 +359,7 @@ impl State {
             .records
             .iter()
             .enumerate()
-            .map(|(i, r)| (format!("{}._domainkey.{}", r.selector, r.domain), i))
+            .map(|(i, r)| (targets::record_name(&r.selector, &r.domain), i))
             .collect();
         self.resolver_index = index_by(&self.resolvers, |r| &r.name);
         self.domain_index = index_by(&self.domains, |d| &d.name);
@@ -427,6 +429,11 @@ mod tests {
     use super::*;
     use crate::config::parse;
 
+    /// Reconciles `state` with `config` and the records of its file.
+    fn reconcile(state: &mut State, config: &Config) {
+        state.reconcile(config, &targets::file::targets(config));
+    }
+
     fn observation(found: Found, correct: bool) -> Observation {
         Observation {
             present: found != Found::None,
@@ -455,7 +462,7 @@ mod tests {
     #[test]
     fn failures_keep_what_is_known() {
         let mut state = State::default();
-        state.reconcile(&config(&["a", "b", "c"], &["s1"]));
+        reconcile(&mut state, &config(&["a", "b", "c"], &["s1"]));
         let good = observation(Found::Cname("s1.dkim.amazonses.com".into()), true);
         state.apply(S1, "a", Ok(good.clone()));
         state.apply(S1, "b", Ok(good.clone()));
@@ -511,7 +518,7 @@ mod tests {
         let mut state = State::default();
         assert_eq!(state.generation(), 0);
         for (n, domains) in reloads.iter().enumerate() {
-            state.reconcile(&domains_config(domains));
+            reconcile(&mut state, &domains_config(domains));
             assert_eq!(state.generation(), n as u64 + 1);
             let mut next = 0;
             for (domain, (name, selectors)) in state.domains.iter().zip(domains.iter()) {
@@ -535,7 +542,7 @@ mod tests {
     fn only_reconcile_moves_the_generation() {
         let mut state = State::default();
         let config = config(&["a"], &["s1"]);
-        state.reconcile(&config);
+        reconcile(&mut state, &config);
         let generation = state.generation();
         let good = observation(Found::Cname("s1.dkim.amazonses.com".into()), true);
         state.apply(S1, "a", Ok(good));
@@ -544,19 +551,19 @@ mod tests {
         state.domain_checked("example.com", 1.0);
         assert_eq!(state.generation(), generation);
         // Even a reload that changes nothing, since positions are not compared.
-        state.reconcile(&config);
+        reconcile(&mut state, &config);
         assert_eq!(state.generation(), generation + 1);
     }
 
     #[test]
     fn reconcile_keeps_unchanged_and_drops_removed() {
         let mut state = State::default();
-        state.reconcile(&config(&["a", "b"], &["s1", "s2"]));
+        reconcile(&mut state, &config(&["a", "b"], &["s1", "s2"]));
         let good = observation(Found::Cname("s2.dkim.amazonses.com".into()), true);
         state.apply("s2._domainkey.example.com", "b", Ok(good.clone()));
 
         // Resolver a and record s1 go away, resolver c and record s3 arrive.
-        state.reconcile(&config(&["b", "c"], &["s2", "s3"]));
+        reconcile(&mut state, &config(&["b", "c"], &["s2", "s3"]));
         let names: Vec<_> = state.resolvers.iter().map(|r| r.name.as_str()).collect();
         assert_eq!(names, ["b", "c"]);
         let selectors: Vec<_> = state.records.iter().map(|r| r.selector.as_str()).collect();

@@ -6,6 +6,7 @@ use std::process::Command;
 
 use dkim_exporter::config::{self, Protocol};
 use dkim_exporter::provider::Expected;
+use dkim_exporter::targets::file;
 
 /// Each file under tests/testdata/bad/ and the error it must produce, after `FILE:`.
 const BAD: &[(&str, &str)] = &[
@@ -213,7 +214,7 @@ fn mixed_records_and_numeric_selectors() {
     assert_eq!(records[1].selector, "mail.sub");
     assert_eq!(records[1].expected, Expected::Txt);
     assert_eq!(
-        records[1].name("example.org"),
+        file::targets(&config).domains[0].records[1].name("example.org"),
         "mail.sub._domainkey.example.org"
     );
 }

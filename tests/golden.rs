@@ -19,6 +19,7 @@ use dkim_exporter::evidence::{Extra, FailureReason, FollowUp, Found, KeyLookup, 
 use dkim_exporter::metrics::{Metrics, Progress, StateChunks};
 use dkim_exporter::provider::Expected;
 use dkim_exporter::state::State;
+use dkim_exporter::targets::{file, record_name};
 
 /// Resolver names, some needing escapes: the config refuses them, the text must still be right.
 const RESOLVERS: [&str; 5] = ["google", "cloud\"flare", "quad\\9", "open\ndns", "ünïcode"];
@@ -98,11 +99,11 @@ fn rsa(bits: u32) -> DkimKey {
 fn state(domains: usize) -> State {
     let config = config(domains);
     let mut state = State::default();
-    state.reconcile(&config);
+    state.reconcile(&config, &file::targets(&config));
     let ttls = [300, 0, 86_400, u32::MAX, 3_600];
     for (i, domain) in config.domains.iter().enumerate() {
         for (s, record) in domain.records.iter().enumerate() {
-            let name = format!("{}._domainkey.{}", record.selector, domain.domain);
+            let name = record_name(&record.selector, &domain.domain);
             let ttl = ttls[(i + s) % ttls.len()];
             let (good, bad) = match &record.expected {
                 Expected::Cname(target) => (

@@ -23,7 +23,9 @@ use serde::Deserialize;
 
 use crate::provider::Expected;
 
-pub use scalar::{format_duration, normalise_name, parse_duration};
+pub use scalar::{
+    check_record_name, format_duration, normalise_name, parse_duration, parse_selector,
+};
 use validate::{Invalid, RawConfig};
 
 /// Checked when `interval` is omitted.
@@ -135,14 +137,53 @@ pub struct RecordConfig {
     pub expected: Expected,
 }
 
-impl RecordConfig {
-    /// The DNS name of the record for `domain`.
-    pub fn name(&self, domain: &str) -> String {
-        format!("{}._domainkey.{}", self.selector, domain)
+impl Default for Config {
+    /// What an empty file means: every default, the public resolvers, no domains.
+    fn default() -> Self {
+        Config {
+            interval: DEFAULT_INTERVAL,
+            timeout: DEFAULT_TIMEOUT,
+            authoritative: true,
+            resolvers: validate::default_resolvers(),
+            domains: Vec::new(),
+        }
     }
 }
 
+/// Resolvers given by address alone (`check --resolver`), each named by its address.
+pub fn resolvers_at(addresses: &[&str]) -> Result<Vec<ResolverConfig>, String> {
+    let mut resolvers: Vec<ResolverConfig> = Vec::with_capacity(addresses.len());
+    for text in addresses {
+        let address = scalar::parse_resolver_address(text)?;
+        let name = text.trim().to_lowercase();
+        if resolvers.iter().any(|r| r.name == name) {
+            return Err(format!("resolver {name} is given twice"));
+        }
+        let protocol = Protocol::Udp;
+        resolvers.push(ResolverConfig {
+            name,
+            address: SocketAddr::new(address.ip, address.port.unwrap_or(protocol.default_port())),
+            protocol,
+            max_queries_per_second: DEFAULT_MAX_QPS,
+            tls: None,
+        });
+    }
+    Ok(resolvers)
+}
+
 impl Config {
+    /// The same settings and resolvers without the domains: what a one-off check of records
+    /// from elsewhere runs with.
+    pub fn without_domains(&self) -> Config {
+        Config {
+            interval: self.interval,
+            timeout: self.timeout,
+            authoritative: self.authoritative,
+            resolvers: self.resolvers.clone(),
+            domains: Vec::new(),
+        }
+    }
+
     /// Number of records across all domains.
     pub fn record_count(&self) -> usize {
         self.domains.iter().map(|d| d.records.len()).sum()

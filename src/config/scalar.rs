@@ -121,16 +121,30 @@ pub(super) struct Selector(pub(super) String);
 
 impl<'de> Deserialize<'de> for Selector {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        scalar_with(d, |text| {
-            let selector = normalise_name(text, "selector")?;
-            if selector == "_domainkey" || selector.ends_with("._domainkey") {
-                return Err(format!(
-                    "selector {text:?} includes _domainkey: give only the part before it"
-                ));
-            }
-            Ok(Selector(selector))
-        })
+        scalar_with(d, |text| parse_selector(text).map(Selector))
     }
+}
+
+/// Normalises and validates a selector: one or more DNS labels, without `._domainkey`.
+pub fn parse_selector(text: &str) -> Result<String, String> {
+    let selector = normalise_name(text, "selector")?;
+    if selector == "_domainkey" || selector.ends_with("._domainkey") {
+        return Err(format!(
+            "selector {text:?} includes _domainkey: give only the part before it"
+        ));
+    }
+    Ok(selector)
+}
+
+/// Refuses a selector whose record name, `{selector}._domainkey.{domain}`, is too long for DNS.
+pub fn check_record_name(selector: &str, domain: &str) -> Result<(), String> {
+    let length = selector.len() + "._domainkey.".len() + domain.len();
+    if length > 253 {
+        return Err(format!(
+            "{selector}._domainkey.{domain} is {length} characters long; DNS names end at 253"
+        ));
+    }
+    Ok(())
 }
 
 /// A resolver name: any non-empty text without spaces, compared case-insensitively.
@@ -238,7 +252,7 @@ impl<'de> Deserialize<'de> for ResolverAddress {
     }
 }
 
-fn parse_resolver_address(text: &str) -> Result<ResolverAddress, String> {
+pub(super) fn parse_resolver_address(text: &str) -> Result<ResolverAddress, String> {
     let text = text.trim();
     if let Ok(ip) = text.parse::<IpAddr>() {
         return Ok(ResolverAddress { ip, port: None });

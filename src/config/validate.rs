@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use super::scalar::{
     ConfigDuration, DnsName, ProviderName, Region, ResolverAddress, ResolverName, Selector,
-    format_duration,
+    check_record_name, format_duration,
 };
 use super::{
     Config, DEFAULT_INTERVAL, DEFAULT_MAX_QPS, DEFAULT_RESOLVERS, DEFAULT_TIMEOUT, DomainConfig,
@@ -236,15 +236,8 @@ impl RawConfig {
                         ),
                     );
                 }
-                let name_len = selector.0.len() + "._domainkey.".len() + d.domain.0.len();
-                if name_len > 253 {
-                    return fail(
-                        path,
-                        format!(
-                            "{}._domainkey.{} is {name_len} characters long; DNS names end at 253",
-                            selector.0, d.domain.0
-                        ),
-                    );
+                if let Err(message) = check_record_name(&selector.0, &d.domain.0) {
+                    return fail(path, message);
                 }
                 records.push(RecordConfig {
                     selector: selector.0,
@@ -299,7 +292,7 @@ impl RawConfig {
     }
 }
 
-fn default_resolvers() -> Vec<ResolverConfig> {
+pub(super) fn default_resolvers() -> Vec<ResolverConfig> {
     DEFAULT_RESOLVERS
         .iter()
         .map(|(name, ip)| ResolverConfig {

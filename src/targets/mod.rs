@@ -1,0 +1,61 @@
+//! The records to check: every domain and its DKIM records, whatever they come from.
+//!
+//! A source turns what it reads into [`Targets`]: `file` the `domains:` of the config file,
+//! `request` the domain and selectors of `dkim_exporter check` or `/probe`. The scheduler, the
+//! state and `/probe` all take this one type, so a new source (the SES API) only has to produce
+//! it.
+
+pub mod file;
+pub mod request;
+
+use crate::provider::Expected;
+
+/// Every record to check, grouped by domain.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Targets {
+    /// The domains, in the order their source lists them.
+    pub domains: Vec<Domain>,
+}
+
+/// One domain and the DKIM records expected under it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Domain {
+    /// Lower-case domain name without the trailing dot.
+    pub name: String,
+    /// The records, in source order; never two with one selector.
+    pub records: Vec<Record>,
+}
+
+/// One DKIM record: `{selector}._domainkey.{domain}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// Lower-case selector (one or more labels).
+    pub selector: String,
+    /// What the record should hold.
+    pub expected: Expected,
+}
+
+/// The DNS name of the record of `selector` under `domain`, lower case without the trailing dot:
+/// the key by which results find their record.
+pub fn record_name(selector: &str, domain: &str) -> String {
+    format!("{selector}._domainkey.{domain}")
+}
+
+impl Record {
+    /// The DNS name of the record under `domain`.
+    pub fn name(&self, domain: &str) -> String {
+        record_name(&self.selector, domain)
+    }
+}
+
+impl Targets {
+    /// Number of records across all domains.
+    pub fn record_count(&self) -> usize {
+        self.domains.iter().map(|d| d.records.len()).sum()
+    }
+
+    /// The domain called `name` (lower case, no trailing dot).
+    pub fn domain(&self, name: &str) -> Option<&Domain> {
+        self.domains.iter().find(|d| d.name == name)
+    }
+}

@@ -1,0 +1,163 @@
+//! The records one request asks about: `dkim_exporter check DOMAIN --selector …` on the command
+//! line, or `/probe?target=DOMAIN&selector=…` from Prometheus.
+//!
+//! Everything given is validated by the same rules as the config file, so a name or selector
+//! the file refuses is refused here with the same words.
+
+use super::{Domain, Record, Targets};
+use crate::config::{check_record_name, normalise_name, parse_selector};
+use crate::provider::{Expected, Provider, ses};
+
+/// What a request asks to check.
+#[derive(Debug, Clone, Default)]
+pub struct Request<'a> {
+    /// The domain; `None` for every configured domain.
+    pub domain: Option<&'a str>,
+    /// Selectors to check; empty for the domain's configured selectors.
+    pub selectors: Vec<&'a str>,
+    /// The provider the selectors point at; none for TXT keys.
+    pub provider: Option<&'a str>,
+    /// The SES region of the identity.
+    pub region: Option<&'a str>,
+}
+
+impl Request<'_> {
+    /// The records asked for: the selectors given, or else the domain's records in
+    /// `configured` (all of them when no domain is given).
+    pub fn targets(&self, configured: Option<&Targets>) -> Result<Targets, String> {
+        if self.selectors.is_empty() && (self.provider.is_some() || self.region.is_some()) {
+            return Err(
+                "provider and region describe selectors: give at least one selector".into(),
+            );
+        }
+        let targets = match (self.domain, configured) {
+            (Some(domain), _) if !self.selectors.is_empty() => Targets {
+                domains: vec![self.domain_given(domain)?],
+            },
+            (Some(domain), configured) => {
+                let name = normalise_name(domain, "domain")?;
+                match configured.and_then(|c| c.domain(&name)) {
+                    Some(found) => Targets {
+                        domains: vec![found.clone()],
+                    },
+                    None => {
+                        return Err(format!(
+                            "no selectors for {name}: give a selector, or configure the domain"
+                        ));
+                    }
+                }
+            }
+            (None, Some(configured)) => configured.clone(),
+            (None, None) => return Err("give a DOMAIN with --selector, or --config.file".into()),
+        };
+        if targets.domains.is_empty() {
+            return Err("the config lists no domains".into());
+        }
+        Ok(targets)
+    }
+
+    /// The domain and the records its selectors make.
+    fn domain_given(&self, domain: &str) -> Result<Domain, String> {
+        let name = normalise_name(domain, "name")?;
+        // A region only means something to a provider.
+        let dkim_domain = match self.provider.map(Provider::from_name).transpose()? {
+            Some(Provider::Ses) => {
+                let region = self.region.map(ses::region).transpose()?;
+                Some(ses::dkim_domain(region.as_deref()))
+            }
+            None => None,
+        };
+        let mut records: Vec<Record> = Vec::with_capacity(self.selectors.len());
+        for text in &self.selectors {
+            let selector = parse_selector(text)?;
+            if records.iter().any(|r| r.selector == selector) {
+                return Err(format!(
+                    "duplicate record: selector {selector:?} is listed twice for {name}"
+                ));
+            }
+            check_record_name(&selector, &name)?;
+            let expected = match &dkim_domain {
+                Some(dkim_domain) => Expected::Cname(ses::target(&selector, dkim_domain)),
+                None => Expected::Txt,
+            };
+            records.push(Record { selector, expected });
+        }
+        Ok(Domain { name, records })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request<'a>(
+        domain: Option<&'a str>,
+        selectors: &[&'a str],
+        provider: Option<&'a str>,
+    ) -> Request<'a> {
+        Request {
+            domain,
+            selectors: selectors.to_vec(),
+            provider,
+            ..Request::default()
+        }
+    }
+
+    #[test]
+    fn records_from_the_request() {
+        let targets = request(Some("Example.COM"), &["ABC"], Some("ses"))
+            .targets(None)
+            .unwrap();
+        assert_eq!(targets.domains[0].name, "example.com");
+        assert_eq!(
+            targets.domains[0].records[0].expected,
+            Expected::Cname("abc.dkim.amazonses.com".into())
+        );
+        let mut regional = request(Some("example.com"), &["abc"], Some("ses"));
+        regional.region = Some("eu-south-1");
+        assert_eq!(
+            regional.targets(None).unwrap().domains[0].records[0].expected,
+            Expected::Cname("abc.dkim.eu-south-1.amazonses.com".into())
+        );
+        let targets = request(Some("example.org"), &["mail"], None)
+            .targets(None)
+            .unwrap();
+        assert_eq!(targets.domains[0].records[0].expected, Expected::Txt);
+    }
+
+    #[test]
+    fn configured_records_when_no_selector_is_given() {
+        let configured = request(Some("example.com"), &["a", "b"], Some("ses"))
+            .targets(None)
+            .unwrap();
+        let targets = request(Some("EXAMPLE.com."), &[], None)
+            .targets(Some(&configured))
+            .unwrap();
+        assert_eq!(targets, configured);
+        assert_eq!(
+            request(None, &[], None).targets(Some(&configured)).unwrap(),
+            configured
+        );
+    }
+
+    #[test]
+    fn usage_errors() {
+        let err = |r: Request<'_>| r.targets(None).unwrap_err();
+        assert!(err(request(None, &[], None)).contains("give a DOMAIN"));
+        assert!(err(request(Some("example.com"), &[], None)).contains("give a selector"));
+        assert!(err(request(Some("example.com"), &[], Some("ses"))).contains("at least one"));
+        let e = err(request(Some("example.com"), &["a b"], Some("ses")));
+        assert!(e.contains("invalid selector \"a b\""), "{e}");
+        let e = err(request(Some("example.com"), &["a", "A"], Some("ses")));
+        assert!(e.contains("listed twice"), "{e}");
+        let e = err(request(Some("example.com"), &["s"], Some("mailchimp")));
+        assert!(e.contains("unknown provider"), "{e}");
+        let mut mars = request(Some("example.com"), &["s"], Some("ses"));
+        mars.region = Some("mars-1");
+        assert!(err(mars).contains("unknown region"));
+        let e = err(request(Some("exa_mple..com"), &["s"], None));
+        assert!(e.contains("invalid name"), "{e}");
+        let e = err(request(Some("example.com"), &["s._domainkey"], None));
+        assert!(e.contains("includes _domainkey"), "{e}");
+    }
+}
