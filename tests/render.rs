@@ -1,14 +1,17 @@
-//! Golden scrapes: the `/metrics` and `/probe` text of a fixed state, compared byte for byte with
-//! the files in `tests/golden/`. The state holds every kind of verdict, problem and value, and
-//! label values that need escaping.
+//! The `/metrics` and `/probe` text of a fixed state: compared byte for byte with the golden
+//! files in `tests/golden/`, and the same whatever the size of the chunks it is sent in, with
+//! rounds writing results and reloads happening between chunks. The state holds every kind of
+//! verdict, problem and value, and label values that need escaping.
 //!
-//! After a change that is meant to change the text, write the files anew and read the diff:
+//! After a change that is meant to change the text, write the golden files anew and read the
+//! diff:
 //!
 //! ```sh
-//! DKIM_EXPORTER_BLESS=1 cargo test --test golden
+//! DKIM_EXPORTER_BLESS=1 cargo test --test render
 //! ```
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -16,7 +19,7 @@ use std::time::Duration;
 use dkim_exporter::config::{Config, DomainConfig, Protocol, RecordConfig, ResolverConfig};
 use dkim_exporter::dkim::{DkimKey, KeyError, KeyType};
 use dkim_exporter::evidence::{Extra, FailureReason, FollowUp, Found, KeyLookup, Observation};
-use dkim_exporter::metrics::{Metrics, Progress, StateChunks};
+use dkim_exporter::metrics::{Metrics, Progress, ReloadedDuringScrape, StateChunks};
 use dkim_exporter::provider::Expected;
 use dkim_exporter::state::State;
 use dkim_exporter::targets::{file, record_name};
@@ -208,7 +211,7 @@ fn golden(name: &str, text: &str) {
     }
     let want = std::fs::read_to_string(&path).unwrap_or_else(|e| {
         panic!(
-            "{}: {e}; write it with DKIM_EXPORTER_BLESS=1 cargo test --test golden",
+            "{}: {e}; write it with DKIM_EXPORTER_BLESS=1 cargo test --test render",
             path.display()
         )
     });
@@ -244,24 +247,66 @@ fn rendered_part(text: &str) -> &str {
     &text[..start + end]
 }
 
+/// The state's part rendered a chunk at a time, each chunk checked against `size`.
+fn chunked(state: &State, size: usize) -> String {
+    let mut chunks = StateChunks::new();
+    let mut text = String::new();
+    loop {
+        let mut chunk = String::new();
+        let progress = chunks.write_next(state, &mut chunk, size).unwrap();
+        text.push_str(&chunk);
+        if progress == Progress::Done {
+            return text;
+        }
+        // Full, and over by no more than one record's samples.
+        assert!(chunk.len() >= size, "{size}: {}", chunk.len());
+        assert!(chunk.len() < size + 4096, "{size}: {}", chunk.len());
+    }
+}
+
 #[test]
 fn metrics_text_is_the_golden_one() {
     let state = state(24);
     let metrics = Metrics::new().unwrap();
     let whole = metrics.render(&state, &RESOLVERS_UP);
-    golden("metrics.prom", rendered_part(&whole));
+    let text = rendered_part(&whole);
+    // The state holds every case the text has to get right.
+    for needle in [
+        "resolver=\"cloud\\\"flare\"",
+        "resolver=\"quad\\\\9\"",
+        "resolver=\"open\\ndns\"",
+        "resolver=\"auth:ns1.\\\"odd\\\"\\\\.example\"",
+        "selector=\"s\\\"0\\\\x\\ny\"",
+        "domain=\"ünï16.example\"",
+        "} 0.6666666666666666\n",
+        " 4294967295\n",
+        "dkim_check_rounds_total 1152921504606847000\n",
+        "dkim_check_round_duration_seconds 0.30000000000000004\n",
+        "dkim_key_bits{",
+        "problem=\"key_weak\"",
+        "problem=\"a_record\"",
+        "record_type=\"a\",value=\"52.94.236.248,2600:1f18::1\"",
+        "dkim_domain_healthy{domain=\"d00000.example\"} 1\n",
+        "dkim_domain_healthy{domain=\"d00001.example\"} 0\n",
+        "dkim_domain_last_check_timestamp_seconds{domain=\"d00000.example\"} 1732400000.123\n",
+        "dkim_domain_last_check_timestamp_seconds{domain=\"d00001.example\"} 1732400000\n",
+    ] {
+        assert!(text.contains(needle), "{needle}");
+    }
+    golden("metrics.prom", text);
 
-    // Sent in chunks of any size, it is the same text.
-    for size in [1, 100, 4096, usize::MAX] {
-        let mut chunks = StateChunks::new();
-        let mut text = String::new();
-        while chunks.write_next(&state, &mut text, size).unwrap() == Progress::More {}
+    // Sent in chunks of any size, it is the same text, then the registry.
+    for size in [1, 100, 4096, 256 * 1024, usize::MAX] {
+        let mut text = chunked(&state, size);
         metrics.render_tail(&mut text, &RESOLVERS_UP);
         assert_eq!(
             rendered_part(&text),
             rendered_part(&whole),
             "chunk size {size}"
         );
+        let registry = &text[rendered_part(&text).len()..];
+        assert!(registry.starts_with("# HELP dkim_"), "{registry}");
+        assert!(registry.contains("dkim_exporter_build_info{"), "{registry}");
     }
 }
 
@@ -270,4 +315,99 @@ fn probe_text_is_the_golden_one() {
     let mut text = Metrics::render_probe(&state(6), true, 0.25);
     text.push_str(&Metrics::render_probe(&State::default(), false, 1.0 / 3.0));
     golden("probe.prom", &text);
+}
+
+#[test]
+fn a_reload_between_chunks_stops_the_scrape() {
+    let mut state = state(50);
+    let mut chunks = StateChunks::new();
+    let mut text = String::new();
+    assert_eq!(
+        chunks.write_next(&state, &mut text, 1000),
+        Ok(Progress::More)
+    );
+    let reloaded = config(49);
+    state.reconcile(&reloaded, &file::targets(&reloaded));
+    assert_eq!(
+        chunks.write_next(&state, &mut text, 1000),
+        Err(ReloadedDuringScrape)
+    );
+    // A reload before the first chunk is no problem.
+    let mut chunks = StateChunks::new();
+    let reloaded = config(50);
+    state.reconcile(&reloaded, &file::targets(&reloaded));
+    assert_eq!(
+        chunks.write_next(&state, &mut String::new(), usize::MAX),
+        Ok(Progress::Done)
+    );
+}
+
+#[test]
+fn rounds_writing_between_chunks_do_not_stop_the_scrape() {
+    let mut state = state(100);
+    let mut chunks = StateChunks::new();
+    let mut text = String::new();
+    let mut round = 0;
+    while chunks.write_next(&state, &mut text, 500) == Ok(Progress::More) {
+        // What a round writes: results, follow-ups, domains checked, rounds completed.
+        round += 1;
+        let record = &state.records[round % state.records.len()];
+        let name = record_name(&record.selector, &record.domain);
+        let domain = record.domain.clone();
+        let found = Found::Cname(format!("round{round}.example"));
+        state.apply(
+            &name,
+            RESOLVERS[round % 5],
+            Ok(observation(found, false, 1)),
+        );
+        state.apply(
+            &name,
+            RESOLVERS[(round + 1) % 5],
+            Err(FailureReason::Timeout),
+        );
+        let auth = vec![(
+            format!("auth:ns{}.example", round % 4),
+            Err(FailureReason::Network),
+        )];
+        let follow_up = FollowUp {
+            auth: Some(auth),
+            ..FollowUp::default()
+        };
+        state.apply_follow_up(&name, follow_up);
+        state.domain_checked(&domain, round as f64);
+        state.rounds.completed += 1;
+    }
+    assert!(round > 100, "{round}");
+    // Whole, and no series twice.
+    let mut series = HashSet::new();
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let (name, _) = line.rsplit_once(' ').unwrap();
+        assert!(series.insert(name), "{name} twice");
+    }
+    assert!(text.ends_with(&format!("dkim_exporter_records {}\n", state.records.len())));
+}
+
+#[test]
+fn every_domain_verdict_reads_its_own_records() {
+    let state = state(300);
+    for domain in &state.domains {
+        assert!(!domain.records.is_empty(), "{}", domain.name);
+        for record in &state.records[domain.records.clone()] {
+            assert_eq!(record.domain, domain.name);
+        }
+    }
+    let in_domains: usize = state.domains.iter().map(|d| d.records.len()).sum();
+    assert_eq!(in_domains, state.records.len());
+}
+
+#[test]
+fn empty_state_renders_only_exporter_metrics() {
+    let metrics = Metrics::new().unwrap();
+    let text = metrics.render(&State::default(), &[("a", Some(true)), ("b", None)]);
+    assert!(text.contains("dkim_resolver_up{resolver=\"a\"} 1\n"));
+    assert!(!text.contains("resolver=\"b\""));
+    assert!(text.contains("dkim_check_rounds_total 0\n"));
+    assert!(text.contains("dkim_exporter_records 0\n"));
+    assert!(!text.contains("dkim_record_present"));
+    assert!(text.contains("dkim_exporter_build_info{"));
 }

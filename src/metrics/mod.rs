@@ -1,0 +1,188 @@
+//! Every metric the exporter serves, described once, and the `/metrics` and `/probe` text.
+//!
+//! Each family is one line of the table below: its name, type, which things its samples come
+//! from, its labels, and its help (the doc comment). The tests import the same constants. The
+//! counters kept over the process's life live in a `prometheus` registry ([`counters`]);
+//! everything that describes the latest results is rendered from a [`State`] snapshot on each
+//! scrape ([`render`]), so a record removed from the config cannot leave a stale series behind;
+//! [`text`] writes the exposition format.
+//!
+//! [`State`]: crate::state::State
+
+pub mod counters;
+pub mod render;
+pub mod text;
+
+pub use counters::{Metrics, ResolverMetrics};
+pub use render::{Progress, ReloadedDuringScrape, StateChunks};
+
+/// A metric family: what `# HELP` and `# TYPE` say of it, and what its samples are about.
+#[derive(Debug, Clone, Copy)]
+pub struct Metric {
+    /// The exposed name.
+    pub name: &'static str,
+    /// The `# HELP` text.
+    pub help: &'static str,
+    /// The `# TYPE`.
+    pub kind: Kind,
+    /// What one sample stands for.
+    pub scope: Scope,
+    /// Label names, in the order samples carry them.
+    pub labels: &'static [&'static str],
+}
+
+/// A family's `# TYPE`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A value that goes up and down.
+    Gauge,
+    /// A count that only goes up.
+    Counter,
+    /// A distribution in buckets.
+    Histogram,
+}
+
+impl Kind {
+    /// The `# TYPE` word.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Gauge => "gauge",
+            Kind::Counter => "counter",
+            Kind::Histogram => "histogram",
+        }
+    }
+}
+
+/// What one sample of a family stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// A record as one resolver (or `auth:` nameserver) answered it.
+    RecordResolver,
+    /// A record, over all resolvers.
+    Record,
+    /// A domain, over all its records.
+    Domain,
+    /// A resolver.
+    Resolver,
+    /// The exporter as a whole.
+    Exporter,
+    /// One `/probe` answer.
+    Probe,
+}
+
+macro_rules! metrics {
+    ($(#[doc = $help:literal] $id:ident = $name:literal, $kind:ident, $scope:ident, [$($label:ident),*];)*) => {
+        $(#[doc = $help] pub const $id: Metric = Metric {
+            name: $name,
+            help: $help.trim_ascii(),
+            kind: Kind::$kind,
+            scope: Scope::$scope,
+            labels: &[$(label::$label),*],
+        };)*
+        /// Every family, in the order of the table.
+        pub const ALL: &[Metric] = &[$($id),*];
+    };
+}
+
+metrics! {
+    /// 1 when the record of the expected type is present, 0 when definitively absent.
+    RECORD_PRESENT = "dkim_record_present", Gauge, RecordResolver, [DOMAIN, SELECTOR, RESOLVER];
+    /// 1 when the record is present and holds the expected CNAME target or a usable DKIM key.
+    RECORD_CORRECT = "dkim_record_correct", Gauge, RecordResolver, [DOMAIN, SELECTOR, RESOLVER];
+    /// 1 when the latest lookup of the record got a definitive answer.
+    RECORD_LOOKUP_SUCCESS = "dkim_record_lookup_success", Gauge, RecordResolver, [DOMAIN, SELECTOR, RESOLVER];
+    /// TTL of the latest definitive answer, in seconds (negative-caching TTL when absent).
+    RECORD_TTL_SECONDS = "dkim_record_ttl_seconds", Gauge, RecordResolver, [DOMAIN, SELECTOR, RESOLVER];
+    /// What the resolver returned: record type and value (CNAME target, TXT hash). Always 1.
+    RECORD_INFO = "dkim_record_info", Gauge, RecordResolver, [DOMAIN, SELECTOR, RESOLVER, RECORD_TYPE, VALUE];
+    /// Share of answering configured resolvers on which the record is correct.
+    RECORD_PROPAGATION_RATIO = "dkim_record_propagation_ratio", Gauge, Record, [DOMAIN, SELECTOR];
+    /// 1 when all answering resolvers returned the same record type and value.
+    RECORD_RESOLVERS_AGREE = "dkim_record_resolvers_agree", Gauge, Record, [DOMAIN, SELECTOR];
+    /// 1 while the problem holds for the record.
+    RECORD_PROBLEM = "dkim_record_problem", Gauge, Record, [DOMAIN, SELECTOR, PROBLEM];
+    /// Size in bits of the public key the record leads to.
+    KEY_BITS = "dkim_key_bits", Gauge, Record, [DOMAIN, SELECTOR];
+    /// 1 when every record of the domain is correct on every answering resolver.
+    DOMAIN_HEALTHY = "dkim_domain_healthy", Gauge, Domain, [DOMAIN];
+    /// Unix time at which the latest check of every record of the domain ended.
+    DOMAIN_LAST_CHECK_TIMESTAMP_SECONDS = "dkim_domain_last_check_timestamp_seconds", Gauge, Domain, [DOMAIN];
+    /// 1 when the resolver's latest query got a definitive answer.
+    RESOLVER_UP = "dkim_resolver_up", Gauge, Resolver, [RESOLVER];
+    /// DNS queries sent.
+    DNS_QUERIES_TOTAL = "dkim_dns_queries_total", Counter, Resolver, [RESOLVER];
+    /// Lookups that got no definitive answer, by reason.
+    LOOKUP_ERRORS_TOTAL = "dkim_lookup_errors_total", Counter, Resolver, [RESOLVER, REASON];
+    /// Round-trip time of DNS queries.
+    LOOKUP_DURATION_SECONDS = "dkim_lookup_duration_seconds", Histogram, Resolver, [RESOLVER];
+    /// Completed check rounds.
+    CHECK_ROUNDS_TOTAL = "dkim_check_rounds_total", Counter, Exporter, [];
+    /// Length of the latest completed check round, in seconds.
+    CHECK_ROUND_DURATION_SECONDS = "dkim_check_round_duration_seconds", Gauge, Exporter, [];
+    /// Records configured.
+    EXPORTER_RECORDS = "dkim_exporter_records", Gauge, Exporter, [];
+    /// Build information. Always 1.
+    EXPORTER_BUILD_INFO = "dkim_exporter_build_info", Gauge, Exporter, [VERSION, REVISION, RUSTVERSION];
+    /// 1 when the latest config load succeeded.
+    CONFIG_LAST_RELOAD_SUCCESSFUL = "dkim_exporter_config_last_reload_successful", Gauge, Exporter, [];
+    /// Unix time of the latest successful config load.
+    CONFIG_LAST_RELOAD_SUCCESS_TIMESTAMP_SECONDS = "dkim_exporter_config_last_reload_success_timestamp_seconds", Gauge, Exporter, [];
+    /// 1 when every record of the probed domain is correct with no problem.
+    PROBE_SUCCESS = "dkim_probe_success", Gauge, Probe, [];
+    /// How long the probe took, in seconds.
+    PROBE_DURATION_SECONDS = "dkim_probe_duration_seconds", Gauge, Probe, [];
+}
+
+/// Label names.
+pub mod label {
+    /// The domain of a record.
+    pub const DOMAIN: &str = "domain";
+    /// The selector of a record.
+    pub const SELECTOR: &str = "selector";
+    /// The resolver asked.
+    pub const RESOLVER: &str = "resolver";
+    /// Why a lookup failed.
+    pub const REASON: &str = "reason";
+    /// The record type found.
+    pub const RECORD_TYPE: &str = "record_type";
+    /// The value found.
+    pub const VALUE: &str = "value";
+    /// A named DKIM problem.
+    pub const PROBLEM: &str = "problem";
+    /// The exporter's version.
+    pub const VERSION: &str = "version";
+    /// The git revision it was built from.
+    pub const REVISION: &str = "revision";
+    /// The Rust compiler that built it.
+    pub const RUSTVERSION: &str = "rustversion";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn help_comes_from_the_doc_comment() {
+        assert_eq!(
+            RESOLVER_UP.help,
+            "1 when the resolver's latest query got a definitive answer."
+        );
+    }
+
+    #[test]
+    fn names_are_unique_and_counters_end_in_total() {
+        let mut names: Vec<&str> = ALL.iter().map(|m| m.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), ALL.len());
+        for metric in ALL {
+            assert!(metric.name.starts_with("dkim_"), "{}", metric.name);
+            assert_eq!(
+                metric.kind == Kind::Counter,
+                metric.name.ends_with("_total"),
+                "{}",
+                metric.name
+            );
+        }
+    }
+}
