@@ -46,7 +46,6 @@ pub mod resolver;
 pub mod scheduler;
 pub mod state;
 pub mod targets;
-pub mod web;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -68,7 +67,7 @@ pub struct Options {
     /// Reload on SIGHUP. The binary sets it; in-process tests leave it off.
     pub reload_on_sighup: bool,
     /// TLS and basic auth for the endpoints (`--web.config.file`), loaded by the caller.
-    pub web: Option<Arc<web::WebConfigFile>>,
+    pub web: Option<Arc<http::web::WebConfigFile>>,
     /// The port authoritative nameservers are asked on: 53. Tests run their nameservers on
     /// loopback addresses with another port; there is no flag for it.
     pub nameserver_port: u16,

@@ -53,7 +53,7 @@ async fn main() -> ExitCode {
     };
 
     let web = match &cli.web_config_file {
-        Some(path) => match dkim_exporter::web::WebConfigFile::load(path) {
+        Some(path) => match http::web::WebConfigFile::load(path) {
             Ok(web) => Some(std::sync::Arc::new(web)),
             Err(e) => {
                 tracing::error!(error = %e, "cannot load web config");

@@ -126,7 +126,7 @@ impl Files {
 }
 
 async fn start(web_config: &Path) -> Daemon {
-    let web = dkim_exporter::web::WebConfigFile::load(web_config).unwrap();
+    let web = dkim_exporter::http::web::WebConfigFile::load(web_config).unwrap();
     let options = dkim_exporter::Options {
         web: Some(Arc::new(web)),
         ..Default::default()

@@ -2,17 +2,17 @@
 //!
 //! Handlers only read the latest snapshot; nothing here waits for DNS.
 
+mod body;
+mod probe;
+pub mod web;
+
 use std::convert::Infallible;
-use std::fmt::Write as _;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt as _, Full};
-use hyper::body::Frame;
 use hyper::header::{self, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -21,12 +21,12 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::exporter::{Exporter, Scrape};
-use crate::metrics::{Metrics, Progress, ReloadedDuringScrape, StateChunks};
-use crate::report::{Report, Status};
-use crate::state::State;
-use crate::targets::request::Request as Wanted;
-use crate::web::WebConfigFile;
+use crate::exporter::Exporter;
+use crate::report::html::landing_page;
+use body::MetricsBody;
+pub use body::{METRICS_CHUNK_SIZE, METRICS_CHUNK_SLACK};
+pub use probe::MAX_CONCURRENT_PROBES;
+use web::WebConfigFile;
 
 /// How long a client may take to send its request headers.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -35,25 +35,9 @@ const MAX_REQUEST_HEAD: usize = 64 * 1024;
 /// How long open connections get to finish when the server stops.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// The content type of the Prometheus text format.
-const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
-/// How much of the `/metrics` text is rendered at a time. Memory holds about this much of the
-/// text per scrape in flight (tens of megabytes at ten thousand domains otherwise), and the
-/// state's lock is held for one chunk, so check rounds can write their results in between.
-pub const METRICS_CHUNK_SIZE: usize = 256 * 1024;
-/// Room past [`METRICS_CHUNK_SIZE`] for the record that crosses it, so a chunk's buffer is
-/// allocated once.
-pub const METRICS_CHUNK_SLACK: usize = 16 * 1024;
-
+pub(crate) const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 /// The body of every response: whole, or the `/metrics` text rendered as it is sent.
 pub type Body = BoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
-
-/// Probes running at once; more wait for a slot within their own timeout.
-pub const MAX_CONCURRENT_PROBES: usize = 64;
-/// A probe's time budget when Prometheus does not send its scrape timeout.
-const DEFAULT_PROBE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Taken off Prometheus's scrape timeout so the answer arrives before it gives up, as
-/// blackbox_exporter does.
-const PROBE_TIMEOUT_OFFSET: Duration = Duration::from_millis(500);
 
 /// What the handlers read.
 pub struct App {
@@ -233,7 +217,7 @@ pub async fn handle<B>(app: &App, req: &Request<B>) -> Response<Body> {
         );
     }
     match path {
-        "/probe" => probe(app, req).await,
+        "/probe" => probe::probe(app, req).await,
         "/-/healthy" => text(StatusCode::OK, "Healthy\n"),
         "/-/reload" => match exporter.reload().await {
             Ok(()) => text(StatusCode::OK, "config reloaded\n"),
@@ -271,96 +255,12 @@ pub async fn handle<B>(app: &App, req: &Request<B>) -> Response<Body> {
     }
 }
 
-/// `/probe?target=DOMAIN[&selector=S…][&provider=ses][&region=R]`: checks one domain now.
-async fn probe<B>(app: &App, req: &Request<B>) -> Response<Body> {
-    let started = tokio::time::Instant::now();
-    let bad = |message: String| {
-        with_type(
-            StatusCode::BAD_REQUEST,
-            "text/plain; charset=utf-8",
-            format!("{message}\n"),
-        )
-    };
-    let query: Vec<(String, String)> =
-        form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
-            .map(|(k, v)| (k.into_owned(), v.into_owned()))
-            .collect();
-    let mut target = Wanted::default();
-    let mut domain = None;
-    fn once<'a>(slot: &mut Option<&'a str>, key: &str, value: &'a str) -> Result<(), String> {
-        match slot.replace(value) {
-            Some(_) => Err(format!("{key} is given twice")),
-            None => Ok(()),
-        }
-    }
-    for (key, value) in &query {
-        let result = match key.as_str() {
-            "target" => once(&mut domain, key, value),
-            "provider" => once(&mut target.provider, key, value),
-            "region" => once(&mut target.region, key, value),
-            "selector" => {
-                target.selectors.push(value.as_str());
-                Ok(())
-            }
-            other => Err(format!(
-                "unknown parameter {other:?}: use target, selector, provider and region"
-            )),
-        };
-        if let Err(message) = result {
-            return bad(message);
-        }
-    }
-    let Some(domain) = domain.filter(|d| !d.is_empty()) else {
-        return bad("target is required: /probe?target=example.com".to_string());
-    };
-    target.domain = Some(domain);
-
-    let budget = match req.headers().get("X-Prometheus-Scrape-Timeout-Seconds") {
-        None => DEFAULT_PROBE_TIMEOUT,
-        Some(value) => match value
-            .to_str()
-            .ok()
-            .and_then(|v| v.trim().parse::<f64>().ok())
-        {
-            Some(seconds) if seconds.is_finite() && seconds > 0.0 => {
-                Duration::from_secs_f64(seconds.min(3600.0))
-                    .saturating_sub(PROBE_TIMEOUT_OFFSET)
-                    .max(Duration::from_millis(100))
-            }
-            _ => {
-                return bad(format!(
-                    "X-Prometheus-Scrape-Timeout-Seconds is not a number of seconds: {value:?}"
-                ));
-            }
-        },
-    };
-    let (config, targets) = match app.exporter.probe_targets(&target).await {
-        Ok(found) => found,
-        Err(message) => return bad(message),
-    };
-    let Ok(Ok(_slot)) = tokio::time::timeout(budget, app.probes.acquire()).await else {
-        return text(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "too many probes in flight\n",
-        );
-    };
-    let remaining = budget.saturating_sub(started.elapsed());
-    let (state, finished) = app.exporter.probe(config, &targets, remaining).await;
-    let healthy = state
-        .records
-        .iter()
-        .all(|r| r.healthy(&state.resolvers) == Some(true));
-    if !finished {
-        tracing::debug!(target = domain, "probe ran out of time");
-    }
-    let body = Metrics::render_probe(&state, finished && healthy, started.elapsed().as_secs_f64());
-    with_type(StatusCode::OK, METRICS_CONTENT_TYPE, body)
-}
-
+/// A plain-text response.
 fn text(status: StatusCode, body: &'static str) -> Response<Body> {
     with_type(status, "text/plain; charset=utf-8", body)
 }
 
+/// A whole response of `content_type`.
 fn with_type(
     status: StatusCode,
     content_type: &'static str,
@@ -379,179 +279,12 @@ fn with_body(status: StatusCode, content_type: &'static str, body: Body) -> Resp
     response
 }
 
-/// The `/metrics` body, rendered a chunk at a time as the connection asks for more: the state's
-/// families first, then `dkim_resolver_up` and the registry in the last chunk.
-struct MetricsBody {
-    /// The state, the registry and the resolvers' verdicts.
-    exporter: Arc<Exporter>,
-    /// How far the state has been rendered.
-    chunks: StateChunks,
-    /// The size a chunk reaches before it is sent; the last one may be smaller.
-    chunk_size: usize,
-    /// Whether the last chunk, or the error, has been returned.
-    finished: bool,
-    /// Keeps reloads waiting until the body is sent (or dropped).
-    _scrape: Scrape,
-}
-
-impl MetricsBody {
-    fn new(exporter: Arc<Exporter>, chunk_size: usize) -> MetricsBody {
-        MetricsBody {
-            _scrape: exporter.scrape(),
-            exporter,
-            chunks: StateChunks::new(),
-            chunk_size,
-            finished: false,
-        }
-    }
-
-    /// Renders the next chunk; `None` after the last one.
-    fn next_chunk(&mut self) -> Option<Result<Bytes, ReloadedDuringScrape>> {
-        if self.finished {
-            return None;
-        }
-        let mut out = String::with_capacity(self.chunk_size.saturating_add(METRICS_CHUNK_SLACK));
-        let progress = {
-            let state = self
-                .exporter
-                .state
-                .read()
-                .unwrap_or_else(|e| e.into_inner());
-            self.chunks.write_next(&state, &mut out, self.chunk_size)
-        };
-        match progress {
-            Ok(Progress::More) => {}
-            Ok(Progress::Done) => {
-                self.finished = true;
-                let resolvers_up = self.exporter.resolvers_up();
-                self.exporter.metrics.render_tail(&mut out, &resolvers_up);
-            }
-            Err(e) => {
-                // The client sees the body break off, a failed scrape, rather than a text with
-                // series missing or repeated; Prometheus scrapes again at the next interval.
-                self.finished = true;
-                tracing::warn!(error = %e, "/metrics scrape cut short");
-                return Some(Err(e));
-            }
-        }
-        Some(Ok(Bytes::from(out)))
-    }
-}
-
-impl hyper::body::Body for MetricsBody {
-    type Data = Bytes;
-    type Error = ReloadedDuringScrape;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        _: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, ReloadedDuringScrape>>> {
-        // A chunk renders in well under a millisecond and never waits on I/O: no need to hand
-        // it to another thread.
-        Poll::Ready(self.get_mut().next_chunk().map(|c| c.map(Frame::data)))
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.finished
-    }
-}
-
-/// Escapes text for HTML.
-fn esc(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// The landing page: links, then per domain a table of every record, what each resolver
-/// returned, and each problem with its fix.
-fn landing_page(state: &State, telemetry_path: &str) -> String {
-    let report = Report::from_state(state);
-    let mut html = String::with_capacity(4096 + state.records.len() * 1024);
-    let _ = write!(
-        html,
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>DKIM Exporter</title>\
-         <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse;margin-bottom:2em}}\
-         td,th{{border:1px solid #ccc;padding:.3em .6em;text-align:left;vertical-align:top}}\
-         ul{{margin:0;padding-left:1.2em}}.correct{{background:#e6f4ea}}.problem{{background:#fce8e6}}\
-         .unknown{{background:#f1f3f4}}.fix{{color:#555}}</style></head>\
-         <body><h1>DKIM Exporter</h1><p>Version {}. \
-         <a href=\"{}\">Metrics</a> · <a href=\"/-/healthy\">Health</a> · <a href=\"/-/ready\">Readiness</a></p>\
-         <p>Check rounds completed: {}</p>",
-        env!("CARGO_PKG_VERSION"),
-        esc(telemetry_path),
-        state.rounds.completed,
-    );
-    if report.domains.is_empty() {
-        html.push_str("<p>No records are configured.</p></body></html>\n");
-        return html;
-    }
-    for domain in &report.domains {
-        let _ = write!(
-            html,
-            "<h2>{}</h2><table><thead><tr><th>Record</th><th>Status</th><th>Expected</th>\
-             <th>What each resolver returned</th><th>Problems and fixes</th></tr></thead><tbody>",
-            esc(&domain.domain)
-        );
-        for record in &domain.records {
-            let (status, class) = match record.status {
-                Status::Correct => ("correct", "correct"),
-                Status::Problem => ("problem", "problem"),
-                Status::Unknown
-                    if record
-                        .resolvers
-                        .iter()
-                        .all(|r| r.record_type.is_none() && r.failure.is_none()) =>
-                {
-                    ("not checked yet", "unknown")
-                }
-                Status::Unknown => ("unknown: no resolver answered", "unknown"),
-            };
-            let key = record
-                .key_bits
-                .map(|bits| format!("<br>key: {bits} bits"))
-                .unwrap_or_default();
-            let _ = write!(
-                html,
-                "<tr class=\"{class}\"><td>{}</td><td>{status}</td><td>{}{key}</td><td><ul>",
-                esc(&record.name),
-                esc(&record.expected()),
-            );
-            for resolver in &record.resolvers {
-                let (said, _) = resolver.said();
-                let _ = write!(html, "<li>{}: {}</li>", esc(&resolver.resolver), esc(&said));
-            }
-            html.push_str("</ul></td><td><ul>");
-            for problem in &record.problems {
-                let _ = write!(
-                    html,
-                    "<li><b>{}</b>: {}<br><span class=\"fix\">Fix: {}</span></li>",
-                    esc(problem.problem),
-                    esc(&problem.detail),
-                    esc(problem.fix)
-                );
-            }
-            html.push_str("</ul></td></tr>");
-        }
-        html.push_str("</tbody></table>");
-    }
-    html.push_str("</body></html>\n");
-    html
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::Options;
+    use crate::metrics::ReloadedDuringScrape;
+    use bytes::Bytes;
     use hyper::Method;
     use hyper::body::Body as _;
 
@@ -774,14 +507,6 @@ mod tests {
                 .iter()
                 .all(|&n| n <= METRICS_CHUNK_SIZE + METRICS_CHUNK_SLACK),
             "{sizes:?}"
-        );
-    }
-
-    #[test]
-    fn html_is_escaped() {
-        assert_eq!(
-            esc("<a href=\"x\">&'"),
-            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
         );
     }
 }

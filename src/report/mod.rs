@@ -2,7 +2,8 @@
 //! and its fix. `dkim_exporter check` prints it as text or JSON; the landing page shows the same
 //! verdicts.
 
-use std::fmt::Write as _;
+pub mod html;
+mod text;
 
 use serde::Serialize;
 
@@ -120,76 +121,6 @@ impl Report {
     /// The report as indented JSON.
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
-    }
-
-    /// The report for a terminal; `colour` adds ANSI colours.
-    pub fn to_text(&self, colour: bool) -> String {
-        let paint = |code: &str, text: &str| {
-            if colour {
-                format!("\x1b[{code}m{text}\x1b[0m")
-            } else {
-                text.to_string()
-            }
-        };
-        let mut out = String::new();
-        for domain in &self.domains {
-            let broken = domain
-                .records
-                .iter()
-                .filter(|r| r.status != Status::Correct)
-                .count();
-            let summary = match broken {
-                0 => paint("32", "all records correct"),
-                n => paint(
-                    "31",
-                    &format!("{n} of {} records need attention", domain.records.len()),
-                ),
-            };
-            let _ = writeln!(out, "{}: {summary}", paint("1", &domain.domain));
-            for record in &domain.records {
-                let status = match record.status {
-                    Status::Correct => paint("32", "OK     "),
-                    Status::Problem => paint("31", "PROBLEM"),
-                    Status::Unknown => paint("33", "UNKNOWN"),
-                };
-                let key = record
-                    .key_bits
-                    .map(|bits| format!(", key {bits} bits"))
-                    .unwrap_or_default();
-                let _ = writeln!(
-                    out,
-                    "  {status} {}  (expects {}{key})",
-                    record.name,
-                    record.expected()
-                );
-                let width = record
-                    .resolvers
-                    .iter()
-                    .map(|r| r.resolver.len())
-                    .max()
-                    .unwrap_or(0);
-                for resolver in &record.resolvers {
-                    let (said, tone) = resolver.said();
-                    let said = match tone {
-                        Tone::Correct => paint("32", &said),
-                        Tone::Wrong => paint("31", &said),
-                        Tone::Failed => paint("33", &said),
-                        Tone::NotAsked => said,
-                    };
-                    let _ = writeln!(out, "      {:width$}  {said}", resolver.resolver);
-                }
-                for problem in &record.problems {
-                    let _ = writeln!(
-                        out,
-                        "      {} {}",
-                        paint("31", &format!("problem {}:", problem.problem)),
-                        problem.detail
-                    );
-                    let _ = writeln!(out, "        fix: {}", problem.fix);
-                }
-            }
-        }
-        out
     }
 }
 

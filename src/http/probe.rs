@@ -1,0 +1,104 @@
+//! `/probe`: one domain checked now, answered as metrics, like blackbox_exporter's multi-target
+//! pattern.
+
+use std::time::Duration;
+
+use hyper::{Request, Response, StatusCode};
+
+use super::{App, Body, METRICS_CONTENT_TYPE, text, with_type};
+use crate::metrics::Metrics;
+use crate::targets::request::Request as Wanted;
+
+/// Probes running at once; more wait for a slot within their own timeout.
+pub const MAX_CONCURRENT_PROBES: usize = 64;
+/// A probe's time budget when Prometheus does not send its scrape timeout.
+const DEFAULT_PROBE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Taken off Prometheus's scrape timeout so the answer arrives before it gives up, as
+/// blackbox_exporter does.
+const PROBE_TIMEOUT_OFFSET: Duration = Duration::from_millis(500);
+
+/// `/probe?target=DOMAIN[&selector=S…][&provider=ses][&region=R]`: checks one domain now.
+pub(super) async fn probe<B>(app: &App, req: &Request<B>) -> Response<Body> {
+    let started = tokio::time::Instant::now();
+    let bad = |message: String| {
+        with_type(
+            StatusCode::BAD_REQUEST,
+            "text/plain; charset=utf-8",
+            format!("{message}\n"),
+        )
+    };
+    let query: Vec<(String, String)> =
+        form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+    let mut target = Wanted::default();
+    let mut domain = None;
+    fn once<'a>(slot: &mut Option<&'a str>, key: &str, value: &'a str) -> Result<(), String> {
+        match slot.replace(value) {
+            Some(_) => Err(format!("{key} is given twice")),
+            None => Ok(()),
+        }
+    }
+    for (key, value) in &query {
+        let result = match key.as_str() {
+            "target" => once(&mut domain, key, value),
+            "provider" => once(&mut target.provider, key, value),
+            "region" => once(&mut target.region, key, value),
+            "selector" => {
+                target.selectors.push(value.as_str());
+                Ok(())
+            }
+            other => Err(format!(
+                "unknown parameter {other:?}: use target, selector, provider and region"
+            )),
+        };
+        if let Err(message) = result {
+            return bad(message);
+        }
+    }
+    let Some(domain) = domain.filter(|d| !d.is_empty()) else {
+        return bad("target is required: /probe?target=example.com".to_string());
+    };
+    target.domain = Some(domain);
+
+    let budget = match req.headers().get("X-Prometheus-Scrape-Timeout-Seconds") {
+        None => DEFAULT_PROBE_TIMEOUT,
+        Some(value) => match value
+            .to_str()
+            .ok()
+            .and_then(|v| v.trim().parse::<f64>().ok())
+        {
+            Some(seconds) if seconds.is_finite() && seconds > 0.0 => {
+                Duration::from_secs_f64(seconds.min(3600.0))
+                    .saturating_sub(PROBE_TIMEOUT_OFFSET)
+                    .max(Duration::from_millis(100))
+            }
+            _ => {
+                return bad(format!(
+                    "X-Prometheus-Scrape-Timeout-Seconds is not a number of seconds: {value:?}"
+                ));
+            }
+        },
+    };
+    let (config, targets) = match app.exporter.probe_targets(&target).await {
+        Ok(found) => found,
+        Err(message) => return bad(message),
+    };
+    let Ok(Ok(_slot)) = tokio::time::timeout(budget, app.probes.acquire()).await else {
+        return text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many probes in flight\n",
+        );
+    };
+    let remaining = budget.saturating_sub(started.elapsed());
+    let (state, finished) = app.exporter.probe(config, &targets, remaining).await;
+    let healthy = state
+        .records
+        .iter()
+        .all(|r| r.healthy(&state.resolvers) == Some(true));
+    if !finished {
+        tracing::debug!(target = domain, "probe ran out of time");
+    }
+    let body = Metrics::render_probe(&state, finished && healthy, started.elapsed().as_secs_f64());
+    with_type(StatusCode::OK, METRICS_CONTENT_TYPE, body)
+}

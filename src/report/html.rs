@@ -1,0 +1,111 @@
+//! The landing page: the report as HTML, with links to the other endpoints.
+
+use std::fmt::Write as _;
+
+use super::{Report, Status};
+use crate::state::State;
+
+/// Escapes text for HTML.
+fn esc(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The landing page: links, then per domain a table of every record, what each resolver
+/// returned, and each problem with its fix.
+pub fn landing_page(state: &State, telemetry_path: &str) -> String {
+    let report = Report::from_state(state);
+    let mut html = String::with_capacity(4096 + state.records.len() * 1024);
+    let _ = write!(
+        html,
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>DKIM Exporter</title>\
+         <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse;margin-bottom:2em}}\
+         td,th{{border:1px solid #ccc;padding:.3em .6em;text-align:left;vertical-align:top}}\
+         ul{{margin:0;padding-left:1.2em}}.correct{{background:#e6f4ea}}.problem{{background:#fce8e6}}\
+         .unknown{{background:#f1f3f4}}.fix{{color:#555}}</style></head>\
+         <body><h1>DKIM Exporter</h1><p>Version {}. \
+         <a href=\"{}\">Metrics</a> · <a href=\"/-/healthy\">Health</a> · <a href=\"/-/ready\">Readiness</a></p>\
+         <p>Check rounds completed: {}</p>",
+        env!("CARGO_PKG_VERSION"),
+        esc(telemetry_path),
+        state.rounds.completed,
+    );
+    if report.domains.is_empty() {
+        html.push_str("<p>No records are configured.</p></body></html>\n");
+        return html;
+    }
+    for domain in &report.domains {
+        let _ = write!(
+            html,
+            "<h2>{}</h2><table><thead><tr><th>Record</th><th>Status</th><th>Expected</th>\
+             <th>What each resolver returned</th><th>Problems and fixes</th></tr></thead><tbody>",
+            esc(&domain.domain)
+        );
+        for record in &domain.records {
+            let (status, class) = match record.status {
+                Status::Correct => ("correct", "correct"),
+                Status::Problem => ("problem", "problem"),
+                Status::Unknown
+                    if record
+                        .resolvers
+                        .iter()
+                        .all(|r| r.record_type.is_none() && r.failure.is_none()) =>
+                {
+                    ("not checked yet", "unknown")
+                }
+                Status::Unknown => ("unknown: no resolver answered", "unknown"),
+            };
+            let key = record
+                .key_bits
+                .map(|bits| format!("<br>key: {bits} bits"))
+                .unwrap_or_default();
+            let _ = write!(
+                html,
+                "<tr class=\"{class}\"><td>{}</td><td>{status}</td><td>{}{key}</td><td><ul>",
+                esc(&record.name),
+                esc(&record.expected()),
+            );
+            for resolver in &record.resolvers {
+                let (said, _) = resolver.said();
+                let _ = write!(html, "<li>{}: {}</li>", esc(&resolver.resolver), esc(&said));
+            }
+            html.push_str("</ul></td><td><ul>");
+            for problem in &record.problems {
+                let _ = write!(
+                    html,
+                    "<li><b>{}</b>: {}<br><span class=\"fix\">Fix: {}</span></li>",
+                    esc(problem.problem),
+                    esc(&problem.detail),
+                    esc(problem.fix)
+                );
+            }
+            html.push_str("</ul></td></tr>");
+        }
+        html.push_str("</tbody></table>");
+    }
+    html.push_str("</body></html>\n");
+    html
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn html_is_escaped() {
+        assert_eq!(
+            esc("<a href=\"x\">&'"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+        );
+    }
+}
