@@ -15,7 +15,7 @@ use super::{
     Config, DEFAULT_INTERVAL, DEFAULT_MAX_QPS, DEFAULT_RESOLVERS, DEFAULT_TIMEOUT, DomainConfig,
     MIN_INTERVAL, Protocol, RecordConfig, ResolverConfig, TlsSettings,
 };
-use crate::provider::{Expected, Provider, ses};
+use crate::provider::{Expected, Params, Provider};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -201,28 +201,26 @@ impl RawConfig {
                     format!("duplicate domain {:?} (also domains[{first}])", d.domain.0),
                 );
             }
-            let dkim_domain = match d.provider.map(|p| p.0) {
-                Some(Provider::Ses) => d
-                    .dkim_domain
-                    .map(|n| n.0)
-                    .unwrap_or_else(|| ses::dkim_domain(d.region.as_ref().map(|r| r.0.as_str()))),
-                None => {
-                    if d.region.is_some() {
-                        return fail(at("region"), "region needs provider: ses");
-                    }
-                    if d.dkim_domain.is_some() {
-                        return fail(at("dkim_domain"), "dkim_domain needs provider: ses");
-                    }
-                    if d.selectors.is_some() {
-                        return fail(
-                            at("selectors"),
-                            "selectors need a provider (provider: ses); list other records \
-                             under records: with their cname",
-                        );
-                    }
-                    String::new()
-                }
+            let provider = d.provider.map(|p| p.0);
+            let params = Params {
+                region: d.region.map(|r| r.0),
+                dkim_domain: d.dkim_domain.map(|n| n.0),
             };
+            for param in params.given() {
+                if let Some(owner) = Provider::taking(param).filter(|&p| Some(p) != provider) {
+                    return fail(
+                        at(param),
+                        format!("{param} needs provider: {}", owner.name()),
+                    );
+                }
+            }
+            if provider.is_none() && d.selectors.is_some() {
+                return fail(
+                    at("selectors"),
+                    "selectors need a provider (provider: ses); list other records \
+                     under records: with their cname",
+                );
+            }
 
             let mut records = Vec::new();
             let mut seen_selectors: HashMap<String, ()> = HashMap::new();
@@ -245,13 +243,15 @@ impl RawConfig {
                 });
                 Ok(())
             };
-            for (j, s) in d.selectors.into_iter().flatten().enumerate() {
-                let target = ses::target(&s.0, &dkim_domain);
-                add(
-                    s,
-                    Expected::Cname(target),
-                    vec![Key("domains"), Index(i), Key("selectors"), Index(j)],
-                )?;
+            if let Some(provider) = provider {
+                for (j, s) in d.selectors.into_iter().flatten().enumerate() {
+                    let expected = provider.expected(&params, &s.0);
+                    add(
+                        s,
+                        expected,
+                        vec![Key("domains"), Index(i), Key("selectors"), Index(j)],
+                    )?;
+                }
             }
             for (j, r) in d.records.into_iter().flatten().enumerate() {
                 let expected = r.cname.map_or(Expected::Txt, |c| Expected::Cname(c.0));

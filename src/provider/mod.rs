@@ -26,9 +26,53 @@ pub enum Provider {
     Ses,
 }
 
+/// A preset's parameters, as a domain entry gives them (`region:`, `dkim_domain:`), validated
+/// and normalised.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Params {
+    /// `ses`: the identity's AWS region.
+    pub region: Option<String>,
+    /// `ses`: the DKIM domain, overriding the region's.
+    pub dkim_domain: Option<String>,
+}
+
+impl Params {
+    /// The names of the parameters given, in the order a domain entry lists its keys.
+    pub fn given(&self) -> Vec<&'static str> {
+        [
+            ("region", self.region.is_some()),
+            ("dkim_domain", self.dkim_domain.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(name, given)| given.then_some(name))
+        .collect()
+    }
+}
+
 impl Provider {
     /// Every provider, as `provider:` names them.
     pub const ALL: [Provider; 1] = [Provider::Ses];
+
+    /// The parameters the provider takes.
+    pub fn params(self) -> &'static [&'static str] {
+        match self {
+            Provider::Ses => &["region", "dkim_domain"],
+        }
+    }
+
+    /// The provider a parameter belongs to.
+    pub fn taking(param: &str) -> Option<Provider> {
+        Provider::ALL
+            .into_iter()
+            .find(|p| p.params().contains(&param))
+    }
+
+    /// What the record of `selector` should hold with `params`.
+    pub fn expected(self, params: &Params, selector: &str) -> Expected {
+        match self {
+            Provider::Ses => Expected::Cname(ses::target(selector, &ses::dkim_domain_of(params))),
+        }
+    }
 
     /// The name `provider:` takes.
     pub fn name(self) -> &'static str {

@@ -2,6 +2,7 @@
 //! `{token}.dkim.amazonses.com`, or `{token}.dkim.{region}.amazonses.com` in the regions that
 //! sign with a regional DKIM domain.
 
+use super::Params;
 use crate::problem::Problem;
 
 /// The SES DKIM domain for regions without a regional one.
@@ -87,6 +88,14 @@ pub fn dkim_domain(region: Option<&str>) -> String {
         }
         _ => GLOBAL_DKIM_DOMAIN.to_string(),
     }
+}
+
+/// The DKIM domain of an identity with `params`: `dkim_domain:` when given, else the region's.
+pub fn dkim_domain_of(params: &Params) -> String {
+    params
+        .dkim_domain
+        .clone()
+        .unwrap_or_else(|| dkim_domain(params.region.as_deref()))
 }
 
 /// The CNAME target of the token `selector` under `dkim_domain`.

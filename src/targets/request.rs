@@ -6,7 +6,7 @@
 
 use super::{Domain, Record, Targets};
 use crate::config::{check_record_name, normalise_name, parse_selector};
-use crate::provider::{Expected, Provider, ses};
+use crate::provider::{Expected, Params, Provider, ses};
 
 /// What a request asks to check.
 #[derive(Debug, Clone, Default)]
@@ -60,12 +60,13 @@ impl Request<'_> {
     fn domain_given(&self, domain: &str) -> Result<Domain, String> {
         let name = normalise_name(domain, "name")?;
         // A region only means something to a provider.
-        let dkim_domain = match self.provider.map(Provider::from_name).transpose()? {
-            Some(Provider::Ses) => {
-                let region = self.region.map(ses::region).transpose()?;
-                Some(ses::dkim_domain(region.as_deref()))
-            }
-            None => None,
+        let provider = self.provider.map(Provider::from_name).transpose()?;
+        let params = match provider {
+            Some(_) => Params {
+                region: self.region.map(ses::region).transpose()?,
+                dkim_domain: None,
+            },
+            None => Params::default(),
         };
         let mut records: Vec<Record> = Vec::with_capacity(self.selectors.len());
         for text in &self.selectors {
@@ -76,10 +77,7 @@ impl Request<'_> {
                 ));
             }
             check_record_name(&selector, &name)?;
-            let expected = match &dkim_domain {
-                Some(dkim_domain) => Expected::Cname(ses::target(&selector, dkim_domain)),
-                None => Expected::Txt,
-            };
+            let expected = provider.map_or(Expected::Txt, |p| p.expected(&params, &selector));
             records.push(Record { selector, expected });
         }
         Ok(Domain { name, records })
