@@ -6,23 +6,27 @@
 //!
 //! # Layout
 //!
-//! Data flows one way: config → scheduler → DNS lookups → observations → state snapshot →
-//! rendered on scrape.
+//! Data flows one way: config → targets → scheduler → resolver lookups → evidence → diagnosis
+//! → state snapshot → rendered on scrape, or reported to a person.
 //!
 //! - [`config`]: the YAML file, validated whole with `FILE:LINE:COLUMN` errors.
+//! - [`provider`]: what a record is expected to hold, per DKIM provider, and what a wrong
+//!   target means.
+//! - [`targets`]: the records to check, from the file or from a request.
 //! - [`scheduler`]: rounds, spreading every record–resolver check evenly over the interval.
-//! - [`dns`]: one client per resolver, politeness limits, and the reason for every failure;
-//!   [`udp`]: its UDP queries over a few long-lived sockets.
-//! - [`authoritative`]: each domain's own nameservers, found each round.
+//! - [`resolver`]: one client per resolver (UDP, TCP, TLS, HTTPS), politeness limits, the
+//!   reason for every failure, and each domain's own nameservers.
 //! - [`check`]: one check of one record, the pure reading of its answer, and the follow-up
 //!   lookups that explain a failure.
-//! - [`diagnosis`]: the named problems, from what was found (pure).
+//! - [`evidence`]: what the lookups found, as diagnosis and the state read it.
+//! - [`diagnosis`]: the named problems, from the evidence (pure); [`problem`]: their table.
 //! - [`dkim`]: DKIM key records and their public keys.
-//! - [`state`]: the latest results, kept in line with the config.
-//! - [`metrics`]: metric names and the `/metrics` text, rendered from the state.
-//! - [`exporter`]: the config in force, the work built from it, and reloads.
-//! - [`http`]: the HTTP endpoints; [`web`]: their TLS and basic auth.
-//! - [`report`] and [`oneshot`]: `dkim_exporter check`, the same round run once and explained.
+//! - [`state`]: the latest results, kept in line with the config and its targets.
+//! - [`metrics`]: every metric described once, the registry, and the `/metrics` text.
+//! - [`exporter`]: the config and targets in force, the work built from them, and reloads.
+//! - [`http`]: the HTTP endpoints, their TLS and basic auth.
+//! - [`report`] and [`oneshot`]: `dkim_exporter check`, the landing page, and the report they
+//!   share.
 //! - [`cli`] and [`logging`]: flags and log output for the binary.
 //!
 //! [`run`] ties them together; it takes already-bound listeners and a shutdown future so tests
