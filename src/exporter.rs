@@ -46,7 +46,7 @@ pub const RELOAD_WAITS_FOR_SCRAPES: Duration = Duration::from_secs(10);
 
 /// The config in force and the records it lists.
 struct InForce {
-    /// The config as loaded.
+    /// The config as loaded, without its domains (they are `targets`).
     config: Config,
     /// Its records to check.
     targets: Targets,
@@ -73,7 +73,8 @@ impl Exporter {
         let metrics = Arc::new(Metrics::new()?);
         metrics.config_reload_successful.set(1);
         metrics.config_reload_timestamp.set(scheduler::unix_now());
-        let targets = targets::file::targets(&config);
+        // The domains live on as targets alone.
+        let (config, targets) = targets::file::split(config);
         let mut state = State::default();
         state.reconcile(&config, &targets);
         let work = Arc::new(Work::from_config(
@@ -101,7 +102,7 @@ impl Exporter {
     pub async fn probe_targets(&self, request: &Request<'_>) -> Result<(Config, Targets), String> {
         let current = self.in_force.lock().await;
         let targets = request.targets(Some(&current.targets))?;
-        Ok((current.config.without_domains(), targets))
+        Ok((current.config.clone(), targets))
     }
 
     /// Checks `targets` once, now, with `config`'s settings, for `/probe`, within `budget`.
@@ -185,8 +186,8 @@ impl Exporter {
                 return Err(message);
             }
         };
-        if loaded != current.config {
-            let targets = targets::file::targets(&loaded);
+        let (loaded, targets) = targets::file::split(loaded);
+        if loaded != current.config || targets != current.targets {
             let old = self.work();
             let work = Work::from_config(
                 &loaded,

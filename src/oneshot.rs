@@ -68,7 +68,13 @@ pub async fn run(args: CheckArgs, nameserver_port: u16) -> u8 {
 fn what_to_check(file: Option<Config>, args: &CheckArgs) -> Result<(Config, Targets), String> {
     let resolvers: Vec<&str> = args.resolvers.iter().map(String::as_str).collect();
     let resolvers = config::resolvers_at(&resolvers)?;
-    let configured = file.as_ref().map(targets::file::targets);
+    let (mut config, configured) = match file {
+        Some(file) => {
+            let (config, targets) = targets::file::split(file);
+            (config, Some(targets))
+        }
+        None => (Config::default(), None),
+    };
     let request = Request {
         domain: args.domain.as_deref(),
         selectors: args.selectors.iter().map(String::as_str).collect(),
@@ -76,7 +82,6 @@ fn what_to_check(file: Option<Config>, args: &CheckArgs) -> Result<(Config, Targ
         region: args.region.as_deref(),
     };
     let targets = request.targets(configured.as_ref())?;
-    let mut config = file.map_or_else(Config::default, |f| f.without_domains());
     if !resolvers.is_empty() {
         config.resolvers = resolvers;
     }

@@ -42,7 +42,10 @@ fn every_problem_has_an_alert_of_its_severity() {
         for rule in group["rules"].as_sequence().unwrap() {
             let expr = rule["expr"].as_str().unwrap_or_default();
             for entry in &TABLE {
-                if expr.contains(&format!("dkim_record_problem{{problem=\"{}\"}}", entry.name)) {
+                if expr.contains(&format!(
+                    "dkim_record_problem{{problem=\"{}\"}}",
+                    entry.name
+                )) {
                     assert_eq!(
                         rule["labels"]["severity"].as_str(),
                         Some(entry.severity.as_str()),

@@ -172,18 +172,6 @@ pub fn resolvers_at(addresses: &[&str]) -> Result<Vec<ResolverConfig>, String> {
 }
 
 impl Config {
-    /// The same settings and resolvers without the domains: what a one-off check of records
-    /// from elsewhere runs with.
-    pub fn without_domains(&self) -> Config {
-        Config {
-            interval: self.interval,
-            timeout: self.timeout,
-            authoritative: self.authoritative,
-            resolvers: self.resolvers.clone(),
-            domains: Vec::new(),
-        }
-    }
-
     /// Number of records across all domains.
     pub fn record_count(&self) -> usize {
         self.domains.iter().map(|d| d.records.len()).sum()
