@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use dkim_exporter::metrics::{
     CHECK_ROUNDS_TOTAL, DNS_QUERIES_TOTAL, DOMAIN_HEALTHY, DOMAIN_LAST_CHECK_TIMESTAMP_SECONDS,
-    EXPORTER_BUILD_INFO, EXPORTER_RECORDS, KEY_BITS, LOOKUP_ERRORS_TOTAL, RECORD_CORRECT,
+    EXPORTER_BUILD_INFO, EXPORTER_RECORDS, KEY_LENGTH, LOOKUP_ERRORS_TOTAL, RECORD_CORRECT,
     RECORD_INFO, RECORD_LOOKUP_SUCCESS, RECORD_PRESENT, RECORD_PROPAGATION_RATIO,
     RECORD_RESOLVERS_AGREE, RECORD_TTL_SECONDS, RESOLVER_UP,
 };
@@ -156,7 +156,7 @@ async fn every_scenario_over_udp_tcp_and_truncated_udp() {
     );
     assert_eq!(
         s.value(
-            KEY_BITS.name,
+            KEY_LENGTH.name,
             &[("domain", "example.org"), ("selector", "mail")]
         ),
         Some(2048.0)

@@ -5,7 +5,7 @@
 mod support;
 
 use dkim_exporter::metrics::{
-    DOMAIN_HEALTHY, KEY_BITS, LOOKUP_ERRORS_TOTAL, RECORD_CORRECT, RECORD_INFO,
+    DOMAIN_HEALTHY, KEY_LENGTH, LOOKUP_ERRORS_TOTAL, RECORD_CORRECT, RECORD_INFO,
     RECORD_LOOKUP_SUCCESS, RECORD_PRESENT, RECORD_PROBLEM, RECORD_PROPAGATION_RATIO,
     RECORD_RESOLVERS_AGREE,
 };
@@ -81,9 +81,9 @@ async fn every_problem_end_to_end_and_cleared_when_fixed() {
         s.value(RECORD_RESOLVERS_AGREE.name, &record("arec")),
         Some(1.0)
     );
-    assert_eq!(s.value(KEY_BITS.name, &record("good")), Some(2048.0));
-    assert_eq!(s.value(KEY_BITS.name, &record("weak")), Some(512.0));
-    assert_eq!(s.value(KEY_BITS.name, &record("revoked")), None);
+    assert_eq!(s.value(KEY_LENGTH.name, &record("good")), Some(2048.0));
+    assert_eq!(s.value(KEY_LENGTH.name, &record("weak")), Some(512.0));
+    assert_eq!(s.value(KEY_LENGTH.name, &record("revoked")), None);
     assert_eq!(
         s.value(RECORD_PROPAGATION_RATIO.name, &record("notprop")),
         Some(0.5)

@@ -282,7 +282,7 @@ fn metrics_text_is_the_golden_one() {
         " 4294967295\n",
         "dkim_check_rounds_total 1152921504606847000\n",
         "dkim_check_round_duration_seconds 0.30000000000000004\n",
-        "dkim_key_bits{",
+        "dkim_key_length{",
         "problem=\"key_weak\"",
         "problem=\"a_record\"",
         "record_type=\"a\",value=\"52.94.236.248,2600:1f18::1\"",

@@ -101,8 +101,8 @@ metrics! {
     RECORD_RESOLVERS_AGREE = "dkim_record_resolvers_agree", Gauge, Record, [DOMAIN, SELECTOR];
     /// 1 while the problem holds for the record.
     RECORD_PROBLEM = "dkim_record_problem", Gauge, Record, [DOMAIN, SELECTOR, PROBLEM];
-    /// Size in bits of the public key the record leads to.
-    KEY_BITS = "dkim_key_bits", Gauge, Record, [DOMAIN, SELECTOR];
+    /// Length in bits of the public key the record leads to (RSA modulus; 256 for ed25519).
+    KEY_LENGTH = "dkim_key_length", Gauge, Record, [DOMAIN, SELECTOR];
     /// 1 when every record of the domain is correct on every answering resolver.
     DOMAIN_HEALTHY = "dkim_domain_healthy", Gauge, Domain, [DOMAIN];
     /// Unix time at which the latest check of every record of the domain ended.

@@ -8,7 +8,7 @@
 use super::text::{Family, bool_value};
 use super::{
     CHECK_ROUND_DURATION_SECONDS, CHECK_ROUNDS_TOTAL, DOMAIN_HEALTHY,
-    DOMAIN_LAST_CHECK_TIMESTAMP_SECONDS, EXPORTER_RECORDS, KEY_BITS, Metric, Metrics,
+    DOMAIN_LAST_CHECK_TIMESTAMP_SECONDS, EXPORTER_RECORDS, KEY_LENGTH, Metric, Metrics,
     PROBE_DURATION_SECONDS, PROBE_SUCCESS, RECORD_CORRECT, RECORD_INFO, RECORD_LOOKUP_SUCCESS,
     RECORD_PRESENT, RECORD_PROBLEM, RECORD_PROPAGATION_RATIO, RECORD_RESOLVERS_AGREE,
     RECORD_TTL_SECONDS, RESOLVER_UP, Scope,
@@ -142,8 +142,8 @@ enum Part {
     PropagationRatio,
     /// `dkim_record_resolvers_agree`, per record.
     ResolversAgree,
-    /// `dkim_key_bits`, per record.
-    KeyBits,
+    /// `dkim_key_length`, per record.
+    KeyLength,
     /// `dkim_record_problem`, per record and problem.
     RecordProblem,
     /// `dkim_domain_healthy`, per domain.
@@ -167,7 +167,7 @@ const STATE_PARTS: &[Part] = &[
     Part::RecordInfo,
     Part::PropagationRatio,
     Part::ResolversAgree,
-    Part::KeyBits,
+    Part::KeyLength,
     Part::RecordProblem,
     Part::DomainHealthy,
     Part::DomainLastCheck,
@@ -191,7 +191,7 @@ impl Part {
             Part::RecordInfo => RECORD_INFO,
             Part::PropagationRatio => RECORD_PROPAGATION_RATIO,
             Part::ResolversAgree => RECORD_RESOLVERS_AGREE,
-            Part::KeyBits => KEY_BITS,
+            Part::KeyLength => KEY_LENGTH,
             Part::RecordProblem => RECORD_PROBLEM,
             Part::DomainHealthy => DOMAIN_HEALTHY,
             Part::DomainLastCheck => DOMAIN_LAST_CHECK_TIMESTAMP_SECONDS,
@@ -260,7 +260,7 @@ impl Part {
                 family,
                 state.records[i].resolvers_agree(resolvers).map(bool_value),
             ),
-            Part::KeyBits => {
+            Part::KeyLength => {
                 per_record(family, state.records[i].key_bits(resolvers).map(f64::from))
             }
             Part::RecordProblem => {
