@@ -139,6 +139,7 @@ fn synthetic_state(domains: usize, resolvers: &[String]) -> State {
                     ttl: Some(300),
                     key: None,
                     nxdomain: false,
+                    ede: None,
                 };
                 state.apply(&name, resolver, Ok(observation));
             }

@@ -12,25 +12,50 @@ use hickory_proto::rr::{Name, RData, Record, RecordType};
 use sha2::Digest as _;
 
 use crate::dkim;
-use crate::evidence::{Extra, Failure, FollowUp, Found, KeyLookup, Observation};
+use crate::evidence::{Extra, Failure, FailureReason, FollowUp, Found, KeyLookup, Observation};
 use crate::provider::Expected;
+use crate::resolver::authoritative::{Nameservers, RoundNameservers};
+use crate::resolver::message::ede;
 use crate::resolver::message::{
     addresses_at, cname_at, end_of_chain, negative_ttl, normalise, same_name,
 };
-use crate::resolver::{Place, ResolverClient};
+use crate::resolver::{Ask, Place, ResolverClient, walk};
 
 /// How many addresses found in place of a record are kept (and shown in `dkim_record_info`).
 pub const MAX_ADDRESSES: usize = 16;
 
 /// Looks up the record `name` on `client` and reads the answer against `expected`.
+///
+/// A resolver's SERVFAIL is asked again once with checking disabled, unless its Extended DNS
+/// Error already says DNSSEC: an answer then means the resolver validates and the zone's
+/// signatures are bogus ([`Failure::dnssec_bogus`]), which is the domain's failure, not the
+/// resolver's.
 pub async fn check_record(
     client: &ResolverClient,
     place: Place,
     name: &Name,
     expected: &Expected,
 ) -> Result<Observation, Failure> {
-    let reply = client.query_in(place, name, query_type(expected)).await?;
-    Ok(observe(name, expected, &reply))
+    let record_type = query_type(expected);
+    match client
+        .query_in(place, name, record_type, Ask::default())
+        .await
+    {
+        Ok(reply) => Ok(observe(name, expected, &reply)),
+        Err(mut failure)
+            if failure.reason == FailureReason::Servfail && !client.is_authoritative() =>
+        {
+            failure.dnssec_bogus = match &failure.ede {
+                Some(ede) if ede.is_dnssec() => true,
+                // Boxed: a rare path, kept out of every check's future.
+                _ => Box::pin(client.ask(name, record_type, Ask::CHECKING_DISABLED))
+                    .await
+                    .is_ok(),
+            };
+            Err(failure)
+        }
+        Err(failure) => Err(failure),
+    }
 }
 
 /// What a follow-up needs to know about a record.
@@ -45,22 +70,33 @@ pub struct RecordTarget<'a> {
     pub expected: &'a Expected,
 }
 
+/// Where the follow-up finds a domain's DNS: its nameservers, and what this round learnt about
+/// each domain already.
+pub struct DomainDns<'a> {
+    /// Clients for nameservers, kept across rounds.
+    pub nameservers: &'a Nameservers,
+    /// This round's findings, so each domain is looked at once.
+    pub round: &'a RoundNameservers,
+}
+
 /// The second step of a record's round, once every configured resolver has been asked: asks the
-/// domain's nameservers, looks for the causes of a missing record, and follows a correct CNAME
-/// to its key. `answered` are the configured resolvers that answered this round, with what they
-/// said; the extra lookups go to the first of them.
+/// domain's nameservers, looks for the causes of a missing record (a domain that does not exist
+/// first), follows a correct CNAME to its key, and walks the delegation of a record that no
+/// resolver could resolve. `answered` are the configured resolvers that answered this round,
+/// with what they said (the extra lookups go to the first of them); `failed` the ones that did
+/// not, and whether DNSSEC validation explains it.
 pub async fn follow_up(
     record: &RecordTarget<'_>,
     answered: &[(Arc<ResolverClient>, Observation)],
+    failed: &[(Arc<ResolverClient>, bool)],
     nameservers: Option<Vec<Arc<ResolverClient>>>,
+    dns: DomainDns<'_>,
 ) -> FollowUp {
     let auth = match nameservers {
         Some(servers) => {
             let checks = servers.iter().map(|server| async move {
                 let place = server.place().await;
-                let outcome = check_record(server, place, record.name, record.expected)
-                    .await
-                    .map_err(|f| f.reason);
+                let outcome = check_record(server, place, record.name, record.expected).await;
                 (server.name.clone(), outcome)
             });
             Some(futures_util::future::join_all(checks).await)
@@ -78,11 +114,23 @@ pub async fn follow_up(
         ..FollowUp::default()
     };
     let Some((resolver, _)) = answered.first() else {
+        // No resolver answered: walk the delegation, unless DNSSEC explains every failure.
+        if failed.iter().any(|(_, dnssec_bogus)| !dnssec_bogus) {
+            let failing: Vec<Arc<ResolverClient>> =
+                failed.iter().map(|(client, _)| client.clone()).collect();
+            follow_up.walk =
+                Some(walk::walk(dns.nameservers, dns.round, record.domain, &failing).await);
+        }
         return follow_up;
     };
     if !answers.is_empty() && answers.iter().all(|o| !o.present) {
-        // Boxed: four lookups at once make a large future, needed only for missing records.
-        follow_up.extra = Box::pin(extra_lookups(resolver, record)).await;
+        if answers.iter().all(|o| o.nxdomain) {
+            follow_up.domain_exists = walk::domain_exists(dns.round, record.domain, resolver).await;
+        }
+        if follow_up.domain_exists != Some(false) {
+            // Boxed: four lookups at once make a large future, needed only for missing records.
+            follow_up.extra = Box::pin(extra_lookups(resolver, record)).await;
+        }
     }
     if let Expected::Cname(target) = record.expected {
         if answers.iter().any(|o| o.correct) {
@@ -172,6 +220,7 @@ pub fn query_type(expected: &Expected) -> RecordType {
 pub fn observe(qname: &Name, expected: &Expected, reply: &Message) -> Observation {
     let nxdomain = reply.metadata.response_code == ResponseCode::NXDomain;
     let negative_ttl = negative_ttl(reply);
+    let ede = ede(reply);
     let absent = |found| Observation {
         found,
         present: false,
@@ -179,6 +228,7 @@ pub fn observe(qname: &Name, expected: &Expected, reply: &Message) -> Observatio
         ttl: negative_ttl,
         key: None,
         nxdomain,
+        ede: ede.clone(),
     };
     let cname = cname_at(reply, qname);
     match expected {
@@ -190,6 +240,7 @@ pub fn observe(qname: &Name, expected: &Expected, reply: &Message) -> Observatio
                 ttl: Some(ttl),
                 key: None,
                 nxdomain,
+                ede: ede.clone(),
             },
             None => absent(Found::None),
         },
@@ -205,6 +256,7 @@ pub fn observe(qname: &Name, expected: &Expected, reply: &Message) -> Observatio
                         ttl: Some(ttl),
                         key: Some(key),
                         nxdomain,
+                        ede: ede.clone(),
                     }
                 }
                 None => match cname {

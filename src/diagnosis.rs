@@ -6,11 +6,17 @@
 //! names what was seen. Problems that explain the same symptom exclude each other: a CNAME is a
 //! wrong region, or a typo, or a wrong target, never two of these; a record correct on one
 //! resolver and absent on another is not propagated, never missing.
+//!
+//! Failures of the domain's own DNS are named too, never blamed on resolvers: validating
+//! resolvers that reject the zone's signatures make `dnssec_bogus`; a record no resolver can
+//! resolve while the resolvers work (the delegation walk shows it) is `unresolvable`, with what
+//! the walk found; a record NXDOMAIN everywhere under a domain that does not exist is
+//! `domain_not_found` rather than `missing`.
 
 use std::net::IpAddr;
 
 use crate::dkim::KeyType;
-use crate::evidence::{Extra, Found, KeyLookup, Observation};
+use crate::evidence::{Ede, Extra, FailureReason, Found, KeyLookup, Observation, Walk};
 use crate::problem::Problem;
 use crate::provider::{self, Expected};
 
@@ -35,20 +41,75 @@ pub struct Evidence<'a> {
     pub expected: &'a Expected,
     /// The latest observation of each answering resolver, by resolver name.
     pub answers: Vec<(&'a str, &'a Observation)>,
+    /// The configured resolvers whose latest lookup failed.
+    pub failures: Vec<Failed<'a>>,
     /// The extra lookups, when the record was missing and they ran.
     pub extra: Option<&'a Extra>,
     /// The key at the end of a CNAME record, when it was followed.
     pub key: Option<&'a KeyLookup>,
+    /// Whether the domain itself exists, when asked (the record was NXDOMAIN everywhere).
+    pub domain_exists: Option<bool>,
+    /// The walk of the domain's delegation, when no resolver resolved the record.
+    pub walk: Option<&'a Walk>,
+    /// The domain's nameservers (its DNS host), where a missing record is to be added.
+    pub nameservers: Vec<&'a str>,
+}
+
+/// A configured resolver's failed lookup of the record.
+#[derive(Debug, Clone)]
+pub struct Failed<'a> {
+    /// The resolver's name.
+    pub resolver: &'a str,
+    /// Why the lookup failed.
+    pub reason: FailureReason,
+    /// The Extended DNS Error of the reply, if any.
+    pub ede: Option<&'a Ede>,
+    /// The resolver validates DNSSEC and rejected the zone's signatures.
+    pub dnssec_bogus: bool,
 }
 
 /// The problems that hold for one record; empty when it is healthy or nothing is known.
 pub fn diagnose(evidence: &Evidence<'_>) -> Vec<Finding> {
     let mut findings = Vec::new();
     let answers = &evidence.answers;
+    let mut add = |problem, detail: String| findings.push(Finding { problem, detail });
+
+    // Validating resolvers reject the zone: receivers that validate cannot fetch the key, even
+    // where a resolver that does not validate answers.
+    let bogus: Vec<String> = evidence
+        .failures
+        .iter()
+        .filter(|f| f.dnssec_bogus)
+        .map(|f| match f.ede {
+            Some(ede) => format!("{} ({ede})", f.resolver),
+            None => format!("{} (answers only with checking disabled)", f.resolver),
+        })
+        .collect();
+    if !bogus.is_empty() {
+        add(
+            Problem::DnssecBogus,
+            format!("DNSSEC validation fails on {}", bogus.join(", ")),
+        );
+    }
     if answers.is_empty() {
+        // No resolver answered. Unresolvable when working resolvers fail on it (the walk found
+        // some that answer for the parent zone); otherwise nothing is known.
+        let failing: Vec<&str> = evidence
+            .failures
+            .iter()
+            .filter(|f| !f.dnssec_bogus)
+            .map(|f| f.resolver)
+            .collect();
+        if let Some(walk) = evidence.walk.filter(|w| w.explains()) {
+            if !failing.is_empty() {
+                add(
+                    Problem::Unresolvable,
+                    format!("{} fail on it: {walk}", failing.join(", ")),
+                );
+            }
+        }
         return findings;
     }
-    let mut add = |problem, detail: String| findings.push(Finding { problem, detail });
 
     let correct: Vec<&str> = answers
         .iter()
@@ -59,12 +120,27 @@ pub fn diagnose(evidence: &Evidence<'_>) -> Vec<Finding> {
 
     if !any_present {
         let resolvers: Vec<&str> = answers.iter().map(|(r, _)| *r).collect();
-        add(
-            Problem::Missing,
-            format!("no record on {}", resolvers.join(", ")),
-        );
-        if let Some(extra) = evidence.extra {
-            missing_causes(evidence.expected, extra, &mut add);
+        let nxdomain_everywhere = answers.iter().all(|(_, o)| o.nxdomain);
+        if nxdomain_everywhere && evidence.domain_exists == Some(false) {
+            add(
+                Problem::DomainNotFound,
+                format!(
+                    "the domain itself does not exist (NXDOMAIN) on {}",
+                    resolvers.join(", ")
+                ),
+            );
+        } else {
+            let host = match evidence.nameservers.as_slice() {
+                [] => String::new(),
+                servers => format!("; the domain's DNS is served by {}", servers.join(", ")),
+            };
+            add(
+                Problem::Missing,
+                format!("no record on {}{host}", resolvers.join(", ")),
+            );
+            if let Some(extra) = evidence.extra {
+                missing_causes(evidence.expected, extra, &mut add);
+            }
         }
     } else if !correct.is_empty() {
         let lagging: Vec<String> = answers
@@ -189,6 +265,7 @@ mod tests {
             ttl: Some(300),
             key: None,
             nxdomain: false,
+            ede: None,
         }
     }
 
@@ -200,6 +277,7 @@ mod tests {
             ttl: Some(60),
             key: None,
             nxdomain: true,
+            ede: None,
         }
     }
 
@@ -211,6 +289,7 @@ mod tests {
             ttl: Some(300),
             key: Some(key),
             nxdomain: false,
+            ede: None,
         }
     }
 
@@ -233,8 +312,12 @@ mod tests {
             selector: SEL,
             expected,
             answers,
+            failures: Vec::new(),
             extra: None,
             key: None,
+            domain_exists: None,
+            walk: None,
+            nameservers: Vec::new(),
         }
     }
 
@@ -444,5 +527,112 @@ mod tests {
         );
         let good = txt(Ok(rsa(2048)));
         assert_eq!(problems(&evidence(&expected, vec![("google", &good)])), []);
+    }
+
+    fn failed(resolver: &str, reason: FailureReason, dnssec_bogus: bool) -> Failed<'_> {
+        Failed {
+            resolver,
+            reason,
+            ede: None,
+            dnssec_bogus,
+        }
+    }
+
+    fn walk(working: &[&str]) -> Walk {
+        Walk {
+            domain: "example.com".into(),
+            working: working.iter().map(|w| w.to_string()).collect(),
+            parent: Some("com".into()),
+            delegation: crate::evidence::Delegation::To(vec![crate::evidence::Nameserver {
+                host: "ns1.dead.example".into(),
+                address: Some("192.0.2.1".parse().unwrap()),
+                failure: Some(FailureReason::Timeout),
+            }]),
+        }
+    }
+
+    #[test]
+    fn no_answer_but_working_resolvers_is_unresolvable_with_the_walk() {
+        let expected = ses();
+        let walked = walk(&["google", "quad9"]);
+        let mut e = evidence(&expected, vec![]);
+        e.failures = vec![
+            failed("google", FailureReason::Servfail, false),
+            failed("quad9", FailureReason::Timeout, false),
+        ];
+        e.walk = Some(&walked);
+        let findings = diagnose(&e);
+        assert_eq!(findings.len(), 1, "{findings:?}");
+        assert_eq!(findings[0].problem, Problem::Unresolvable);
+        assert_eq!(
+            findings[0].detail,
+            "google, quad9 fail on it: com delegates example.com to ns1.dead.example \
+             (192.0.2.1), which does not answer"
+        );
+        // No resolver answers even the parent zone: the exporter's network, not the domain.
+        let dark = walk(&[]);
+        e.walk = Some(&dark);
+        assert_eq!(problems(&e), []);
+        // No walk at all: nothing known.
+        e.walk = None;
+        assert_eq!(problems(&e), []);
+    }
+
+    #[test]
+    fn validating_resolvers_rejecting_the_zone_is_dnssec_bogus() {
+        let expected = ses();
+        let good = cname("abc.dkim.amazonses.com", &expected);
+        let ede = Ede {
+            code: 9,
+            text: "no DNSKEY matches the DS".into(),
+        };
+        let mut e = evidence(&expected, vec![("plain", &good)]);
+        e.key = Some(&GOOD_KEY);
+        e.failures = vec![
+            Failed {
+                ede: Some(&ede),
+                ..failed("google", FailureReason::Servfail, true)
+            },
+            failed("quad9", FailureReason::Servfail, true),
+        ];
+        let findings = diagnose(&e);
+        assert_eq!(findings.len(), 1, "{findings:?}");
+        assert_eq!(findings[0].problem, Problem::DnssecBogus);
+        assert_eq!(
+            findings[0].detail,
+            "DNSSEC validation fails on google (EDE 9 DNSKEY Missing: no DNSKEY matches the DS), \
+             quad9 (answers only with checking disabled)"
+        );
+        // Every resolver validates: bogus, never unresolvable.
+        let walked = walk(&["google", "quad9"]);
+        let mut e = evidence(&expected, vec![]);
+        e.failures = vec![failed("google", FailureReason::Servfail, true)];
+        e.walk = Some(&walked);
+        assert_eq!(problems(&e), [Problem::DnssecBogus]);
+    }
+
+    #[test]
+    fn nxdomain_under_a_domain_that_does_not_exist_is_domain_not_found() {
+        let expected = ses();
+        let none = absent();
+        let mut e = evidence(&expected, vec![("google", &none), ("quad9", &none)]);
+        e.domain_exists = Some(false);
+        let findings = diagnose(&e);
+        assert_eq!(findings.len(), 1);
+        assert_eq!(findings[0].problem, Problem::DomainNotFound);
+        assert_eq!(
+            findings[0].detail,
+            "the domain itself does not exist (NXDOMAIN) on google, quad9"
+        );
+        // The domain exists (or is unknown): missing, naming the DNS host.
+        e.domain_exists = Some(true);
+        e.nameservers = vec!["ns1.example.net", "ns2.example.net"];
+        let findings = diagnose(&e);
+        assert_eq!(findings[0].problem, Problem::Missing);
+        assert_eq!(
+            findings[0].detail,
+            "no record on google, quad9; the domain's DNS is served by ns1.example.net, \
+             ns2.example.net"
+        );
     }
 }

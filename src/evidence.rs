@@ -4,7 +4,9 @@
 //! These types are the one-way seam between the network side (resolver, check, scheduler) and
 //! the pure side (diagnosis, state, metrics, report): both import them, neither defines them.
 
+use std::fmt;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use crate::dkim::{DkimKey, KeyError};
 
@@ -22,18 +24,22 @@ pub enum FailureReason {
     Network,
     /// The reply could not be parsed.
     Malformed,
+    /// A nameserver asked directly answered without authority for the zone (the AA flag unset):
+    /// a lame delegation.
+    Lame,
     /// Anything else: FORMERR, NOTIMP, other response codes, internal errors.
     Other,
 }
 
 impl FailureReason {
     /// Every reason, for pre-initialising counters so `rate()` works from the first scrape.
-    pub const ALL: [FailureReason; 6] = [
+    pub const ALL: [FailureReason; 7] = [
         FailureReason::Timeout,
         FailureReason::Servfail,
         FailureReason::Refused,
         FailureReason::Network,
         FailureReason::Malformed,
+        FailureReason::Lame,
         FailureReason::Other,
     ];
 
@@ -45,18 +51,109 @@ impl FailureReason {
             FailureReason::Refused => "refused",
             FailureReason::Network => "network",
             FailureReason::Malformed => "malformed",
+            FailureReason::Lame => "lame",
             FailureReason::Other => "other",
         }
     }
 }
 
-/// A failed query: the reason, and a detail for the log.
-#[derive(Debug, Clone)]
+/// A failed lookup: the reason, a detail for the log, and what the resolver said about it.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Failure {
     /// The bounded reason, used as a label.
     pub reason: FailureReason,
     /// What exactly happened, for people reading logs.
     pub detail: String,
+    /// The Extended DNS Error the reply carried (RFC 8914), if any.
+    pub ede: Option<Ede>,
+    /// The resolver validates DNSSEC and rejected the answer: a DNSSEC Extended DNS Error came
+    /// with the SERVFAIL, or the same question with checking disabled was answered. The
+    /// failure belongs to the domain's zone, not to the resolver.
+    pub dnssec_bogus: bool,
+}
+
+impl Failure {
+    /// A failure for `reason`, with what happened.
+    pub fn new(reason: FailureReason, detail: impl Into<String>) -> Failure {
+        Failure {
+            reason,
+            detail: detail.into(),
+            ede: None,
+            dnssec_bogus: false,
+        }
+    }
+}
+
+impl From<FailureReason> for Failure {
+    fn from(reason: FailureReason) -> Failure {
+        Failure::new(reason, "")
+    }
+}
+
+/// An Extended DNS Error (RFC 8914): why a resolver answered as it did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ede {
+    /// The INFO-CODE.
+    pub code: u16,
+    /// The EXTRA-TEXT, possibly empty.
+    pub text: String,
+}
+
+impl Ede {
+    /// Whether the code is one of DNSSEC validation's: 1, 2 and 5 to 12 (RFC 8914), 25
+    /// (signature expired before valid, RFC 9077).
+    pub fn is_dnssec(&self) -> bool {
+        matches!(self.code, 1 | 2 | 5..=12 | 25)
+    }
+
+    /// The code's name in the IANA registry.
+    pub fn name(&self) -> &'static str {
+        match self.code {
+            0 => "Other Error",
+            1 => "Unsupported DNSKEY Algorithm",
+            2 => "Unsupported DS Digest Type",
+            3 => "Stale Answer",
+            4 => "Forged Answer",
+            5 => "DNSSEC Indeterminate",
+            6 => "DNSSEC Bogus",
+            7 => "Signature Expired",
+            8 => "Signature Not Yet Valid",
+            9 => "DNSKEY Missing",
+            10 => "RRSIGs Missing",
+            11 => "No Zone Key Bit Set",
+            12 => "NSEC Missing",
+            13 => "Cached Error",
+            14 => "Not Ready",
+            15 => "Blocked",
+            16 => "Censored",
+            17 => "Filtered",
+            18 => "Prohibited",
+            19 => "Stale NXDOMAIN Answer",
+            20 => "Not Authoritative",
+            21 => "Not Supported",
+            22 => "No Reachable Authority",
+            23 => "Network Error",
+            24 => "Invalid Data",
+            25 => "Signature Expired before Valid",
+            26 => "Too Early",
+            27 => "Unsupported NSEC3 Iterations Value",
+            28 => "Unable to conform to policy",
+            29 => "Synthesized",
+            30 => "Invalid Query Type",
+            _ => "Unknown",
+        }
+    }
+}
+
+impl fmt::Display for Ede {
+    /// `EDE 9 DNSKEY Missing: no SEP matching the DS found`, as people read it in `check`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "EDE {} {}", self.code, self.name())?;
+        if !self.text.is_empty() {
+            write!(f, ": {}", self.text)?;
+        }
+        Ok(())
+    }
 }
 
 /// What a definitive answer said about a record.
@@ -74,6 +171,8 @@ pub struct Observation {
     pub key: Option<Result<DkimKey, KeyError>>,
     /// The answer was NXDOMAIN: nothing at all exists at the name.
     pub nxdomain: bool,
+    /// The Extended DNS Error the answer carried (RFC 8914), if any.
+    pub ede: Option<Ede>,
 }
 
 /// The kind of record found, and its value as `dkim_record_info` shows it.
@@ -114,11 +213,123 @@ impl Found {
 pub struct FollowUp {
     /// Each authoritative nameserver of the domain and its outcome; `None` when the nameservers
     /// could not be found this round.
-    pub auth: Option<Vec<(String, Result<Observation, FailureReason>)>>,
+    pub auth: Option<Vec<(String, Result<Observation, Failure>)>>,
     /// The extra lookups, when the record was missing and at least one of them answered.
     pub extra: Option<Extra>,
     /// The key at the end of the record, when it was looked up and the lookup answered.
     pub key: Option<KeyLookup>,
+    /// Whether the domain itself exists, asked when the record was NXDOMAIN everywhere;
+    /// `None` when not asked or not answered.
+    pub domain_exists: Option<bool>,
+    /// What the walk of the domain's delegation found, when no resolver could resolve the
+    /// record (shared by the domain's records within a round).
+    pub walk: Option<Arc<Walk>>,
+}
+
+/// What walking a domain's delegation found, as `dig +trace` would: the parent zone that
+/// delegates it, and how each delegated nameserver answers. Only made for a domain whose
+/// records no resolver could resolve.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Walk {
+    /// The domain walked.
+    pub domain: String,
+    /// The configured resolvers that answered a question about the parent zone: they work, so
+    /// their failures on the domain's names are the domain's.
+    pub working: Vec<String>,
+    /// The closest enclosing zone that resolves, when one did.
+    pub parent: Option<String>,
+    /// What the parent's nameservers say of the domain.
+    pub delegation: Delegation,
+}
+
+/// What the parent zone's nameservers say of a domain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delegation {
+    /// The parent could not be asked: none of its nameservers answered, or none was found.
+    Unknown,
+    /// The parent says the domain does not exist.
+    NotFound,
+    /// The domain is in the parent's own zone, with no delegation of its own.
+    NotDelegated,
+    /// The parent delegates the domain to these nameservers.
+    To(Vec<Nameserver>),
+}
+
+/// A delegated nameserver, and how it answered a question about the domain asked directly.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Nameserver {
+    /// Its host name, lower case.
+    pub host: String,
+    /// The address asked, from glue or a lookup; `None` when none was found.
+    pub address: Option<IpAddr>,
+    /// How it answered; `None` when it answered authoritatively.
+    pub failure: Option<FailureReason>,
+}
+
+impl Walk {
+    /// Whether the walk explains the failures: some resolver works, and the delegation is
+    /// broken somewhere.
+    pub fn explains(&self) -> bool {
+        !self.working.is_empty()
+    }
+}
+
+impl fmt::Display for Walk {
+    /// What the walk found, in one sentence for the `unresolvable` detail.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Some(parent) = &self.parent else {
+            return write!(f, "no parent zone of {} resolves", self.domain);
+        };
+        match &self.delegation {
+            Delegation::Unknown => write!(
+                f,
+                "none of the nameservers of {parent} answers for the delegation of {}",
+                self.domain
+            ),
+            Delegation::NotFound => {
+                write!(
+                    f,
+                    "{} is not found in the parent zone {parent}",
+                    self.domain
+                )
+            }
+            Delegation::NotDelegated => write!(
+                f,
+                "{} is part of the zone {parent}, whose nameservers do not resolve it",
+                self.domain
+            ),
+            Delegation::To(servers) => {
+                write!(f, "{parent} delegates {} to ", self.domain)?;
+                for (i, server) in servers.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str("; ")?;
+                    }
+                    f.write_str(&server.host)?;
+                    match (server.address, server.failure) {
+                        (None, _) => f.write_str(", which has no address")?,
+                        (Some(ip), None) => write!(f, " ({ip}), which answers")?,
+                        (Some(ip), Some(reason)) => {
+                            write!(f, " ({ip}), which {}", nameserver_failure(reason))?
+                        }
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// How a nameserver fails, in words.
+fn nameserver_failure(reason: FailureReason) -> &'static str {
+    match reason {
+        FailureReason::Timeout => "does not answer",
+        FailureReason::Network => "cannot be reached",
+        FailureReason::Refused => "answers REFUSED (lame)",
+        FailureReason::Lame => "answers without authority (lame)",
+        FailureReason::Servfail => "answers SERVFAIL",
+        FailureReason::Malformed => "answers with an unreadable reply",
+        FailureReason::Other => "answers with an error",
+    }
 }
 
 /// What the extra lookups found at and near the name of a missing record.

@@ -155,16 +155,15 @@ impl Exporter {
             .iter()
             .map(|c| (c.name.clone(), c.up()))
             .collect();
-        if let Some(nameservers) = &work.nameservers {
-            let mut auth: Vec<(String, Option<bool>)> = nameservers
-                .clients()
-                .iter()
-                .map(|c| (c.name.clone(), c.up()))
-                .collect();
-            auth.sort();
-            auth.dedup_by(|a, b| a.0 == b.0);
-            up.extend(auth);
-        }
+        let mut auth: Vec<(String, Option<bool>)> = work
+            .nameservers
+            .clients()
+            .iter()
+            .map(|c| (c.name.clone(), c.up()))
+            .collect();
+        auth.sort();
+        auth.dedup_by(|a, b| a.0 == b.0);
+        up.extend(auth);
         up
     }
 

@@ -28,6 +28,12 @@ pub enum Problem {
     DoubledDomain,
     /// The record exists under `domainkey` without the underscore.
     MissingUnderscore,
+    /// The domain itself does not exist.
+    DomainNotFound,
+    /// Working resolvers cannot resolve the record: the domain's DNS is broken.
+    Unresolvable,
+    /// Validating resolvers reject the zone's DNSSEC signatures.
+    DnssecBogus,
     /// The record is correct but leads to no DKIM key.
     KeyMissing,
     /// The key record does not parse, is revoked, or holds an unreadable key.
@@ -74,14 +80,16 @@ pub struct Entry {
 }
 
 /// Every problem, in the contract's order (and the order of [`Problem`]'s variants).
-pub const TABLE: [Entry; 12] = [
+pub const TABLE: [Entry; 15] = [
     Entry {
         problem: Problem::Missing,
         name: "missing",
         severity: Severity::Critical,
         meaning: "No resolver that answered has a record of the expected type at \
-                  `{selector}._domainkey.{domain}`. A resolver that timed out or failed does not count.",
-        fix: "Add the record exactly as the provider shows it.",
+                  `{selector}._domainkey.{domain}`. A resolver that timed out or failed does not \
+                  count. The detail names the domain's nameservers: its DNS host.",
+        fix: "Add the record exactly as the provider shows it, at the domain's DNS host (the \
+              nameservers the detail names).",
     },
     Entry {
         problem: Problem::NotPropagated,
@@ -146,6 +154,38 @@ pub const TABLE: [Entry; 12] = [
         meaning: "The record is missing, but exists at `{selector}.domainkey.{domain}`.",
         fix: "The underscore in _domainkey is required (RFC 6376); if the DNS provider refuses \
               it, move DNS or delegate a subdomain.",
+    },
+    Entry {
+        problem: Problem::DomainNotFound,
+        name: "domain_not_found",
+        severity: Severity::Critical,
+        meaning: "Every resolver that answered says the domain itself does not exist (NXDOMAIN at \
+                  the domain, not only at the record).",
+        fix: "The domain is not registered, has expired, or is misspelt in the config.",
+    },
+    Entry {
+        problem: Problem::Unresolvable,
+        name: "unresolvable",
+        severity: Severity::Critical,
+        meaning: "Resolvers that work (they answer for other domains, or for the parent zone) fail \
+                  on the record with SERVFAIL or timeouts, so receivers cannot fetch the key \
+                  either. The detail says what walking the delegation found: nameservers that do \
+                  not answer, that answer REFUSED or without authority (lame), or a domain the \
+                  parent zone does not know.",
+        fix: "The domain's DNS is broken: fix the NS records at the registrar, or the \
+              nameservers they name, as the detail says.",
+    },
+    Entry {
+        problem: Problem::DnssecBogus,
+        name: "dnssec_bogus",
+        severity: Severity::Critical,
+        meaning: "Validating resolvers reject the answer: SERVFAIL with an Extended DNS Error of \
+                  the DNSSEC kind, or an answer only with checking disabled. Receivers that \
+                  validate (Gmail among them) cannot fetch the key, even if other resolvers \
+                  answer.",
+        fix: "The DS at the registrar does not match the zone's keys, or the signatures \
+              expired: re-sign the zone, or update or remove the DS (common after moving DNS \
+              providers).",
     },
     Entry {
         problem: Problem::KeyMissing,

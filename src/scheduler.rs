@@ -11,7 +11,7 @@
 //! limit makes the schedule longer than that, or when the round two back has not finished (at
 //! most two rounds are ever in flight).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -24,14 +24,15 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::check::{self, RecordTarget};
+use crate::check::{self, DomainDns, RecordTarget};
 use crate::config::{Config, ResolverConfig};
 use crate::evidence::{Failure, FailureReason, FollowUp, Observation};
 use crate::metrics::Metrics;
 use crate::provider::Expected;
 use crate::resolver::authoritative::{Nameservers, RoundNameservers};
+use crate::resolver::health::{self, Outcome, Tally};
 use crate::resolver::{self, ResolverClient};
-use crate::state::State;
+use crate::state::{RecordState, State, View};
 use crate::targets::Targets;
 
 /// Everything a round needs, built once per config.
@@ -47,8 +48,11 @@ pub struct Work {
     /// When each check of a round starts, relative to the round's start: one list per
     /// resolver (indexed like `clients`), each sorted by time.
     pub plans: Vec<Vec<Slot>>,
-    /// The domains' own nameservers, when `authoritative` is on.
-    pub nameservers: Option<Arc<Nameservers>>,
+    /// Clients for the domains' own nameservers, asked for every record when `authoritative`
+    /// is on, and by the delegation walk of a domain no resolver can resolve.
+    pub nameservers: Arc<Nameservers>,
+    /// Whether every record is checked on its domain's own nameservers too.
+    pub authoritative: bool,
 }
 
 /// One record to check.
@@ -108,7 +112,7 @@ impl Work {
             })
             .collect();
         let nameservers = previous
-            .and_then(|p| p.nameservers.clone())
+            .map(|p| p.nameservers.clone())
             .filter(|n| n.timeout() == config.timeout)
             .unwrap_or_else(|| {
                 Arc::new(Nameservers::new(
@@ -117,7 +121,7 @@ impl Work {
                     metrics.clone(),
                 ))
             });
-        Work::new(config, targets, clients, Some(nameservers))
+        Work::new(config, targets, clients, nameservers)
     }
 
     /// Prepares the records of `targets` and the plan for `config` with the given clients.
@@ -125,7 +129,7 @@ impl Work {
         config: &Config,
         targets: &Targets,
         clients: Vec<Arc<ResolverClient>>,
-        nameservers: Option<Arc<Nameservers>>,
+        nameservers: Arc<Nameservers>,
     ) -> Self {
         let mut records = Vec::with_capacity(targets.record_count());
         let mut records_per_domain = HashMap::new();
@@ -161,7 +165,8 @@ impl Work {
             records,
             records_per_domain,
             plans,
-            nameservers: nameservers.filter(|_| config.authoritative),
+            nameservers,
+            authoritative: config.authoritative,
         }
     }
 }
@@ -209,6 +214,7 @@ pub async fn run_once(work: Arc<Work>, state: Arc<RwLock<State>>) {
         state,
         Instant::now(),
         dispatched,
+        false,
         CancellationToken::new(),
     )
     .await;
@@ -234,6 +240,7 @@ pub async fn run(
             state.clone(),
             start,
             dispatched_tx,
+            true,
             shutdown.clone(),
         ));
         // Wait until every check of this round has started and the interval has passed.
@@ -285,12 +292,14 @@ enum Done {
 
 /// One round: each resolver's checks start at their slots, each result is recorded as it
 /// arrives, each record is followed up once every configured resolver has answered or failed,
-/// and the round is complete when the last follow-up is done.
+/// and the round is complete when the last follow-up is done. When it `judge`s (the daemon's
+/// rounds, not one-off checks), it then says which resolvers worked ([`health`]).
 async fn run_round(
     work: Arc<Work>,
     state: Arc<RwLock<State>>,
     start: Instant,
     dispatched: oneshot::Sender<()>,
+    judge: bool,
     shutdown: CancellationToken,
 ) {
     let resolvers = work.clients.len();
@@ -321,6 +330,10 @@ async fn run_round(
     // Records whose checks are all back, waiting for a place to be followed up.
     let mut waiting: VecDeque<usize> = VecDeque::new();
     let mut following = 0;
+    // What each resolver did this round: configured ones by index, nameservers by name.
+    let mut tallies = vec![Tally::default(); resolvers];
+    let mut auth_tallies: HashMap<String, Tally> = HashMap::new();
+    let mut walked: HashSet<String> = HashSet::new();
 
     loop {
         if dispatchers_left == 0 {
@@ -369,7 +382,7 @@ async fn run_round(
                                 tracing::debug!(record = %record.key, resolver = %resolver, reason = failure.reason.as_str(), "lookup failed")
                             }
                         }
-                        state.apply(&record.key, resolver, outcome.map_err(|f| f.reason));
+                        state.apply(&record.key, resolver, outcome);
                         record_left[slot.record] -= 1;
                         if record_left[slot.record] == 0 {
                             waiting.push_back(slot.record);
@@ -379,7 +392,20 @@ async fn run_round(
                         follow_ups_left -= 1;
                         following -= 1;
                         let record = &work.records[index];
+                        if let Some(walk) = &follow_up.walk {
+                            // Answers about the parent zone show the resolvers work.
+                            if walked.insert(walk.domain.clone()) {
+                                for (client, tally) in work.clients.iter().zip(&mut tallies) {
+                                    if walk.working.contains(&client.name) {
+                                        tally.answered += 1;
+                                    }
+                                }
+                            }
+                        }
                         state.apply_follow_up(&record.key, follow_up);
+                        if let Some(known) = state.record(&record.key) {
+                            count(&work, &state, known, &mut tallies, &mut auth_tallies);
+                        }
                         if let Some(left) = domain_left.get_mut(record.domain.as_str()) {
                             *left -= 1;
                             if *left == 0 {
@@ -396,7 +422,7 @@ async fn run_round(
                     break;
                 };
                 following += 1;
-                start_now.push((index, answered_this_round(&state, &work, index)));
+                start_now.push((index, outcomes_this_round(&state, &work, index)));
             }
         }
         for (index, answered) in start_now {
@@ -408,9 +434,20 @@ async fn run_round(
         }
     }
 
-    if let Some(known) = &work.nameservers {
-        known.retain(&nameservers.in_use());
+    let in_use = nameservers.in_use();
+    if judge {
+        for (client, tally) in work.clients.iter().zip(&tallies) {
+            if tally.asked > 0 {
+                client.set_up(tally.working());
+            }
+        }
+        for client in &in_use {
+            if let Some(tally) = auth_tallies.get(&client.name).filter(|t| t.asked > 0) {
+                client.set_up(tally.working());
+            }
+        }
     }
+    work.nameservers.retain(&in_use);
     let seconds = start.elapsed().as_secs_f64();
     let mut state = state.write().unwrap_or_else(|e| e.into_inner());
     state.rounds.completed += 1;
@@ -466,10 +503,7 @@ async fn dispatch(
                     // never end.
                     let outcome = AssertUnwindSafe(check).catch_unwind().await.unwrap_or_else(|_| {
                         tracing::error!(record = %record.key, resolver = %client.name, "a check panicked");
-                        Err(Failure {
-                            reason: FailureReason::Other,
-                            detail: "internal error".into(),
-                        })
+                        Err(Failure::new(FailureReason::Other, "internal error"))
                     });
                     (slot, outcome)
                 });
@@ -479,38 +513,87 @@ async fn dispatch(
     }
 }
 
-/// The configured resolvers that answered the record this round, with what they said.
-fn answered_this_round(
-    state: &State,
-    work: &Work,
-    record: usize,
-) -> Vec<(Arc<ResolverClient>, Observation)> {
+/// What the configured resolvers said of a record this round: those that answered, with what,
+/// and those that failed, with whether DNSSEC validation explains it.
+type RoundOutcomes = (
+    Vec<(Arc<ResolverClient>, Observation)>,
+    Vec<(Arc<ResolverClient>, bool)>,
+);
+
+/// The configured resolvers' outcomes for the record this round.
+fn outcomes_this_round(state: &State, work: &Work, record: usize) -> RoundOutcomes {
+    let (mut answered, mut failed) = (Vec::new(), Vec::new());
     let Some(known) = state.record(&work.records[record].key) else {
-        return Vec::new();
+        return (answered, failed);
     };
     // Matched by name: after a reload the state's resolvers may no longer be this work's.
-    known
-        .all_views(&state.resolvers)
-        .filter_map(|(name, view)| {
-            let client = work.clients.iter().find(|c| c.name == name)?;
-            view.answering().map(|o| (client.clone(), o.clone()))
+    for (name, view) in known.all_views(&state.resolvers) {
+        let Some(client) = work.clients.iter().find(|c| c.name == name) else {
+            continue;
+        };
+        match (view.latest_ok, view.answering()) {
+            (_, Some(observation)) => answered.push((client.clone(), observation.clone())),
+            (Some(false), None) => failed.push((client.clone(), view.dnssec_bogus)),
+            _ => {}
+        }
+    }
+    (answered, failed)
+}
+
+/// Counts what every resolver, configured and `auth:`, did with a record into the round's
+/// tallies.
+fn count(
+    work: &Work,
+    state: &State,
+    record: &RecordState,
+    tallies: &mut [Tally],
+    auth_tallies: &mut HashMap<String, Tally>,
+) {
+    let outcome = |view: &View| match view.latest_ok {
+        None => Outcome::NotAsked,
+        Some(true) => Outcome::Answered,
+        Some(false) => Outcome::Failed {
+            dnssec_bogus: view.dnssec_bogus,
+        },
+    };
+    // In the work's order, matched by name.
+    let configured: Vec<Outcome> = work
+        .clients
+        .iter()
+        .map(|client| {
+            record
+                .all_views(&state.resolvers)
+                .find(|(name, _)| *name == client.name)
+                .map_or(Outcome::NotAsked, |(_, view)| outcome(view))
         })
-        .collect()
+        .collect();
+    health::count_record(tallies, &configured);
+    let auth: Vec<Outcome> = record.auth.iter().map(|(_, view)| outcome(view)).collect();
+    let mut auth_round: Vec<Tally> = record
+        .auth
+        .iter()
+        .map(|(name, _)| auth_tallies.get(name).copied().unwrap_or_default())
+        .collect();
+    health::count_record(&mut auth_round, &auth);
+    for ((name, _), tally) in record.auth.iter().zip(auth_round) {
+        auth_tallies.insert(name.clone(), tally);
+    }
 }
 
 /// Runs a record's follow-up: its nameservers (found once per domain and round), the extra
-/// lookups and the key.
+/// lookups and the key, or the walk of its domain's delegation.
 async fn follow_up(
     work: Arc<Work>,
     round: Arc<RoundNameservers>,
     index: usize,
-    answered: Vec<(Arc<ResolverClient>, Observation)>,
+    (answered, failed): RoundOutcomes,
 ) -> Done {
     let record = &work.records[index];
-    let servers = match &work.nameservers {
+    let servers = if work.authoritative {
         // Boxed so that a follow-up without authoritative checks stays small.
-        Some(nameservers) => Box::pin(nameservers.of(&round, &record.domain, &work.clients)).await,
-        None => None,
+        Box::pin(work.nameservers.of(&round, &record.domain, &work.clients)).await
+    } else {
+        None
     };
     let target = RecordTarget {
         name: &record.name,
@@ -518,7 +601,14 @@ async fn follow_up(
         selector: &record.selector,
         expected: &record.expected,
     };
-    Done::FollowUp(index, check::follow_up(&target, &answered, servers).await)
+    let dns = DomainDns {
+        nameservers: &work.nameservers,
+        round: &round,
+    };
+    Done::FollowUp(
+        index,
+        check::follow_up(&target, &answered, &failed, servers, dns).await,
+    )
 }
 
 /// Seconds since the Unix epoch, as Prometheus timestamps are given.

@@ -4,10 +4,13 @@
 
 use std::collections::HashMap;
 use std::ops::Range;
+use std::sync::Arc;
 
 use crate::config::Config;
-use crate::diagnosis::{Evidence, Finding, diagnose};
-use crate::evidence::{Extra, FailureReason, FollowUp, Found, KeyLookup, Observation};
+use crate::diagnosis::{Evidence, Failed, Finding, diagnose};
+use crate::evidence::{
+    Ede, Extra, Failure, FailureReason, FollowUp, Found, KeyLookup, Observation, Walk,
+};
 use crate::provider::Expected;
 use crate::targets::{self, Record, Targets};
 
@@ -80,6 +83,10 @@ pub struct RecordState {
     pub extra: Option<Extra>,
     /// The key at the end of the record, for CNAME records that are correct somewhere.
     pub key: Option<KeyLookup>,
+    /// Whether the domain exists, while the record is NXDOMAIN everywhere.
+    pub domain_exists: Option<bool>,
+    /// What the walk of the domain's delegation found, while no resolver resolves the record.
+    pub walk: Option<Arc<Walk>>,
 }
 
 /// What one resolver last said about one record.
@@ -91,6 +98,11 @@ pub struct View {
     pub known: Option<Observation>,
     /// Why the latest lookup failed, when it did.
     pub failure: Option<FailureReason>,
+    /// The Extended DNS Error of the latest reply (RFC 8914), if it carried one.
+    pub ede: Option<Ede>,
+    /// The latest lookup failed because the resolver validates DNSSEC and the zone's
+    /// signatures are bogus.
+    pub dnssec_bogus: bool,
 }
 
 impl View {
@@ -104,12 +116,20 @@ impl View {
     }
 
     /// Records the outcome of one lookup; a failure keeps what is known.
-    fn record(&mut self, outcome: Result<Observation, FailureReason>) {
+    fn record(&mut self, outcome: Result<Observation, Failure>) {
         self.latest_ok = Some(outcome.is_ok());
-        self.failure = outcome.as_ref().err().copied();
-        let Ok(mut observation) = outcome else {
-            return;
+        let mut observation = match outcome {
+            Ok(observation) => observation,
+            Err(failure) => {
+                self.failure = Some(failure.reason);
+                self.ede = failure.ede;
+                self.dnssec_bogus = failure.dnssec_bogus;
+                return;
+            }
         };
+        self.failure = None;
+        self.dnssec_bogus = false;
+        self.ede = observation.ede.clone();
         // Address records at the name are learnt by the follow-up; until it runs again, an
         // empty answer from the same resolver still shows them rather than flapping to none.
         if let (
@@ -139,6 +159,8 @@ impl RecordState {
             findings: Vec::new(),
             extra: None,
             key: None,
+            domain_exists: None,
+            walk: None,
         }
     }
 
@@ -182,8 +204,12 @@ impl RecordState {
         Some(found.all(|f| f == first))
     }
 
-    /// Correct on every answering resolver and without problems; `None` when none answered.
+    /// Correct on every answering resolver and without problems; `None` when none answered
+    /// and no problem is known.
     pub fn healthy(&self, resolvers: &[ResolverState]) -> Option<bool> {
+        if !self.findings.is_empty() {
+            return Some(false);
+        }
         let mut any = false;
         for (_, o) in self.answering(resolvers) {
             any = true;
@@ -191,7 +217,7 @@ impl RecordState {
                 return Some(false);
             }
         }
-        any.then_some(self.findings.is_empty())
+        any.then_some(true)
     }
 
     /// The size of the key the record leads to, when a usable key was read.
@@ -265,22 +291,59 @@ impl RecordState {
             None if !self.correct_somewhere(resolvers) => self.key = None,
             None => {}
         }
+        let nxdomain_everywhere = self.missing(resolvers) == Some(true)
+            && self.answering(resolvers).all(|(_, o)| o.nxdomain);
+        match follow_up.domain_exists {
+            Some(exists) => self.domain_exists = Some(exists),
+            None if !nxdomain_everywhere => self.domain_exists = None,
+            // NXDOMAIN everywhere, but the domain's own lookup failed: keep what was learnt.
+            None => {}
+        }
+        let answered = self.answering(resolvers).next().is_some();
+        match follow_up.walk {
+            Some(walk) => self.walk = Some(walk),
+            None if answered => self.walk = None,
+            None => {}
+        }
         self.diagnose(resolvers);
     }
 
-    /// Runs the diagnosis on what is known; with no answering resolver, the findings stay.
+    /// Runs the diagnosis on what is known. When no resolver answered and nothing explains
+    /// why (the resolvers are down, not the domain), the findings stay as they were.
     fn diagnose(&mut self, resolvers: &[ResolverState]) {
+        let failures = resolvers
+            .iter()
+            .map(|r| r.name.as_str())
+            .zip(&self.views)
+            .filter_map(|(resolver, view)| {
+                Some(Failed {
+                    resolver,
+                    reason: view.failure.filter(|_| view.latest_ok == Some(false))?,
+                    ede: view.ede.as_ref(),
+                    dnssec_bogus: view.dnssec_bogus,
+                })
+            })
+            .collect();
         let evidence = Evidence {
             selector: &self.selector,
             expected: &self.expected,
             answers: self.answering(resolvers).collect(),
+            failures,
             extra: self.extra.as_ref(),
             key: self.key.as_ref(),
+            domain_exists: self.domain_exists,
+            walk: self.walk.as_deref(),
+            nameservers: self
+                .auth
+                .iter()
+                .filter_map(|(name, _)| name.strip_prefix("auth:"))
+                .collect(),
         };
-        if evidence.answers.is_empty() {
+        let findings = diagnose(&evidence);
+        if findings.is_empty() && evidence.answers.is_empty() {
             return;
         }
-        self.findings = diagnose(&evidence);
+        self.findings = findings;
     }
 }
 
@@ -377,12 +440,7 @@ impl State {
     ///
     /// Results are matched by name, so a result that arrives after a reload lands on the same
     /// record if it is still configured, and is dropped if it is not.
-    pub fn apply(
-        &mut self,
-        record: &str,
-        resolver: &str,
-        outcome: Result<Observation, FailureReason>,
-    ) {
+    pub fn apply(&mut self, record: &str, resolver: &str, outcome: Result<Observation, Failure>) {
         let (Some(&r), Some(&v)) = (
             self.record_index.get(record),
             self.resolver_index.get(resolver),
@@ -438,6 +496,7 @@ mod tests {
         Observation {
             present: found != Found::None,
             nxdomain: found == Found::None,
+            ede: None,
             found,
             correct,
             ttl: Some(300),
@@ -474,7 +533,7 @@ mod tests {
         );
 
         // Resolver c fails: it stops answering, but what it said is kept.
-        state.apply(S1, "c", Err(FailureReason::Servfail));
+        state.apply(S1, "c", Err(FailureReason::Servfail.into()));
         let view = &state.records[0].views[2];
         assert_eq!(view.latest_ok, Some(false));
         assert_eq!(view.failure, Some(FailureReason::Servfail));
@@ -546,7 +605,7 @@ mod tests {
         let generation = state.generation();
         let good = observation(Found::Cname("s1.dkim.amazonses.com".into()), true);
         state.apply(S1, "a", Ok(good));
-        state.apply(S1, "a", Err(FailureReason::Timeout));
+        state.apply(S1, "a", Err(FailureReason::Timeout.into()));
         state.apply_follow_up(S1, FollowUp::default());
         state.domain_checked("example.com", 1.0);
         assert_eq!(state.generation(), generation);

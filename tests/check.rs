@@ -29,7 +29,9 @@ async fn server(key: &str) -> TestDns {
         .cname(
             "twice._domainkey.example.com.example.com.",
             "twice.dkim.amazonses.com.",
-        );
+        )
+        // example.org exists, with no DKIM record.
+        .a("example.org.", [192, 0, 2, 80]);
     TestDns::start(Behaviour::Answer(zone)).await
 }
 
@@ -201,11 +203,11 @@ async fn a_healthy_record_costs_no_extra_queries() {
     let (code, _, _) = check(&["--config.file", config("good").to_str().unwrap()]).await;
     assert_eq!(code, 0);
     assert_eq!(dns.udp_queries(), 2);
-    // Missing: the CNAME, then A, AAAA and TXT at the name, the doubled name and the name
-    // without the underscore.
+    // Missing: the CNAME (NXDOMAIN), the domain's SOA (it exists), then A, AAAA and TXT at the
+    // name, the doubled name and the name without the underscore.
     let (code, _, _) = check(&["--config.file", config("absent").to_str().unwrap()]).await;
     assert_eq!(code, 1);
-    assert_eq!(dns.udp_queries(), 2 + 6);
+    assert_eq!(dns.udp_queries(), 2 + 7);
 }
 
 #[tokio::test]

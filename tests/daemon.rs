@@ -256,7 +256,7 @@ async fn failures_never_read_as_missing() {
         // Every reason is exported from the start, so rate() works.
         assert_eq!(
             s.find(LOOKUP_ERRORS_TOTAL.name, &[("resolver", r)]).len(),
-            6
+            7
         );
     }
     assert_eq!(

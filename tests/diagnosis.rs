@@ -186,7 +186,7 @@ async fn authoritative_nameservers_are_asked_directly() {
     assert!(
         s.value(
             LOOKUP_ERRORS_TOTAL.name,
-            &[("resolver", lame), ("reason", "other")]
+            &[("resolver", lame), ("reason", "lame")]
         ) >= Some(2.0)
     );
     assert_eq!(

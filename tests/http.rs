@@ -93,9 +93,13 @@ async fn a_large_scrape_arrives_whole_in_chunks() {
     // Nothing in the zone: every record is missing on every resolver, which gives five series
     // per record and resolver and a problem per record.
     // One server per resolver: a single one drops queries at this rate.
+    // The domains exist, with no DKIM record.
+    let zone = (0..250).fold(Zone::new(), |zone, i| {
+        zone.a(&format!("d{i:03}.example."), [192, 0, 2, 1])
+    });
     let mut servers = Vec::new();
     for _ in 0..4 {
-        servers.push(TestDns::start(Behaviour::Answer(Zone::new())).await);
+        servers.push(TestDns::start(Behaviour::Answer(zone.clone())).await);
     }
     let resolvers: String = servers
         .iter()

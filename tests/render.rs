@@ -83,6 +83,7 @@ fn observation(found: Found, correct: bool, ttl: u32) -> Observation {
     Observation {
         present: !matches!(found, Found::None | Found::A(_)),
         nxdomain: found == Found::None,
+        ede: None,
         found,
         correct,
         ttl: Some(ttl),
@@ -141,6 +142,7 @@ fn state(domains: usize) -> State {
                     // Missing: an empty answer, and addresses at the name.
                     3 => Ok(Observation {
                         nxdomain: false,
+                        ede: None,
                         ..none.clone()
                     }),
                     // Answered, then some lookups failed: a ratio of thirds.
@@ -148,13 +150,13 @@ fn state(domains: usize) -> State {
                         let first = if r == 3 { bad.clone() } else { good.clone() };
                         state.apply(&name, resolver, Ok(first));
                         if r < 2 {
-                            Err(FailureReason::Timeout)
+                            Err(FailureReason::Timeout.into())
                         } else {
                             continue;
                         }
                     }
                     // Never answered.
-                    5 => Err(FailureReason::ALL[r % FailureReason::ALL.len()]),
+                    5 => Err(FailureReason::ALL[r % FailureReason::ALL.len()].into()),
                     // Never checked.
                     6 => continue,
                     // Correct, with `auth:` views and a weak key at the end.
@@ -180,7 +182,10 @@ fn state(domains: usize) -> State {
                 7 => {
                     follow_up.auth = Some(vec![
                         ("auth:ns1.\"odd\"\\.example".into(), Ok(good.clone())),
-                        ("auth:ns2.example".into(), Err(FailureReason::Refused)),
+                        (
+                            "auth:ns2.example".into(),
+                            Err(FailureReason::Refused.into()),
+                        ),
                         ("auth:ns3.example".into(), Ok(bad.clone())),
                     ]);
                     follow_up.key = Some(KeyLookup::Found(Ok(rsa(512))));
@@ -363,11 +368,11 @@ fn rounds_writing_between_chunks_do_not_stop_the_scrape() {
         state.apply(
             &name,
             RESOLVERS[(round + 1) % 5],
-            Err(FailureReason::Timeout),
+            Err(FailureReason::Timeout.into()),
         );
         let auth = vec![(
             format!("auth:ns{}.example", round % 4),
-            Err(FailureReason::Network),
+            Err(FailureReason::Network.into()),
         )];
         let follow_up = FollowUp {
             auth: Some(auth),

@@ -150,5 +150,6 @@ async fn a_closed_port_is_a_network_failure_not_a_timeout() {
     let failure = client.query(&name, RecordType::CNAME).await.unwrap_err();
     assert_eq!(failure.reason, FailureReason::Network, "{}", failure.detail);
     assert!(started.elapsed() < Duration::from_secs(10));
-    assert_eq!(client.up(), Some(false));
+    // Whether the resolver works is judged over a round, never from one query.
+    assert_eq!(client.up(), None);
 }

@@ -366,6 +366,7 @@ mod tests {
                             ttl: Some(300),
                             key: None,
                             nxdomain: false,
+                            ede: None,
                         };
                         let name = crate::targets::record_name(&record.selector, &domain.domain);
                         state.apply(&name, resolver, Ok(observation));

@@ -81,6 +81,10 @@ pub struct ResolverReport {
     pub correct: Option<bool>,
     /// TTL of the answer.
     pub ttl: Option<u32>,
+    /// The Extended DNS Error of the latest reply (RFC 8914), as `EDE 9 DNSKEY Missing: …`.
+    pub ede: Option<String>,
+    /// The latest lookup failed because the resolver validates DNSSEC and rejected the zone.
+    pub dnssec_bogus: bool,
 }
 
 /// One problem and its fix.
@@ -148,7 +152,20 @@ impl ResolverReport {
                     }
                     _ => String::new(),
                 };
-                (format!("lookup failed: {reason}{last}"), Tone::Failed)
+                let ede = self
+                    .ede
+                    .as_ref()
+                    .map(|ede| format!(" ({ede})"))
+                    .unwrap_or_default();
+                let bogus = if self.dnssec_bogus {
+                    ", rejected by DNSSEC validation"
+                } else {
+                    ""
+                };
+                (
+                    format!("lookup failed: {reason}{ede}{bogus}{last}"),
+                    Tone::Failed,
+                )
             }
             (None, _) => ("not asked yet".to_string(), Tone::NotAsked),
             (Some(kind), _) => {
@@ -157,6 +174,10 @@ impl ResolverReport {
                     kind => format!("{kind} {}", self.value.as_deref().unwrap_or("")),
                 };
                 let ttl = self.ttl.map(|t| format!("  ttl {t}")).unwrap_or_default();
+                let ttl = match &self.ede {
+                    Some(ede) => format!("{ttl}  ({ede})"),
+                    None => ttl,
+                };
                 let tone = if self.correct == Some(true) {
                     Tone::Correct
                 } else {
@@ -189,6 +210,8 @@ impl RecordReport {
                 present: view.known.as_ref().map(|o| o.present),
                 correct: view.known.as_ref().map(|o| o.correct),
                 ttl: view.known.as_ref().and_then(|o| o.ttl),
+                ede: view.ede.as_ref().map(ToString::to_string),
+                dnssec_bogus: view.dnssec_bogus,
             })
             .collect();
         let problems: Vec<ProblemReport> = record

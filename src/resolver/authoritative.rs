@@ -16,6 +16,7 @@ use tokio::sync::OnceCell;
 
 use super::message::{addresses_at, normalise};
 use super::{ResolverClient, lock};
+use crate::evidence::Walk;
 use crate::metrics::Metrics;
 
 /// The most nameservers asked per domain; delegations rarely list more than eight.
@@ -39,13 +40,18 @@ pub struct Nameservers {
 /// A domain's nameserver clients, found once per round; `None` when they could not be found.
 type DomainServers = Arc<OnceCell<Option<Vec<Arc<ResolverClient>>>>>;
 
-/// What one round learnt about nameservers, so each domain and host is looked up once a round.
+/// What one round learnt about each domain's DNS, so each domain and host is looked up once a
+/// round.
 #[derive(Default)]
 pub struct RoundNameservers {
     /// Each domain's nameserver clients; `None` when they could not be found.
     domains: Mutex<HashMap<String, DomainServers>>,
     /// Each nameserver host's address; `None` when it has none or the lookup failed.
     hosts: Mutex<HashMap<String, Arc<OnceCell<Option<IpAddr>>>>>,
+    /// Whether each domain asked about exists; `None` when no resolver answered.
+    pub(super) exists: Mutex<HashMap<String, Arc<OnceCell<Option<bool>>>>>,
+    /// The delegation walk of each domain no resolver could resolve.
+    pub(super) walks: Mutex<HashMap<String, Arc<OnceCell<Arc<Walk>>>>>,
 }
 
 impl Nameservers {
@@ -111,7 +117,7 @@ impl Nameservers {
                 None => self.address_of(round, &host, &host_name, resolvers).await,
             };
             match address {
-                Some(ip) => clients.push(self.client(&host, SocketAddr::new(ip, self.port))),
+                Some(ip) => clients.push(self.client(&host, ip)),
                 None => {
                     tracing::warn!(domain, nameserver = %host, "nameserver has no address; not asked")
                 }
@@ -120,7 +126,7 @@ impl Nameservers {
         Some(clients)
     }
 
-    async fn address_of(
+    pub(super) async fn address_of(
         &self,
         round: &RoundNameservers,
         host: &str,
@@ -145,7 +151,10 @@ impl Nameservers {
             .await
     }
 
-    fn client(&self, host: &str, address: SocketAddr) -> Arc<ResolverClient> {
+    /// The client for the nameserver `host` at `ip` (on the nameserver port), kept across
+    /// rounds while a domain uses it.
+    pub(super) fn client(&self, host: &str, ip: IpAddr) -> Arc<ResolverClient> {
+        let address = SocketAddr::new(ip, self.port);
         let name = format!("auth:{host}");
         lock(&self.clients)
             .entry((name.clone(), address))
@@ -195,7 +204,7 @@ impl RoundNameservers {
 }
 
 /// Asks the configured resolvers in turn until one answers definitively.
-async fn ask(
+pub(super) async fn ask(
     resolvers: &[Arc<ResolverClient>],
     name: &Name,
     record_type: RecordType,
@@ -208,7 +217,7 @@ async fn ask(
     None
 }
 
-fn ns_hosts(reply: &Message, owner: &Name) -> Vec<String> {
+pub(super) fn ns_hosts(reply: &Message, owner: &Name) -> Vec<String> {
     let owner = normalise(owner);
     reply
         .answers
@@ -222,7 +231,7 @@ fn ns_hosts(reply: &Message, owner: &Name) -> Vec<String> {
 }
 
 /// The first address, IPv4 before IPv6, in sorted order so the choice is stable.
-fn first_address(mut addresses: Vec<IpAddr>) -> Option<IpAddr> {
+pub(super) fn first_address(mut addresses: Vec<IpAddr>) -> Option<IpAddr> {
     addresses.sort_by_key(|ip| (ip.is_ipv6(), *ip));
     addresses.into_iter().next()
 }

@@ -76,10 +76,10 @@ impl Connected {
         let bound = self.timeout + Duration::from_millis(500);
         match tokio::time::timeout(bound, Box::pin(self.send_connected(request))).await {
             Ok(result) => result,
-            Err(_) => Err(Failure {
-                reason: FailureReason::Timeout,
-                detail: format!("no reply within {:?}", self.timeout),
-            }),
+            Err(_) => Err(Failure::new(
+                FailureReason::Timeout,
+                format!("no reply within {:?}", self.timeout),
+            )),
         }
     }
 
@@ -108,10 +108,10 @@ impl Connected {
         let connected = tokio::time::timeout(self.timeout, self.connect())
             .await
             .unwrap_or_else(|_| {
-                Err(Failure {
-                    reason: FailureReason::Timeout,
-                    detail: format!("no connection within {:?}", self.timeout),
-                })
+                Err(Failure::new(
+                    FailureReason::Timeout,
+                    format!("no connection within {:?}", self.timeout),
+                ))
             });
         self.note_connect(&connected);
         let conn = connected?;
@@ -126,9 +126,11 @@ impl Connected {
         let alive = Arc::new(AtomicBool::new(true));
         let exchange = match (&self.protocol, &self.tls) {
             (Protocol::Tls, Some(tls)) => {
-                let server_name = ServerName::try_from(tls.name.clone()).map_err(|e| Failure {
-                    reason: FailureReason::Other,
-                    detail: format!("invalid tls_name {:?}: {e}", tls.name),
+                let server_name = ServerName::try_from(tls.name.clone()).map_err(|e| {
+                    Failure::new(
+                        FailureReason::Other,
+                        format!("invalid tls_name {:?}: {e}", tls.name),
+                    )
                 })?;
                 hickory_net::tls::tls_exchange(
                     self.address,
@@ -207,19 +209,18 @@ fn tls_client_config(tls: &TlsSettings) -> Result<rustls::ClientConfig, Failure>
     let mut roots = rustls::RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     for cert in &tls.extra_roots {
-        roots.add(cert.clone()).map_err(|e| Failure {
-            reason: FailureReason::Other,
-            detail: format!("unusable certificate in tls_ca_file: {e}"),
+        roots.add(cert.clone()).map_err(|e| {
+            Failure::new(
+                FailureReason::Other,
+                format!("unusable certificate in tls_ca_file: {e}"),
+            )
         })?;
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map(|builder| builder.with_root_certificates(roots).with_no_client_auth())
-        .map_err(|e| Failure {
-            reason: FailureReason::Other,
-            detail: format!("TLS setup failed: {e}"),
-        })
+        .map_err(|e| Failure::new(FailureReason::Other, format!("TLS setup failed: {e}")))
 }
 
 async fn send(
@@ -230,9 +231,9 @@ async fn send(
         Some(Ok(response)) => Ok(response.into_message()),
         Some(Err(e)) => Err(net_failure(&e)),
         // hickory ends the response stream without an item when its own timeout fires.
-        None => Err(Failure {
-            reason: FailureReason::Timeout,
-            detail: "no reply within the timeout".into(),
-        }),
+        None => Err(Failure::new(
+            FailureReason::Timeout,
+            "no reply within the timeout",
+        )),
     }
 }

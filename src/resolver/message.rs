@@ -5,9 +5,10 @@ use std::net::IpAddr;
 
 use hickory_net::NetError;
 use hickory_proto::op::{DnsRequest, DnsRequestOptions, Edns, Message, Query, ResponseCode};
-use hickory_proto::rr::{Name, RData, RecordType};
+use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
+use hickory_proto::rr::{Name, RData};
 
-use crate::evidence::{Failure, FailureReason};
+use crate::evidence::{Ede, Failure, FailureReason};
 
 /// EDNS payload size advertised: the DNS Flag Day 2020 value, which avoids fragmentation.
 pub const EDNS_PAYLOAD: u16 = 1232;
@@ -28,17 +29,30 @@ pub fn query_message(query: Query, recursion_desired: bool, edns_payload: u16) -
 }
 
 /// The query for the connected transports: the same message as over UDP.
-pub(super) fn request(name: &Name, record_type: RecordType, recursion_desired: bool) -> DnsRequest {
-    let message = query_message(
-        Query::query(name.clone(), record_type),
-        recursion_desired,
-        EDNS_PAYLOAD,
-    );
+pub(super) fn request(message: Message) -> DnsRequest {
     let mut options = DnsRequestOptions::default();
-    options.recursion_desired = recursion_desired;
+    options.recursion_desired = message.metadata.recursion_desired;
     options.case_randomization = false;
     DnsRequest::new(message, options)
 }
+
+/// The Extended DNS Error option of a reply (RFC 8914, option code 15), if it has one.
+pub fn ede(reply: &Message) -> Option<Ede> {
+    let edns = reply.edns.as_ref()?;
+    match edns.option(EdnsCode::Unknown(EDE_OPTION))? {
+        EdnsOption::Unknown(_, data) if data.len() >= 2 => Some(Ede {
+            code: u16::from_be_bytes([data[0], data[1]]),
+            // Some servers end the text with a NUL; it is no part of it.
+            text: String::from_utf8_lossy(&data[2..])
+                .trim_end_matches('\0')
+                .to_string(),
+        }),
+        _ => None,
+    }
+}
+
+/// The EDNS option code of Extended DNS Errors.
+const EDE_OPTION: u16 = 15;
 
 /// Sorts a reply by its response code: NOERROR and NXDOMAIN are definitive, the rest fail.
 pub(super) fn classify(reply: Message) -> Result<Message, Failure> {
@@ -49,10 +63,9 @@ pub(super) fn classify(reply: Message) -> Result<Message, Failure> {
         ResponseCode::Refused => FailureReason::Refused,
         _ => FailureReason::Other,
     };
-    Err(Failure {
-        reason,
-        detail: format!("response code {code}"),
-    })
+    let mut failure = Failure::new(reason, format!("response code {code}"));
+    failure.ede = ede(&reply);
+    Err(failure)
 }
 
 /// Maps a transport error to a reason.
@@ -64,10 +77,7 @@ pub(super) fn net_failure(error: &NetError) -> Failure {
         NetError::Proto(_) | NetError::QueryCaseMismatch => FailureReason::Malformed,
         _ => FailureReason::Other,
     };
-    Failure {
-        reason,
-        detail: error.to_string(),
-    }
+    Failure::new(reason, error.to_string())
 }
 
 /// The A and AAAA addresses at `owner` in a reply.

@@ -9,13 +9,17 @@
 //! - `connected`: TCP, TLS and HTTPS over one kept-open connection;
 //! - [`message`]: building queries, classifying replies, reading names and records;
 //! - [`limiter`]: the politeness limit;
-//! - [`authoritative`]: each domain's own nameservers, found each round.
+//! - [`authoritative`]: each domain's own nameservers, found each round;
+//! - [`walk`]: the delegation of a domain no resolver can resolve, walked as `dig +trace` does;
+//! - [`health`]: whether a resolver works, judged over a round.
 
 pub mod authoritative;
 mod connected;
+pub mod health;
 pub mod limiter;
 pub mod message;
 pub mod udp;
+pub mod walk;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicI8, Ordering};
@@ -31,7 +35,7 @@ use crate::evidence::{Failure, FailureReason};
 use crate::metrics::ResolverMetrics;
 use connected::Connected;
 use limiter::RateLimiter;
-use message::{EDNS_PAYLOAD, classify, query_message, request};
+use message::{EDNS_PAYLOAD, classify, ede, query_message, request};
 use udp::UdpTransport;
 
 /// Queries to one resolver that may be in flight at once: a burst larger than the resolver's
@@ -42,6 +46,16 @@ pub const IN_FLIGHT: usize = 128;
 /// on waiting: a dead resolver's queries each wait out the whole timeout, and holding places
 /// that long would slow its checks to `IN_FLIGHT` per timeout.
 pub const SLOW_QUERY: Duration = Duration::from_millis(250);
+
+/// How a query is asked, beyond its name and type.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Ask {
+    /// Sets the CD bit: a validating resolver answers without checking DNSSEC, which tells a
+    /// zone whose signatures are bogus from a resolver that is broken.
+    pub checking_disabled: bool,
+    /// Takes a reply without the AA flag from a nameserver: a parent zone's referral.
+    pub referral: bool,
+}
 
 /// A query's place in flight to one resolver, given back when dropped.
 pub struct Place(
@@ -74,8 +88,22 @@ pub struct ResolverClient {
     authoritative: bool,
     /// What the client was built from, to tell whether a reloaded config changes it.
     pub config: ResolverConfig,
-    /// The latest query's verdict for `dkim_resolver_up`: 1 definitive, 0 not, -1 not asked yet.
+    /// The verdict of the latest round for `dkim_resolver_up` ([`health`]): 1 working, 0 not,
+    /// -1 not judged yet.
     up: AtomicI8,
+}
+
+impl Ask {
+    /// With the CD bit set.
+    pub const CHECKING_DISABLED: Ask = Ask {
+        checking_disabled: true,
+        referral: false,
+    };
+    /// Taking a referral.
+    pub const REFERRAL: Ask = Ask {
+        checking_disabled: false,
+        referral: true,
+    };
 }
 
 impl ResolverClient {
@@ -124,8 +152,18 @@ impl ResolverClient {
     /// NOERROR (with or without data) or NXDOMAIN, and for an authoritative nameserver, with the
     /// AA flag set.
     pub async fn query(&self, name: &Name, record_type: RecordType) -> Result<Message, Failure> {
+        self.ask(name, record_type, Ask::default()).await
+    }
+
+    /// [`ResolverClient::query`], asked as `ask` says.
+    pub async fn ask(
+        &self,
+        name: &Name,
+        record_type: RecordType,
+        ask: Ask,
+    ) -> Result<Message, Failure> {
         let place = self.place().await;
-        self.query_in(place, name, record_type).await
+        self.query_in(place, name, record_type, ask).await
     }
 
     /// Waits for a place among the queries in flight (see [`IN_FLIGHT`]). A round's dispatcher
@@ -136,18 +174,19 @@ impl ResolverClient {
         Place(self.places.clone().acquire_owned().await.ok())
     }
 
-    /// [`ResolverClient::query`] in a place already taken.
+    /// [`ResolverClient::ask`] in a place already taken.
     pub async fn query_in(
         &self,
         place: Place,
         name: &Name,
         record_type: RecordType,
+        ask: Ask,
     ) -> Result<Message, Failure> {
         self.limiter.acquire().await;
         let mut place = Some(place);
         self.metrics.queries.inc();
         let started = Instant::now();
-        let exchange = self.exchange(name, record_type);
+        let exchange = self.exchange(name, record_type, ask);
         tokio::pin!(exchange);
         let result = tokio::select! {
             result = &mut exchange => result,
@@ -158,12 +197,13 @@ impl ResolverClient {
         };
         drop(place);
         let result = result.and_then(classify).and_then(|reply| {
-            if self.authoritative && !reply.metadata.authoritative {
-                Err(Failure {
-                    reason: FailureReason::Other,
-                    detail: "not authoritative for the zone (AA flag unset): a lame delegation"
-                        .into(),
-                })
+            if self.authoritative && !ask.referral && !reply.metadata.authoritative {
+                let mut failure = Failure::new(
+                    FailureReason::Lame,
+                    "not authoritative for the zone (AA flag unset): a lame delegation",
+                );
+                failure.ede = ede(&reply);
+                Err(failure)
             } else {
                 Ok(reply)
             }
@@ -172,9 +212,8 @@ impl ResolverClient {
             .duration
             .observe(started.elapsed().as_secs_f64());
         match &result {
-            Ok(_) => self.up.store(1, Ordering::Relaxed),
+            Ok(_) => {}
             Err(failure) => {
-                self.up.store(0, Ordering::Relaxed);
                 self.metrics.error(failure.reason).inc();
                 tracing::debug!(
                     resolver = %self.name,
@@ -189,12 +228,22 @@ impl ResolverClient {
         result
     }
 
-    /// Whether the latest query got a definitive answer; `None` before the first.
+    /// Records the verdict of a round on whether the resolver works ([`health`]).
+    pub fn set_up(&self, working: bool) {
+        self.up.store(i8::from(working), Ordering::Relaxed);
+    }
+
+    /// Whether the resolver worked in its latest round; `None` before one was judged.
     pub fn up(&self) -> Option<bool> {
         match self.up.load(Ordering::Relaxed) {
             -1 => None,
             v => Some(v == 1),
         }
+    }
+
+    /// Whether this is a domain's own nameserver, asked without recursion.
+    pub fn is_authoritative(&self) -> bool {
+        self.authoritative
     }
 
     /// How long one query may take.
@@ -203,18 +252,24 @@ impl ResolverClient {
     }
 
     /// Sends the query by the configured protocol, falling back to TCP when UDP is truncated.
-    async fn exchange(&self, name: &Name, record_type: RecordType) -> Result<Message, Failure> {
-        let request = || request(name, record_type, !self.authoritative);
-        if self.protocol != Protocol::Udp {
-            return self.connected.exchange(request).await;
-        }
-        // The UDP transport always ends at its timeout.
-        let message = query_message(
+    async fn exchange(
+        &self,
+        name: &Name,
+        record_type: RecordType,
+        ask: Ask,
+    ) -> Result<Message, Failure> {
+        let mut message = query_message(
             Query::query(name.clone(), record_type),
             !self.authoritative,
             EDNS_PAYLOAD,
         );
-        let reply = self.udp.exchange(message, self.timeout).await?;
+        message.metadata.checking_disabled = ask.checking_disabled;
+        let request = || request(message.clone());
+        if self.protocol != Protocol::Udp {
+            return self.connected.exchange(request).await;
+        }
+        // The UDP transport always ends at its timeout.
+        let reply = self.udp.exchange(message.clone(), self.timeout).await?;
         if reply.metadata.truncation {
             tracing::debug!(resolver = %self.name, query = %name, "truncated over UDP, retrying over TCP");
             self.connected.exchange(request).await

@@ -10,8 +10,8 @@
 //! random per query and never shared by two pending queries of a socket.
 //!
 //! A reply is taken only from the resolver's address (the socket is connected), with the ID of a
-//! pending query and the question that query asked; others are ignored, as a stub resolver
-//! should. A reply with a pending ID that cannot be parsed fails that query as malformed.
+//! pending query and the question that query asked, or no question at all (as REFUSED and
+//! FORMERR replies may come); others are ignored, as a stub resolver should. A reply with a pending ID that cannot be parsed fails that query as malformed.
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -100,10 +100,10 @@ impl UdpTransport {
         timeout: Duration,
     ) -> Result<Message, Failure> {
         let Some(query) = message.queries.first().cloned() else {
-            return Err(Failure {
-                reason: FailureReason::Other,
-                detail: "a query without a question".into(),
-            });
+            return Err(Failure::new(
+                FailureReason::Other,
+                "a query without a question",
+            ));
         };
         let channel = self.channel()?;
         let (tx, rx) = oneshot::channel();
@@ -134,26 +134,30 @@ impl UdpTransport {
             serial,
         };
         message.metadata.id = id;
-        let bytes = message.to_vec().map_err(|e| Failure {
-            reason: FailureReason::Other,
-            detail: format!("cannot encode the query: {e}"),
+        let bytes = message.to_vec().map_err(|e| {
+            Failure::new(
+                FailureReason::Other,
+                format!("cannot encode the query: {e}"),
+            )
         })?;
-        channel.socket.send(&bytes).await.map_err(|e| Failure {
-            reason: FailureReason::Network,
-            detail: format!("cannot send to {}: {e}", self.address),
+        channel.socket.send(&bytes).await.map_err(|e| {
+            Failure::new(
+                FailureReason::Network,
+                format!("cannot send to {}: {e}", self.address),
+            )
         })?;
         match tokio::time::timeout(timeout, rx).await {
             Ok(Ok(result)) => result,
             // The reading task ended (only when the channel is dropped, which this call
             // prevents); treat it as a broken network path.
-            Ok(Err(_)) => Err(Failure {
-                reason: FailureReason::Network,
-                detail: "the socket closed while waiting for the reply".into(),
-            }),
-            Err(_) => Err(Failure {
-                reason: FailureReason::Timeout,
-                detail: format!("no reply within {timeout:?}"),
-            }),
+            Ok(Err(_)) => Err(Failure::new(
+                FailureReason::Network,
+                "the socket closed while waiting for the reply",
+            )),
+            Err(_) => Err(Failure::new(
+                FailureReason::Timeout,
+                format!("no reply within {timeout:?}"),
+            )),
         }
     }
 
@@ -213,9 +217,11 @@ impl Drop for Forget<'_> {
 
 /// Opens a socket on a random port, connected to `address`, and starts reading its replies.
 fn open(address: SocketAddr) -> Result<Channel, Failure> {
-    let network = |e: std::io::Error| Failure {
-        reason: FailureReason::Network,
-        detail: format!("cannot open a UDP socket to {address}: {e}"),
+    let network = |e: std::io::Error| {
+        Failure::new(
+            FailureReason::Network,
+            format!("cannot open a UDP socket to {address}: {e}"),
+        )
     };
     let local: SocketAddr = if address.is_ipv4() {
         (Ipv4Addr::UNSPECIFIED, 0).into()
@@ -270,10 +276,10 @@ async fn read_replies(
                 let waiting: Vec<Waiting> = lock(&pending).drain().map(|(_, w)| w).collect();
                 tracing::debug!(resolver = %address, error = %e, failed = waiting.len(), "UDP receive error");
                 for w in waiting {
-                    let _ = w.reply.send(Err(Failure {
-                        reason: FailureReason::Network,
-                        detail: format!("{address}: {e}"),
-                    }));
+                    let _ = w.reply.send(Err(Failure::new(
+                        FailureReason::Network,
+                        format!("{address}: {e}"),
+                    )));
                 }
                 continue;
             }
@@ -293,15 +299,21 @@ async fn read_replies(
                 }
                 Ok(reply)
             }
-            Err(e) => Err(Failure {
-                reason: FailureReason::Malformed,
-                detail: format!("unparsable reply from {address}: {e}"),
-            }),
+            Err(e) => Err(Failure::new(
+                FailureReason::Malformed,
+                format!("unparsable reply from {address}: {e}"),
+            )),
         };
         let mut waiting = lock(&pending);
         let answers = match (&outcome, waiting.get(&id)) {
             (_, None) => false,
-            (Ok(reply), Some(w)) => reply.queries.len() == 1 && reply.queries[0] == w.query,
+            // Servers that refuse a client or cannot parse a query (Unbound's `access-control:
+            // refuse`, FORMERR) answer without a question section: the ID is all there is to
+            // match, and waiting out the timeout would report the wrong reason.
+            (Ok(reply), Some(w)) => {
+                reply.queries.is_empty()
+                    || (reply.queries.len() == 1 && reply.queries[0] == w.query)
+            }
             (Err(_), Some(_)) => true,
         };
         if !answers {

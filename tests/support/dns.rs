@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use hickory_proto::op::{Message, MessageType, OpCode, ResponseCode};
+use hickory_proto::rr::rdata::opt::EdnsOption;
 use hickory_proto::rr::rdata::{A, AAAA, CNAME, NS, SOA, TXT};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -41,12 +42,30 @@ pub enum Behaviour {
     Chain { length: usize, looped: bool },
     /// Answers every question with this many A records.
     Many(usize),
+    /// Answers REFUSED without a question section, as Unbound does to a client its
+    /// `access-control` refuses.
+    RefusedWithoutQuestion,
+}
+
+/// A part of a zone that does not answer normally.
+#[derive(Clone, Debug)]
+enum Rule {
+    /// Names at or below it answer SERVFAIL, as a resolver does when the domain's nameservers
+    /// are dead or lame.
+    Servfail(Name),
+    /// Names at or below it answer SERVFAIL (with this Extended DNS Error, if any) unless the
+    /// query sets CD: a validating resolver and a zone whose signatures are bogus.
+    Bogus(Name, Option<(u16, String)>),
+    /// Names at or below it are delegated to this nameserver, at this address: a referral,
+    /// without the AA flag, with glue.
+    Delegate(Name, Name, std::net::Ipv4Addr),
 }
 
 /// Records served, with a SOA for negative answers.
 #[derive(Clone, Debug, Default)]
 pub struct Zone {
     records: Vec<Record>,
+    rules: Vec<Rule>,
 }
 
 fn name(text: &str) -> Name {
@@ -123,6 +142,32 @@ impl Zone {
         self
     }
 
+    /// Names at or below `domain` answer SERVFAIL.
+    pub fn servfail_under(mut self, domain: &str) -> Self {
+        self.rules.push(Rule::Servfail(name(domain)));
+        self
+    }
+
+    /// Names at or below `domain` answer SERVFAIL, with the Extended DNS Error `ede` if given,
+    /// unless the query sets CD.
+    pub fn bogus_under(mut self, domain: &str, ede: Option<(u16, &str)>) -> Self {
+        self.rules.push(Rule::Bogus(
+            name(domain),
+            ede.map(|(code, text)| (code, text.to_string())),
+        ));
+        self
+    }
+
+    /// Names at or below `domain` are referred to the nameserver `host` at `address`.
+    pub fn delegate(mut self, domain: &str, host: &str, address: [u8; 4]) -> Self {
+        self.rules.push(Rule::Delegate(
+            name(domain),
+            name(host),
+            std::net::Ipv4Addr::from(address),
+        ));
+        self
+    }
+
     /// The zone without the records at `owner`.
     pub fn without(mut self, owner: &str) -> Self {
         let owner = name(owner);
@@ -142,6 +187,46 @@ impl Zone {
             reply.metadata.response_code = ResponseCode::FormErr;
             return reply;
         };
+        for rule in &self.rules {
+            match rule {
+                Rule::Servfail(domain) if domain.zone_of(question.name()) => {
+                    reply.metadata.authoritative = false;
+                    reply.metadata.response_code = ResponseCode::ServFail;
+                    return reply;
+                }
+                Rule::Bogus(domain, ede)
+                    if domain.zone_of(question.name()) && !query.metadata.checking_disabled =>
+                {
+                    reply.metadata.authoritative = false;
+                    reply.metadata.response_code = ResponseCode::ServFail;
+                    if let Some((code, text)) = ede {
+                        let mut data = code.to_be_bytes().to_vec();
+                        data.extend_from_slice(text.as_bytes());
+                        reply
+                            .edns
+                            .get_or_insert_with(hickory_proto::op::Edns::new)
+                            .options_mut()
+                            .insert(EdnsOption::Unknown(15, data));
+                    }
+                    return reply;
+                }
+                Rule::Delegate(domain, host, address) if domain.zone_of(question.name()) => {
+                    reply.metadata.authoritative = false;
+                    reply.authorities.push(Record::from_rdata(
+                        domain.clone(),
+                        300,
+                        RData::NS(NS(host.clone())),
+                    ));
+                    reply.additionals.push(Record::from_rdata(
+                        host.clone(),
+                        300,
+                        RData::A(A(*address)),
+                    ));
+                    return reply;
+                }
+                _ => {}
+            }
+        }
         let same = |a: &Name, b: &Name| a.to_ascii().eq_ignore_ascii_case(&b.to_ascii());
         let mut owner = question.name().clone();
         for _ in 0..8 {
@@ -168,7 +253,11 @@ impl Zone {
                     owner = target.0.clone();
                 }
                 None => {
-                    if here.is_empty() && reply.answers.is_empty() {
+                    // A name with nothing at it or below it does not exist; one with names
+                    // below it (an empty non-terminal, like a domain whose only records are
+                    // its DKIM keys) does, and answers NOERROR with no data.
+                    let below = self.records.iter().any(|r| owner.zone_of(&r.name));
+                    if here.is_empty() && !below && reply.answers.is_empty() {
                         reply.metadata.response_code = ResponseCode::NXDomain;
                     }
                     break;
@@ -466,6 +555,11 @@ pub fn respond(behaviour: &Behaviour, query_bytes: &[u8], over_tcp: bool) -> Opt
             let mut reply = Message::new(query.metadata.id, MessageType::Response, OpCode::Query);
             reply.queries = query.queries.clone();
             reply.metadata.truncation = true;
+            reply
+        }
+        Behaviour::RefusedWithoutQuestion => {
+            let mut reply = Message::new(query.metadata.id, MessageType::Response, OpCode::Query);
+            reply.metadata.response_code = ResponseCode::Refused;
             reply
         }
         Behaviour::Rcode(code) => {
