@@ -361,3 +361,61 @@ async fn refused_without_a_question_is_refused_at_once() {
     assert_eq!(up(&s, "good"), Some(1.0));
     daemon.stop().await;
 }
+
+#[tokio::test]
+async fn check_names_the_dead_the_lame_the_bogus_and_the_missing_domain() {
+    let authoritative_zone = Zone::new().a("lame.test.", [192, 0, 2, 2]);
+    let (port, _servers) = delegation(&[
+        ("dead.test", Behaviour::Silent),
+        ("lame.test", Behaviour::NotAuthoritative(authoritative_zone)),
+    ])
+    .await;
+    let key = support::rsa_public_key_base64(2048);
+    let zone = public_zone()
+        .servfail_under("dead.test.")
+        .servfail_under("lame.test.")
+        .cname("s1._domainkey.signed.test.", "s1.dkim.amazonses.com.")
+        .txt("s1.dkim.amazonses.com.", &["v=DKIM1; p=", &key]);
+    let validating = TestDns::start(Behaviour::Answer(
+        zone.clone()
+            .bogus_under("signed.test.", Some((6, "signature by key 12345 failed"))),
+    ))
+    .await;
+    let plain = TestDns::start(Behaviour::Answer(zone)).await;
+    let yaml = format!(
+        "timeout: 1s\nauthoritative: false\nresolvers:\n{}{}domains:\n\
+         - domain: dead.test\n    provider: ses\n    selectors: [s1]\n\
+         - domain: lame.test\n    provider: ses\n    selectors: [s1]\n\
+         - domain: signed.test\n    provider: ses\n    selectors: [s1]\n\
+         - domain: gone.test\n    provider: ses\n    selectors: [s1]\n",
+        resolver("validating", validating.addr),
+        resolver("plain", plain.addr)
+    )
+    .replace("\n- domain", "\n  - domain");
+    let config = dkim_exporter::config::parse(&yaml, "test.yaml").unwrap();
+    let (config, targets) = dkim_exporter::targets::file::split(config);
+    let report = dkim_exporter::oneshot::check(config, &targets, port).await;
+    let text = report.to_text(false);
+    eprintln!("{text}");
+    assert!(!report.ok);
+    for expected in [
+        "problem unresolvable: validating, plain fail on it: test delegates dead.test to \
+         ns1.dead.test (127.0.0.3), which does not answer",
+        "problem unresolvable: validating, plain fail on it: test delegates lame.test to \
+         ns1.lame.test (127.0.0.4), which answers without authority (lame)",
+        "problem dnssec_bogus: DNSSEC validation fails on validating (EDE 6 DNSSEC Bogus: \
+         signature by key 12345 failed)",
+        "lookup failed: servfail (EDE 6 DNSSEC Bogus: signature by key 12345 failed), rejected \
+         by DNSSEC validation",
+        "problem domain_not_found: the domain itself does not exist (NXDOMAIN) on validating, plain",
+    ] {
+        assert!(text.contains(expected), "{expected}\n{text}");
+    }
+    let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
+    let signed = &json["domains"][2]["records"][0];
+    assert_eq!(signed["resolvers"][0]["dnssec_bogus"], true);
+    assert_eq!(
+        signed["resolvers"][0]["ede"],
+        "EDE 6 DNSSEC Bogus: signature by key 12345 failed"
+    );
+}
