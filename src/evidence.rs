@@ -64,8 +64,9 @@ pub struct Failure {
     pub reason: FailureReason,
     /// What exactly happened, for people reading logs.
     pub detail: String,
-    /// The Extended DNS Error the reply carried (RFC 8914), if any.
-    pub ede: Option<Ede>,
+    /// The Extended DNS Error the reply carried (RFC 8914), if any. Boxed: rare, and kept
+    /// for every record and resolver.
+    pub ede: Option<Box<Ede>>,
     /// The resolver validates DNSSEC and rejected the answer: a DNSSEC Extended DNS Error came
     /// with the SERVFAIL, or the same question with checking disabled was answered. The
     /// failure belongs to the domain's zone, not to the resolver.
@@ -172,7 +173,7 @@ pub struct Observation {
     /// The answer was NXDOMAIN: nothing at all exists at the name.
     pub nxdomain: bool,
     /// The Extended DNS Error the answer carried (RFC 8914), if any.
-    pub ede: Option<Ede>,
+    pub ede: Option<Box<Ede>>,
 }
 
 /// The kind of record found, and its value as `dkim_record_info` shows it.

@@ -99,7 +99,7 @@ pub struct View {
     /// Why the latest lookup failed, when it did.
     pub failure: Option<FailureReason>,
     /// The Extended DNS Error of the latest reply (RFC 8914), if it carried one.
-    pub ede: Option<Ede>,
+    pub ede: Option<Box<Ede>>,
     /// The latest lookup failed because the resolver validates DNSSEC and the zone's
     /// signatures are bogus.
     pub dnssec_bogus: bool,
@@ -129,7 +129,8 @@ impl View {
         };
         self.failure = None;
         self.dnssec_bogus = false;
-        self.ede = observation.ede.clone();
+        // Kept here once, not again in the observation.
+        self.ede = observation.ede.take();
         // Address records at the name are learnt by the follow-up; until it runs again, an
         // empty answer from the same resolver still shows them rather than flapping to none.
         if let (
@@ -319,7 +320,7 @@ impl RecordState {
                 Some(Failed {
                     resolver,
                     reason: view.failure.filter(|_| view.latest_ok == Some(false))?,
-                    ede: view.ede.as_ref(),
+                    ede: view.ede.as_deref(),
                     dnssec_bogus: view.dnssec_bogus,
                 })
             })

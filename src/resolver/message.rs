@@ -37,16 +37,16 @@ pub(super) fn request(message: Message) -> DnsRequest {
 }
 
 /// The Extended DNS Error option of a reply (RFC 8914, option code 15), if it has one.
-pub fn ede(reply: &Message) -> Option<Ede> {
+pub fn ede(reply: &Message) -> Option<Box<Ede>> {
     let edns = reply.edns.as_ref()?;
     match edns.option(EdnsCode::Unknown(EDE_OPTION))? {
-        EdnsOption::Unknown(_, data) if data.len() >= 2 => Some(Ede {
+        EdnsOption::Unknown(_, data) if data.len() >= 2 => Some(Box::new(Ede {
             code: u16::from_be_bytes([data[0], data[1]]),
             // Some servers end the text with a NUL; it is no part of it.
             text: String::from_utf8_lossy(&data[2..])
                 .trim_end_matches('\0')
                 .to_string(),
-        }),
+        })),
         _ => None,
     }
 }
