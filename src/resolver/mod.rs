@@ -258,18 +258,21 @@ impl ResolverClient {
         record_type: RecordType,
         ask: Ask,
     ) -> Result<Message, Failure> {
-        let mut message = query_message(
-            Query::query(name.clone(), record_type),
-            !self.authoritative,
-            EDNS_PAYLOAD,
-        );
-        message.metadata.checking_disabled = ask.checking_disabled;
-        let request = || request(message.clone());
+        let message = || {
+            let mut message = query_message(
+                Query::query(name.clone(), record_type),
+                !self.authoritative,
+                EDNS_PAYLOAD,
+            );
+            message.metadata.checking_disabled = ask.checking_disabled;
+            message
+        };
+        let request = || request(message());
         if self.protocol != Protocol::Udp {
             return self.connected.exchange(request).await;
         }
         // The UDP transport always ends at its timeout.
-        let reply = self.udp.exchange(message.clone(), self.timeout).await?;
+        let reply = self.udp.exchange(message(), self.timeout).await?;
         if reply.metadata.truncation {
             tracing::debug!(resolver = %self.name, query = %name, "truncated over UDP, retrying over TCP");
             self.connected.exchange(request).await
