@@ -73,10 +73,7 @@ impl Nameservers {
         domain: &str,
         resolvers: &[Arc<ResolverClient>],
     ) -> Option<Vec<Arc<ResolverClient>>> {
-        let cell = lock(&round.domains)
-            .entry(domain.to_string())
-            .or_default()
-            .clone();
+        let cell = once_per_round(&round.domains, domain);
         cell.get_or_init(|| self.discover(round, domain, resolvers))
             .await
             .clone()
@@ -133,10 +130,7 @@ impl Nameservers {
         host_name: &Name,
         resolvers: &[Arc<ResolverClient>],
     ) -> Option<IpAddr> {
-        let cell = lock(&round.hosts)
-            .entry(host.to_string())
-            .or_default()
-            .clone();
+        let cell = once_per_round(&round.hosts, host);
         *cell
             .get_or_init(|| async {
                 for record_type in [RecordType::A, RecordType::AAAA] {
@@ -201,6 +195,15 @@ impl RoundNameservers {
             .flatten()
             .collect()
     }
+}
+
+/// The cell of `key` in one of a round's maps, made on first use: whatever fills it is looked up
+/// once a round, however many records ask.
+pub(super) fn once_per_round<T>(
+    map: &Mutex<HashMap<String, Arc<OnceCell<T>>>>,
+    key: &str,
+) -> Arc<OnceCell<T>> {
+    lock(map).entry(key.to_string()).or_default().clone()
 }
 
 /// Asks the configured resolvers in turn until one answers definitively.

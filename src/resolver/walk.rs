@@ -14,9 +14,11 @@ use futures_util::future::join_all;
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::{Name, RData, RecordType};
 
-use super::authoritative::{Nameservers, RoundNameservers, first_address, ns_hosts};
+use super::authoritative::{
+    Nameservers, RoundNameservers, first_address, ns_hosts, once_per_round,
+};
 use super::message::{addresses_at, normalise};
-use super::{Ask, ResolverClient, lock};
+use super::{Ask, ResolverClient};
 use crate::evidence::{Delegation, Nameserver, Walk};
 
 /// The most nameservers of the parent zone asked for the delegation.
@@ -33,10 +35,7 @@ pub async fn walk(
     domain: &str,
     resolvers: &[Arc<ResolverClient>],
 ) -> Arc<Walk> {
-    let cell = lock(&round.walks)
-        .entry(domain.to_string())
-        .or_default()
-        .clone();
+    let cell = once_per_round(&round.walks, domain);
     cell.get_or_init(|| async {
         let walk = Box::pin(run(nameservers, round, domain, resolvers)).await;
         tracing::debug!(domain, walk = %walk, "delegation walked");
@@ -53,10 +52,7 @@ pub async fn domain_exists(
     domain: &str,
     resolver: &ResolverClient,
 ) -> Option<bool> {
-    let cell = lock(&round.exists)
-        .entry(domain.to_string())
-        .or_default()
-        .clone();
+    let cell = once_per_round(&round.exists, domain);
     *cell
         .get_or_init(|| async {
             let name = Name::from_ascii(format!("{domain}.")).ok()?;
