@@ -8,8 +8,8 @@
 mod support;
 
 use dkim_exporter::metrics::{
-    DOMAIN_HEALTHY, LOOKUP_ERRORS_TOTAL, RECORD_LOOKUP_SUCCESS, RECORD_PRESENT, RECORD_PROBLEM,
-    RESOLVER_UP,
+    CHECK_ROUNDS_TOTAL, DNS_QUERIES_TOTAL, DOMAIN_HEALTHY, LOOKUP_ERRORS_TOTAL,
+    RECORD_LOOKUP_SUCCESS, RECORD_PRESENT, RECORD_PROBLEM, RESOLVER_UP,
 };
 use support::dns::{Behaviour, TestDns, Zone};
 use support::{Daemon, Scrape, resolver};
@@ -145,6 +145,18 @@ async fn dead_nameservers_among_healthy_domains_are_unresolvable_and_no_resolver
         ),
         "{page}"
     );
+    // The nameservers the walk asks keep their counters from round to round, and are not
+    // judged as resolvers.
+    let dead = [("resolver", "auth:ns1.broken.test")];
+    let before = s.value(DNS_QUERIES_TOTAL.name, &dead).expect("counted");
+    let rounds = s.value(CHECK_ROUNDS_TOTAL.name, &[]).unwrap();
+    let s = daemon.wait_rounds(rounds + 2.0).await;
+    assert!(
+        s.value(DNS_QUERIES_TOTAL.name, &dead) > Some(before),
+        "{}",
+        s.text
+    );
+    assert_eq!(up(&s, "auth:ns1.broken.test"), None);
     daemon.stop().await;
 }
 

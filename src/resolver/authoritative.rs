@@ -52,6 +52,9 @@ pub struct RoundNameservers {
     pub(super) exists: Mutex<HashMap<String, Arc<OnceCell<Option<bool>>>>>,
     /// The delegation walk of each domain no resolver could resolve.
     pub(super) walks: Mutex<HashMap<String, Arc<OnceCell<Arc<Walk>>>>>,
+    /// The nameservers the walks asked: kept in use like the domains' own, so their counters
+    /// last while a domain stays broken instead of starting again every round.
+    pub(super) walked: Mutex<Vec<Arc<ResolverClient>>>,
 }
 
 impl Nameservers {
@@ -189,11 +192,13 @@ impl Nameservers {
 impl RoundNameservers {
     /// Every client handed out this round.
     pub fn in_use(&self) -> Vec<Arc<ResolverClient>> {
-        lock(&self.domains)
+        let mut in_use: Vec<Arc<ResolverClient>> = lock(&self.domains)
             .values()
             .filter_map(|cell| cell.get().cloned().flatten())
             .flatten()
-            .collect()
+            .collect();
+        in_use.extend(lock(&self.walked).iter().cloned());
+        in_use
     }
 }
 

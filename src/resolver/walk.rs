@@ -18,7 +18,7 @@ use super::authoritative::{
     Nameservers, RoundNameservers, first_address, ns_hosts, once_per_round,
 };
 use super::message::{addresses_at, normalise};
-use super::{Ask, ResolverClient};
+use super::{Ask, ResolverClient, lock};
 use crate::evidence::{Delegation, Nameserver, Walk};
 
 /// The most nameservers of the parent zone asked for the delegation.
@@ -120,7 +120,7 @@ async fn run(
         let Some(ip) = address(nameservers, round, host, &parent_ns, resolvers).await else {
             continue;
         };
-        let client = nameservers.client(host, ip);
+        let client = walked(nameservers, round, host, ip);
         let Ok(reply) = client
             .ask(&domain_name, RecordType::NS, Ask::REFERRAL)
             .await
@@ -142,8 +142,7 @@ async fn run(
             async move {
                 let address = address(nameservers, round, host, reply, resolvers).await;
                 let failure = match address {
-                    Some(ip) => nameservers
-                        .client(host, ip)
+                    Some(ip) => walked(nameservers, round, host, ip)
                         .query(domain_name, RecordType::SOA)
                         .await
                         .err()
@@ -161,6 +160,18 @@ async fn run(
         return walk;
     }
     walk
+}
+
+/// The client for a nameserver the walk asks, noted as in use this round.
+fn walked(
+    nameservers: &Nameservers,
+    round: &RoundNameservers,
+    host: &str,
+    ip: IpAddr,
+) -> Arc<ResolverClient> {
+    let client = nameservers.client(host, ip);
+    lock(&round.walked).push(client.clone());
+    client
 }
 
 /// The enclosing zones of `domain`, closest first, down to its top-level domain.

@@ -1,22 +1,39 @@
-# Helpers for tests/e2e/run: which alert rules cover which problem, and what the alerts say.
+# Helpers for tests/e2e/run: which alert rules cover which problem or resolver, and what the
+# alerts say.
 #
 # The rules are read from Prometheus's /api/v1/rules, so the test follows whatever
 # deploy/prometheus/dkim-alerts.yml names its alerts: an alert "covers" a problem when a
 # `problem` matcher in its expression selects that problem name (e.g. problem="target_typo",
 # or problem=~"target_typo|wrong_target"; see covers below). Of the rules covering a problem,
 # the most specific ones (those selecting the fewest problem names) are the ones expected to
-# fire, so a catch-all "any problem" alert cannot stand in for a broken specific one.
+# fire, so a catch-all "any problem" alert cannot stand in for a broken specific one. A rule that
+# aggregates the selector away (DKIMDomainNotFound: one alert per domain) is matched on the
+# domain alone.
+#
+# Nothing else may fire for a record: a broken record may raise only the alerts expected for its
+# problem and for the problems that come with it (the causes of a missing record come with
+# `missing`), and a correct record or a healthy domain none at all. Resolver alerts (rules on
+# dkim_resolver_up) are expected for the resolvers the test breaks, and for no other.
 
-# Every problem name in /work/shared/CONTRACT.md.
+# Every problem name in /work/shared/CONTRACT.md (version 0.2).
 def problems:
   ["missing", "not_propagated", "wrong_target", "target_typo", "wrong_region", "a_record",
-   "txt_instead_of_cname", "doubled_domain", "missing_underscore", "key_missing",
-   "key_invalid", "key_weak"];
+   "cname_flattened", "txt_instead_of_cname", "doubled_domain", "missing_underscore",
+   "domain_not_found", "unresolvable", "dnssec_bogus", "key_missing", "key_invalid", "key_weak",
+   "key_testing", "key_sha1_only"];
 
-# [operator, value] of each `problem` label matcher in a PromQL expression as Prometheus prints it.
-def problem_matchers:
-  [scan("\\bproblem\\s*(=~|!=|!~|=)\\s*\"((?:[^\"\\\\]|\\\\.)*)\"")
+# The problems that come with a problem on the same record, whose alerts may fire with its own
+# (README, Troubleshooting: "The causes of a missing record ... come with missing").
+def companions:
+  {"a_record": ["missing"], "txt_instead_of_cname": ["missing"], "doubled_domain": ["missing"],
+   "missing_underscore": ["missing"]};
+
+# [operator, value] of each matcher of label $lname in a PromQL expression as Prometheus prints it.
+def label_matchers($lname):
+  [scan("\\b" + $lname + "\\s*(=~|!=|!~|=)\\s*\"((?:[^\"\\\\]|\\\\.)*)\"")
    | [.[0], (.[1] | gsub("\\\\\\\\"; "\\\\"))]];
+
+def problem_matchers: label_matchers("problem");
 
 def accepts($p):
   .[0] as $op | .[1] as $v
@@ -38,55 +55,106 @@ def covers($p):
 
 def alerting_rules: [.data.groups[].rules[] | select(.type == "alerting")];
 
+# Input: alerting rules. Output: the names of the most specific rules covering problem $p (those
+# selecting the fewest problem names), or [] when none covers it.
+def most_specific($p):
+  map(select(covers($p)))
+  | map(. as $r | {name, n: ([problems[] | select(. as $q | $r | covers($q))] | length)})
+  | if length == 0 then []
+    else (map(.n) | min) as $min | map(select(.n == $min) | .name) | unique
+    end;
+
 # Input: /api/v1/rules. $exp: [{domain, selector, problem}]. $fallback: {problem: alertname} for
 # rules written without a problem matcher. Output: $exp with .alerts (alert names expected to
-# fire) and .how (how they were chosen).
+# fire), .how (how they were chosen) and .allowed (the alerts that may fire for the record: its
+# own and its companions').
 def expected_alerts($exp; $fallback):
   alerting_rules as $rules
-  | $exp
-  | map(. as $e
-      | ($rules
-         | map(select(covers($e.problem)))
-         | map(. as $r | {name, n: ([problems[] | select(. as $q | $r | covers($q))] | length)})) as $cov
-      | if ($cov | length) > 0 then
-          ($cov | map(.n) | min) as $min
-          | $e + {alerts: ($cov | map(select(.n == $min) | .name) | unique),
-                  how: "rules whose problem matcher selects \($e.problem)"}
-        elif ($fallback[$e.problem] != null) and ($rules | any(.name == $fallback[$e.problem])) then
-          $e + {alerts: [$fallback[$e.problem]], how: "by name (no rule has a problem matcher for \($e.problem))"}
+  | def by_problem($p):
+      ($rules | most_specific($p)) as $names
+      | if ($names | length) > 0 then
+          {alerts: $names, how: "rules whose problem matcher selects \($p)"}
+        elif ($fallback[$p] != null) and ($rules | any(.name == $fallback[$p])) then
+          {alerts: [$fallback[$p]], how: "by name (no rule has a problem matcher for \($p))"}
         else
-          $e + {alerts: [], how: "no alert rule covers problem \($e.problem)"}
-        end);
+          {alerts: [], how: "no alert rule covers problem \($p)"}
+        end;
+    $exp
+  | map(. as $e
+      | by_problem($e.problem) as $own
+      | $e + $own
+      + {allowed: ($own.alerts + [(companions[$e.problem] // [])[] | by_problem(.).alerts[]] | unique)});
 
-# Input: /api/v1/alerts. $exp: output of expected_alerts. $clean_domains: [domain]. $clean: records
-# [{domain, selector}] that are correct. Output: the firing and pending alerts, which expectations
-# are met, and the violations (alerts firing for a healthy domain or a correct record).
-def evaluate($exp; $clean_domains; $clean):
+# Input: /api/v1/rules. $down: [resolver name]. Output: [{resolver, alerts}], the rules on
+# dkim_resolver_up whose resolver matchers all accept the resolver's name.
+def expected_resolver_alerts($down):
+  [alerting_rules[] | select(.query | test("\\bdkim_resolver_up\\b"))] as $rules
+  | $down
+  | map(. as $r
+      | {resolver: $r,
+         alerts: [$rules[] | select(all(.query | label_matchers("resolver")[]; accepts($r))) | .name]
+                 | unique});
+
+# Input: /api/v1/alerts. $exp: output of expected_alerts. $rexp: output of
+# expected_resolver_alerts. $clean_domains: [domain]. $clean: records [{domain, selector}] that
+# are correct. Output: the firing and pending alerts, which expectations are met (met: records,
+# rmet: resolvers), and the violations: alerts firing for a healthy domain or a correct record,
+# alerts other than the allowed ones firing for a broken record, resolver alerts firing for a
+# resolver not expected to be down.
+def evaluate($exp; $rexp; $clean_domains; $clean):
   [.data.alerts[] | {state, alertname: .labels.alertname, domain: .labels.domain,
-                     selector: .labels.selector, problem: .labels.problem}] as $all
+                     selector: .labels.selector, problem: .labels.problem,
+                     resolver: .labels.resolver}] as $all
   | ($all | map(select(.state == "firing"))) as $firing
-  | {
-      firing: $firing,
-      pending: ($all | map(select(.state == "pending"))),
-      met: [$exp[] | . as $e
-            | select(($e.alerts | length) > 0
-                     and all($e.alerts[]; . as $name
-                         | $firing | any(.alertname == $name and .domain == $e.domain
-                                         and (.selector == null or .selector == $e.selector))))
-            | {domain, selector, problem}],
-      violations: [$firing[]
-                   | select(.domain != null)
-                   | . as $a
-                   | select(any($clean_domains[]; . == $a.domain)
-                            or ($clean | any(.domain == $a.domain and .selector == $a.selector)))],
-      clean_pending: [$all[] | select(.state == "pending" and .domain != null)
-                      | . as $a
-                      | select(any($clean_domains[]; . == $a.domain)
-                               or ($clean | any(.domain == $a.domain and .selector == $a.selector)))]
-    };
+  | def is_clean:
+      . as $a
+      | any($clean_domains[]; . == $a.domain)
+        or ($clean | any(.domain == $a.domain and .selector == $a.selector));
+    # For an alert of a domain with broken records: the alert names that may fire for it. A
+    # domain-wide alert (no selector) may fire when one of the domain's records allows it.
+    def allowed_for_broken:
+      . as $a
+      | [$exp[] | select(.domain == $a.domain and ($a.selector == null or .selector == $a.selector))
+         | .allowed[]] | unique;
+  {
+    firing: $firing,
+    pending: ($all | map(select(.state == "pending"))),
+    met: [$exp[] | . as $e
+          | select(($e.alerts | length) > 0
+                   and all($e.alerts[]; . as $name
+                       | $firing | any(.alertname == $name and .domain == $e.domain
+                                       and (.selector == null or .selector == $e.selector))))
+          | {domain, selector, problem}],
+    rmet: [$rexp[] | . as $e
+           | select(($e.alerts | length) > 0
+                    and all($e.alerts[]; . as $name
+                        | $firing | any(.alertname == $name and .resolver == $e.resolver)))
+           | {resolver}],
+    violations: (
+      [$firing[] | select(.domain != null) | select(is_clean) | . + {why: "clean"}]
+      + [$firing[] | select(.domain != null) | select(is_clean | not)
+         | . as $a | allowed_for_broken as $allowed
+         | select(any($allowed[]; . == $a.alertname) | not)
+         | . + {why: "broken", allowed: $allowed}]
+      + [$firing[] | select(.resolver != null) | . as $a
+         | select(any($rexp[]; .resolver == $a.resolver and any(.alerts[]; . == $a.alertname)) | not)
+         | . + {why: "resolver"}]
+    ),
+    clean_pending: [$all[] | select(.state == "pending" and .domain != null) | select(is_clean)]
+  };
 
 # Input: one violation from evaluate. Output: the line that reports it.
 def violation_text:
-  "\(.alertname) fired for \(if .selector == null then "the healthy domain \(.domain)"
-                            else "the correct record \(.selector)._domainkey.\(.domain)" end)"
-  + (if .problem != null then " (problem \(.problem))" else "" end);
+  if .why == "resolver" then
+    "\(.alertname) fired for resolver \(.resolver), which the test does not break"
+  elif .why == "broken" then
+    "\(.alertname) fired for \(if .selector == null then "the domain \(.domain)"
+                              else "the broken record \(.selector)._domainkey.\(.domain)" end)"
+    + (if .problem != null then " (problem \(.problem))" else "" end)
+    + (if (.allowed | length) > 0 then ", where only \(.allowed | join(", ")) may fire"
+       else ", which expects no alert" end)
+  else
+    "\(.alertname) fired for \(if .selector == null then "the healthy domain \(.domain)"
+                              else "the correct record \(.selector)._domainkey.\(.domain)" end)"
+    + (if .problem != null then " (problem \(.problem))" else "" end)
+  end;
