@@ -446,8 +446,10 @@ async fn run_round(
                 client.set_up(tally.working());
             }
         }
+        // Only the daemon's rounds say which nameservers are still in use: a one-off check
+        // (`/probe`) shares the clients, and its few domains would drop every other's.
+        work.nameservers.retain(&in_use);
     }
-    work.nameservers.retain(&in_use);
     let seconds = start.elapsed().as_secs_f64();
     let mut state = state.write().unwrap_or_else(|e| e.into_inner());
     state.rounds.completed += 1;

@@ -7,7 +7,8 @@ mod support;
 use std::time::{Duration, Instant};
 
 use dkim_exporter::metrics::{
-    CHECK_ROUNDS_TOTAL, PROBE_DURATION_SECONDS, PROBE_SUCCESS, RECORD_CORRECT, RECORD_PROBLEM,
+    CHECK_ROUNDS_TOTAL, DNS_QUERIES_TOTAL, PROBE_DURATION_SECONDS, PROBE_SUCCESS, RECORD_CORRECT,
+    RECORD_PROBLEM, RESOLVER_UP,
 };
 use support::dns::{Behaviour, TestDns, Zone};
 use support::{Daemon, Scrape, http_request_with, resolver};
@@ -137,5 +138,50 @@ async fn the_scrape_timeout_bounds_the_probe() {
     // Answered within the budget (1.5s less the 0.5s offset), long before the 5s query timeout.
     assert!(took < Duration::from_secs(4), "probe took {took:?}");
     assert!(s.value(PROBE_DURATION_SECONDS.name, &[]) < Some(1.5));
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn a_probe_leaves_the_daemons_nameservers_alone() {
+    let key = support::rsa_public_key_base64(1024);
+    let records = Zone::new()
+        .cname("good._domainkey.example.com.", "good.dkim.amazonses.com.")
+        .txt("good.dkim.amazonses.com.", &["p=", &key]);
+    let (port, _nameservers) =
+        TestDns::start_nameservers(vec![Behaviour::Answer(records.clone())]).await;
+    let public = records
+        .ns("example.com.", "ns1.example.com.")
+        .a("ns1.example.com.", [127, 0, 0, 2]);
+    let dns = TestDns::start(Behaviour::Answer(public)).await;
+    let yaml = format!(
+        "interval: 1h\ntimeout: 2s\nresolvers:\n{}domains:\n  - domain: example.com\n    provider: ses\n    selectors: [good]\n",
+        resolver("local", dns.addr)
+    );
+    let options = dkim_exporter::Options {
+        nameserver_port: port,
+        ..Default::default()
+    };
+    let daemon = Daemon::start_with(&yaml, options).await;
+    let ns = [("resolver", "auth:ns1.example.com")];
+    let s = daemon.wait_rounds(1.0).await;
+    let queries = s
+        .value(DNS_QUERIES_TOTAL.name, &ns)
+        .expect("the nameserver is asked");
+    assert_eq!(s.value(RESOLVER_UP.name, &ns), Some(1.0));
+    // A probe of a domain with nameservers of its own, and one of a domain without.
+    let (status, body) = probe(&daemon, "target=example.com").await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = probe(&daemon, "target=other.example&selector=s1").await;
+    assert_eq!(status, 200, "{body}");
+    // No round has run since (1h interval): the daemon's nameserver is still there, with its
+    // counter and verdict.
+    let s = daemon.scrape().await;
+    assert_eq!(s.value(CHECK_ROUNDS_TOTAL.name, &[]), Some(1.0));
+    assert!(
+        s.value(DNS_QUERIES_TOTAL.name, &ns) >= Some(queries),
+        "{}",
+        s.text
+    );
+    assert_eq!(s.value(RESOLVER_UP.name, &ns), Some(1.0), "{}", s.text);
     daemon.stop().await;
 }
