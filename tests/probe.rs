@@ -185,3 +185,40 @@ async fn a_probe_leaves_the_daemons_nameservers_alone() {
     assert_eq!(s.value(RESOLVER_UP.name, &ns), Some(1.0), "{}", s.text);
     daemon.stop().await;
 }
+
+#[tokio::test]
+async fn too_many_selectors_are_refused_and_head_checks_nothing() {
+    let silent = TestDns::start(Behaviour::Silent).await;
+    let yaml = format!(
+        "interval: 1h\ntimeout: 5s\nauthoritative: false\nresolvers:\n{}domains: []\n",
+        resolver("silent", silent.addr)
+    );
+    let daemon = Daemon::start(&yaml).await;
+    let many: String = (0..65).map(|i| format!("&selector=s{i}")).collect();
+    let (status, body) = probe(&daemon, &format!("target=example.com{many}")).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body.contains("at most 64 selectors in one probe, got 65"),
+        "{body}"
+    );
+    assert_eq!(silent.udp_queries(), 0);
+
+    // HEAD answers at once, without a query, even against a resolver that never answers.
+    let started = Instant::now();
+    let response = support::http_exchange(
+        daemon.addr,
+        "HEAD",
+        "/probe?target=example.com&selector=s1",
+        &[],
+    )
+    .await;
+    assert_eq!(response.status, 200, "{}", response.head);
+    assert!(response.body.is_empty());
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert_eq!(silent.udp_queries(), 0);
+    // HEAD with bad parameters is refused as GET is.
+    let response =
+        support::http_exchange(daemon.addr, "HEAD", "/probe?target=example.com", &[]).await;
+    assert_eq!(response.status, 400, "{}", response.head);
+    daemon.stop().await;
+}

@@ -11,6 +11,9 @@ use crate::targets::request::Request as Wanted;
 
 /// Probes running at once; more wait for a slot within their own timeout.
 pub const MAX_CONCURRENT_PROBES: usize = 64;
+/// Selectors one probe may ask about: a domain has a handful; thousands in one URL would only
+/// run out the budget and return a partial answer.
+pub const MAX_PROBE_SELECTORS: usize = 64;
 /// A probe's time budget when Prometheus does not send its scrape timeout.
 const DEFAULT_PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Taken off Prometheus's scrape timeout so the answer arrives before it gives up, as
@@ -60,6 +63,12 @@ pub(super) async fn probe<B>(app: &App, req: &Request<B>) -> Response<Body> {
         return bad("target is required: /probe?target=example.com".to_string());
     };
     target.domain = Some(domain);
+    if target.selectors.len() > MAX_PROBE_SELECTORS {
+        return bad(format!(
+            "at most {MAX_PROBE_SELECTORS} selectors in one probe, got {}",
+            target.selectors.len()
+        ));
+    }
 
     let budget = match req.headers().get("X-Prometheus-Scrape-Timeout-Seconds") {
         None => DEFAULT_PROBE_TIMEOUT,
@@ -84,6 +93,10 @@ pub(super) async fn probe<B>(app: &App, req: &Request<B>) -> Response<Body> {
         Ok(found) => found,
         Err(message) => return bad(message),
     };
+    // HEAD says what GET would answer without checking anything: the parameters are valid.
+    if req.method() == hyper::Method::HEAD {
+        return with_type(StatusCode::OK, METRICS_CONTENT_TYPE, "");
+    }
     let Ok(Ok(_slot)) = tokio::time::timeout(budget, app.probes.acquire()).await else {
         return text(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -97,7 +110,12 @@ pub(super) async fn probe<B>(app: &App, req: &Request<B>) -> Response<Body> {
         .iter()
         .all(|r| r.healthy(&state.resolvers) == Some(true));
     if !finished {
-        tracing::debug!(target = domain, "probe ran out of time");
+        tracing::warn!(
+            target = domain,
+            records = targets.record_count(),
+            budget = %crate::config::format_duration(budget),
+            "probe ran out of time: its answer is partial and dkim_probe_success is 0"
+        );
     }
     let body = Metrics::render_probe(&state, finished && healthy, started.elapsed().as_secs_f64());
     with_type(StatusCode::OK, METRICS_CONTENT_TYPE, body)
