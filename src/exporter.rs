@@ -76,6 +76,7 @@ impl Exporter {
         // The domains live on as targets alone.
         let (config, targets) = targets::file::split(config);
         let mut state = State::default();
+        state.log_changes = true;
         state.reconcile(&config, &targets);
         let work = Arc::new(Work::from_config(
             &config,
@@ -218,6 +219,8 @@ impl Exporter {
                 domains = targets.domains.len(),
                 records = targets.record_count(),
                 resolvers = loaded.resolvers.len(),
+                domains_added = %names_not_in(&targets, &current.targets),
+                domains_removed = %names_not_in(&current.targets, &targets),
                 "config reloaded"
             );
             *current = InForce {
@@ -233,4 +236,28 @@ impl Exporter {
             .set(scheduler::unix_now());
         Ok(())
     }
+}
+
+/// The domains of `targets` that `others` lacks, for the log: up to five names, then how many
+/// more.
+fn names_not_in(targets: &Targets, others: &Targets) -> String {
+    const SHOWN: usize = 5;
+    let others: std::collections::HashSet<&str> =
+        others.domains.iter().map(|d| d.name.as_str()).collect();
+    let names: Vec<&str> = targets
+        .domains
+        .iter()
+        .map(|d| d.name.as_str())
+        .filter(|name| !others.contains(name))
+        .collect();
+    let mut text = names
+        .iter()
+        .take(SHOWN)
+        .copied()
+        .collect::<Vec<_>>()
+        .join(",");
+    if names.len() > SHOWN {
+        text.push_str(&format!(" and {} more", names.len() - SHOWN));
+    }
+    text
 }

@@ -332,6 +332,8 @@ async fn run_round(
     let mut following = 0;
     // What each resolver did this round: configured ones by index, nameservers by name.
     let mut tallies = vec![Tally::default(); resolvers];
+    // Why each configured resolver's checks failed, by reason, for the log when it goes down.
+    let mut reasons = vec![[0u32; FailureReason::ALL.len()]; resolvers];
     let mut auth_tallies: HashMap<String, Tally> = HashMap::new();
     let mut walked: HashSet<String> = HashSet::new();
 
@@ -372,6 +374,15 @@ async fn run_round(
                     Done::Dispatched => dispatchers_left -= 1,
                     Done::Check(slot, outcome) => {
                         checks_left -= 1;
+                        if let (Err(failure), Some(counts)) =
+                            (&outcome, reasons.get_mut(slot.resolver))
+                        {
+                            if let Some(i) =
+                                FailureReason::ALL.iter().position(|r| *r == failure.reason)
+                            {
+                                counts[i] += 1;
+                            }
+                        }
                         let record = &work.records[slot.record];
                         let resolver = &work.clients[slot.resolver].name;
                         match &outcome {
@@ -436,8 +447,9 @@ async fn run_round(
 
     let in_use = nameservers.in_use();
     if judge {
-        for (client, tally) in work.clients.iter().zip(&tallies) {
+        for ((client, tally), reasons) in work.clients.iter().zip(&tallies).zip(&reasons) {
             if tally.asked > 0 {
+                log_verdict(client, tally, reasons);
                 client.set_up(tally.working());
             }
         }
@@ -452,6 +464,19 @@ async fn run_round(
     }
     let seconds = start.elapsed().as_secs_f64();
     let mut state = state.write().unwrap_or_else(|e| e.into_inner());
+    if judge && state.rounds.completed == 0 {
+        let broken = state
+            .records
+            .iter()
+            .filter(|r| !r.findings.is_empty())
+            .count();
+        tracing::info!(
+            records = state.records.len(),
+            with_problems = broken,
+            seconds = format!("{seconds:.1}"),
+            "first round complete"
+        );
+    }
     state.rounds.completed += 1;
     state.rounds.last_duration = Some(seconds);
     tracing::debug!(round = state.rounds.completed, seconds, "round complete");
@@ -512,6 +537,31 @@ async fn dispatch(
             }
             else => break,
         }
+    }
+}
+
+/// Logs a configured resolver going down (with why) or coming back.
+fn log_verdict(client: &ResolverClient, tally: &Tally, reasons: &[u32]) {
+    match (client.up(), tally.working()) {
+        (None | Some(true), false) => {
+            let reason = FailureReason::ALL
+                .iter()
+                .zip(reasons)
+                .filter(|(_, n)| **n > 0)
+                .max_by_key(|(_, n)| **n)
+                .map_or("none", |(r, _)| r.as_str());
+            tracing::warn!(
+                resolver = %client.name,
+                answered = tally.answered,
+                failed_where_others_answered = tally.own_failures,
+                reason,
+                "resolver is down"
+            );
+        }
+        (Some(false), true) => {
+            tracing::info!(resolver = %client.name, answered = tally.answered, "resolver is working again");
+        }
+        _ => {}
     }
 }
 

@@ -5,18 +5,23 @@
 use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crate::config::Config;
 use crate::diagnosis::{Evidence, Failed, Finding, diagnose};
 use crate::evidence::{
     Ede, Extra, Failure, FailureReason, FollowUp, Found, KeyLookup, Observation, Walk,
 };
+use crate::problem::Problem;
 use crate::provider::Expected;
 use crate::targets::{self, Record, Targets};
 
 /// Everything known, in config order.
 #[derive(Debug, Default)]
 pub struct State {
+    /// Whether problems appearing and clearing are logged: the daemon's state, not a one-off
+    /// check's.
+    pub log_changes: bool,
     /// Configured resolver names, in config order; record views are indexed alike.
     pub resolvers: Vec<ResolverState>,
     /// Configured domains, in config order.
@@ -87,7 +92,17 @@ pub struct RecordState {
     pub domain_exists: Option<bool>,
     /// What the walk of the domain's delegation found, while no resolver resolves the record.
     pub walk: Option<Arc<Walk>>,
+    /// When the current hour of logged problem changes began, and how many were logged in it
+    /// ([`CHANGES_LOGGED_PER_HOUR`]).
+    logged: Option<(Instant, u32)>,
 }
+
+/// Problem changes (appearing or clearing) logged per record and hour; past that, one line says
+/// the record flaps, and its changes are not logged until the hour is over.
+pub const CHANGES_LOGGED_PER_HOUR: u32 = 6;
+
+/// The window of [`CHANGES_LOGGED_PER_HOUR`].
+const LOG_WINDOW: Duration = Duration::from_secs(3600);
 
 /// What one resolver last said about one record.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -162,6 +177,7 @@ impl RecordState {
             key: None,
             domain_exists: None,
             walk: None,
+            logged: None,
         }
     }
 
@@ -307,6 +323,59 @@ impl RecordState {
             None => {}
         }
         self.diagnose(resolvers);
+    }
+
+    /// Logs the problems that appeared or cleared since `before`, at most
+    /// [`CHANGES_LOGGED_PER_HOUR`] an hour.
+    fn log_changes(&mut self, before: &[Problem], now: Instant) {
+        let appeared: Vec<&Finding> = self
+            .findings
+            .iter()
+            .filter(|f| !before.contains(&f.problem))
+            .collect();
+        let cleared: Vec<Problem> = before
+            .iter()
+            .copied()
+            .filter(|p| !self.findings.iter().any(|f| f.problem == *p))
+            .collect();
+        let changes = (appeared.len() + cleared.len()) as u32;
+        if changes == 0 {
+            return;
+        }
+        let (since, logged) = match self.logged {
+            Some((since, logged)) if now.duration_since(since) < LOG_WINDOW => (since, logged),
+            _ => (now, 0),
+        };
+        self.logged = Some((since, logged.saturating_add(changes)));
+        if logged >= CHANGES_LOGGED_PER_HOUR {
+            return;
+        }
+        for finding in appeared {
+            tracing::info!(
+                domain = %self.domain,
+                selector = %self.selector,
+                problem = finding.problem.as_str(),
+                detail = %finding.detail,
+                fix = finding.problem.fix(),
+                "problem appeared"
+            );
+        }
+        for problem in cleared {
+            tracing::info!(
+                domain = %self.domain,
+                selector = %self.selector,
+                problem = problem.as_str(),
+                "problem cleared"
+            );
+        }
+        if logged + changes >= CHANGES_LOGGED_PER_HOUR {
+            tracing::warn!(
+                domain = %self.domain,
+                selector = %self.selector,
+                changes = logged + changes,
+                "the record's problems keep changing; its changes are not logged for the rest of the hour"
+            );
+        }
     }
 
     /// Runs the diagnosis on what is known. When no resolver answered and nothing explains
@@ -458,7 +527,12 @@ impl State {
     pub fn apply_follow_up(&mut self, record: &str, follow_up: FollowUp) {
         if let Some(&r) = self.record_index.get(record) {
             let resolvers = &self.resolvers;
-            self.records[r].follow_up(resolvers, follow_up);
+            let record = &mut self.records[r];
+            let before: Vec<Problem> = record.findings.iter().map(|f| f.problem).collect();
+            record.follow_up(resolvers, follow_up);
+            if self.log_changes {
+                record.log_changes(&before, Instant::now());
+            }
         }
     }
 

@@ -170,3 +170,55 @@ fn bad_flags_are_usage_errors() {
     let (mut child, _lines) = spawn(&["--log.level=verbose"]);
     assert_eq!(wait_exit(&mut child), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_tell_the_story_of_a_record_and_a_resolver() {
+    let broken = Zone::new().a("example.com.", [192, 0, 2, 1]);
+    let fixed = broken
+        .clone()
+        .cname("s1._domainkey.example.com.", "s1.dkim.amazonses.com.");
+    let dns = TestDns::start(Behaviour::Answer(broken)).await;
+    let dead = TestDns::start(Behaviour::Silent).await;
+    let dir = support::TempDir::new("binary-events");
+    let config = dir.path().join("config.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "interval: 1s\ntimeout: 500ms\nauthoritative: false\nresolvers:\n  - name: local\n    address: {}\n  - name: dead\n    address: {}\ndomains:\n  - domain: example.com\n    provider: ses\n    selectors: [s1]\n",
+            dns.addr, dead.addr
+        ),
+    )
+    .unwrap();
+    let (mut child, lines) = spawn(&[
+        "--config.file",
+        config.to_str().unwrap(),
+        "--web.listen-address=127.0.0.1:0",
+    ]);
+    // At info: the problem appears with its fix, the dead resolver goes down with its reason,
+    // and the first round completes.
+    let appeared = wait_line(&lines, "msg=\"problem appeared\"");
+    assert!(appeared.contains(" level=info "), "{appeared}");
+    for field in [
+        "domain=example.com",
+        "selector=s1",
+        "problem=missing",
+        "fix=",
+    ] {
+        assert!(appeared.contains(field), "{field}: {appeared}");
+    }
+    let down = wait_line(&lines, "msg=\"resolver is down\"");
+    assert!(
+        down.contains("resolver=dead") && down.contains("reason=timeout"),
+        "{down}"
+    );
+    wait_line(&lines, "msg=\"first round complete\"");
+    // The record is fixed and the resolver comes back: both are said.
+    dns.set(Behaviour::Answer(fixed.clone()));
+    dead.set(Behaviour::Answer(fixed));
+    let cleared = wait_line(&lines, "msg=\"problem cleared\"");
+    assert!(cleared.contains("problem=missing"), "{cleared}");
+    let back = wait_line(&lines, "msg=\"resolver is working again\"");
+    assert!(back.contains("resolver=dead"), "{back}");
+    signal(&child, "-TERM");
+    assert_eq!(wait_exit(&mut child), 0);
+}
