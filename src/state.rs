@@ -528,9 +528,12 @@ impl State {
         if let Some(&r) = self.record_index.get(record) {
             let resolvers = &self.resolvers;
             let record = &mut self.records[r];
-            let before: Vec<Problem> = record.findings.iter().map(|f| f.problem).collect();
+            // Only the daemon's state logs changes; a one-off check's need not note them.
+            let before: Option<Vec<Problem>> = self
+                .log_changes
+                .then(|| record.findings.iter().map(|f| f.problem).collect());
             record.follow_up(resolvers, follow_up);
-            if self.log_changes {
+            if let Some(before) = before {
                 record.log_changes(&before, Instant::now());
             }
         }

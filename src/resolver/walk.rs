@@ -170,7 +170,10 @@ fn walked(
     ip: IpAddr,
 ) -> Arc<ResolverClient> {
     let client = nameservers.client(host, ip);
-    lock(&round.walked).push(client.clone());
+    let mut walked = lock(&round.walked);
+    if !walked.iter().any(|c| Arc::ptr_eq(c, &client)) {
+        walked.push(client.clone());
+    }
     client
 }
 
