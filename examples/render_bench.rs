@@ -118,6 +118,7 @@ fn synthetic_state(domains: usize, resolvers: &[String]) -> State {
                     .collect(),
             })
             .collect(),
+        ses: Vec::new(),
     };
     let mut state = State::default();
     state.reconcile(&config, &dkim_exporter::targets::file::targets(&config));

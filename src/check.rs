@@ -132,14 +132,12 @@ pub async fn follow_up(
             follow_up.extra = Box::pin(extra_lookups(resolver, record)).await;
         }
     }
-    if let Expected::Cname(target) = record.expected {
-        if answers.iter().any(|o| o.correct) {
-            if let Ok(target) = Name::from_ascii(format!("{target}.")) {
-                if let Ok(reply) = resolver.query(&target, RecordType::TXT).await {
-                    follow_up.key = Some(read_key(&target, &reply));
-                }
-            }
-        }
+    if let Expected::Cname(target) = record.expected
+        && answers.iter().any(|o| o.correct)
+        && let Ok(target) = Name::from_ascii(format!("{target}."))
+        && let Ok(reply) = resolver.query(&target, RecordType::TXT).await
+    {
+        follow_up.key = Some(read_key(&target, &reply));
     }
     follow_up
 }

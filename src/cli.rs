@@ -77,6 +77,19 @@ pub struct CheckArgs {
     #[arg(long, value_name = "REGION")]
     pub region: Option<String>,
 
+    /// Discover the domains and their DKIM tokens from Amazon SES in this region (API v2),
+    /// and print SES's DKIM status above the records. With DOMAIN, only that identity.
+    #[arg(long = "ses-region", value_name = "REGION")]
+    pub ses_region: Option<String>,
+
+    /// The AWS shared-config profile for --ses-region (default: the standard credential chain).
+    #[arg(long = "ses-profile", value_name = "PROFILE", requires = "ses_region")]
+    pub ses_profile: Option<String>,
+
+    /// Another SES API endpoint for --ses-region (a VPC endpoint, a test server).
+    #[arg(long = "ses-endpoint", value_name = "URL", requires = "ses_region")]
+    pub ses_endpoint: Option<String>,
+
     /// A resolver to ask, IP or IP:port (repeatable); default: the config's, or the public ones.
     #[arg(long = "resolver", value_name = "ADDRESS")]
     pub resolvers: Vec<String>,

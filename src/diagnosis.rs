@@ -100,13 +100,13 @@ pub fn diagnose(evidence: &Evidence<'_>) -> Vec<Finding> {
             .filter(|f| !f.dnssec_bogus)
             .map(|f| f.resolver)
             .collect();
-        if let Some(walk) = evidence.walk.filter(|w| w.explains()) {
-            if !failing.is_empty() {
-                add(
-                    Problem::Unresolvable,
-                    format!("{} fail on it: {walk}", failing.join(", ")),
-                );
-            }
+        if let Some(walk) = evidence.walk.filter(|w| w.explains())
+            && !failing.is_empty()
+        {
+            add(
+                Problem::Unresolvable,
+                format!("{} fail on it: {walk}", failing.join(", ")),
+            );
         }
         return findings;
     }

@@ -4,16 +4,22 @@
 //! becomes the work the scheduler picks up at its next round, resolvers whose settings did not
 //! change keep their client (connections, rate limiter, counters), and the state keeps what is
 //! known about every record that is still configured.
+//!
+//! Each `ses:` source is listed by a task of its own every `refresh`; what it discovers is
+//! merged into the file's records and put in force the way a reload is, without reading the
+//! file. A reload that changes the `ses:` sources restarts their tasks.
 
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use tokio::sync::{Mutex, watch};
+use tokio_util::sync::CancellationToken;
 
-use crate::config::{self, Config};
+use crate::config::{self, Config, SesSource};
 use crate::metrics::Metrics;
 use crate::scheduler::{self, Work};
+use crate::ses::{self, Discovered, Listing};
 use crate::state::State;
 use crate::targets::request::Request;
 use crate::targets::{self, Targets};
@@ -33,10 +39,26 @@ pub struct Exporter {
     config_file: Option<PathBuf>,
     /// The port nameservers are asked on.
     nameserver_port: u16,
+    /// Fixed AWS credentials for the `ses:` sources, instead of the standard chain.
+    aws_credentials: Option<aws_sdk_sesv2::config::SharedCredentialsProvider>,
     /// `/metrics` bodies being sent. A scrape renders the state a chunk at a time, and a
     /// reload renumbers the records under it, so a reload waits for them (see
     /// [`RELOAD_WAITS_FOR_SCRAPES`]).
     scrapes: watch::Sender<usize>,
+    /// What each `ses:` source discovered, in config order.
+    pub ses: RwLock<Vec<Discovered>>,
+    /// The discovery task of each `ses:` source, to stop it when a reload changes or removes
+    /// the source; and the token that stops them all with the daemon.
+    discovery: std::sync::Mutex<Discovery>,
+}
+
+/// The running discovery tasks.
+#[derive(Default)]
+struct Discovery {
+    /// Stops every task with the daemon; `None` until [`Exporter::start_discovery`].
+    stop: Option<CancellationToken>,
+    /// Each running source and the token that stops its task.
+    tasks: Vec<(Arc<SesSource>, CancellationToken)>,
 }
 
 /// How long a reload waits for the scrapes in progress to finish before it changes the state
@@ -48,8 +70,17 @@ pub const RELOAD_WAITS_FOR_SCRAPES: Duration = Duration::from_secs(10);
 struct InForce {
     /// The config as loaded, without its domains (they are `targets`).
     config: Config,
-    /// Its records to check.
+    /// The records to check: the file's, and those discovered from SES.
     targets: Targets,
+    /// The file's records alone, kept apart only while `ses:` sources add to them.
+    file: Option<Targets>,
+}
+
+impl InForce {
+    /// The config file's records.
+    fn file_targets(&self) -> &Targets {
+        self.file.as_ref().unwrap_or(&self.targets)
+    }
 }
 
 /// A scrape in progress, counted until dropped.
@@ -86,14 +117,27 @@ impl Exporter {
             None,
         ));
         let (work, receiver) = watch::channel(work);
+        let ses = config
+            .ses
+            .iter()
+            .map(|source| Discovered::new(Arc::new(source.clone())))
+            .collect();
+        let file = (!config.ses.is_empty()).then(|| targets.clone());
         let exporter = Exporter {
             state: Arc::new(RwLock::new(state)),
             metrics,
             work,
-            in_force: Mutex::new(InForce { config, targets }),
+            in_force: Mutex::new(InForce {
+                config,
+                targets,
+                file,
+            }),
             config_file: options.config_file.clone(),
             nameserver_port: options.nameserver_port,
+            aws_credentials: options.aws_credentials.clone(),
             scrapes: watch::Sender::new(0),
+            ses: RwLock::new(ses),
+            discovery: std::sync::Mutex::new(Discovery::default()),
         };
         Ok((Arc::new(exporter), receiver))
     }
@@ -169,7 +213,7 @@ impl Exporter {
     }
 
     /// Reads the config file again and puts it in force; on error, keeps the config in force.
-    pub async fn reload(&self) -> Result<(), String> {
+    pub async fn reload(self: &Arc<Self>) -> Result<(), String> {
         let mut current = self.in_force.lock().await;
         let Some(path) = self.config_file.clone() else {
             return Err("no config file to reload from".to_string());
@@ -186,49 +230,19 @@ impl Exporter {
                 return Err(message);
             }
         };
-        let (loaded, targets) = targets::file::split(loaded);
-        if loaded != current.config || targets != current.targets {
-            let old = self.work();
-            let work = Work::from_config(
-                &loaded,
-                &targets,
-                &self.metrics,
-                self.nameserver_port,
-                Some(&old),
-            );
-            for client in &old.clients {
-                if !loaded.resolvers.iter().any(|r| r.name == client.name) {
-                    self.metrics.forget_resolver(&client.name);
-                }
+        let (loaded, file) = targets::file::split(loaded);
+        let ses_changed = loaded.ses != current.config.ses;
+        if loaded != current.config || file != *current.file_targets() {
+            if ses_changed {
+                self.keep_discovered_of(&loaded.ses);
             }
-            let mut scrapes = self.scrapes.subscribe();
-            let waited =
-                tokio::time::timeout(RELOAD_WAITS_FOR_SCRAPES, scrapes.wait_for(|n| *n == 0)).await;
-            if waited.is_err() {
-                tracing::warn!(
-                    waited = ?RELOAD_WAITS_FOR_SCRAPES,
-                    "scrapes still in progress; the reload cuts them short"
-                );
-            }
-            self.state
-                .write()
-                .unwrap_or_else(|e| e.into_inner())
-                .reconcile(&loaded, &targets);
-            self.work.send_replace(Arc::new(work));
-            tracing::info!(
-                domains = targets.domains.len(),
-                records = targets.record_count(),
-                resolvers = loaded.resolvers.len(),
-                domains_added = %names_not_in(&targets, &current.targets),
-                domains_removed = %names_not_in(&current.targets, &targets),
-                "config reloaded"
-            );
-            *current = InForce {
-                config: loaded,
-                targets,
-            };
+            self.put_in_force(&mut current, loaded, file, "config reloaded")
+                .await;
         } else {
             tracing::info!("config reloaded; nothing changed");
+        }
+        if ses_changed {
+            self.sync_discovery(&current.config.ses);
         }
         self.metrics.config_reload_successful.set(1);
         self.metrics
@@ -238,18 +252,240 @@ impl Exporter {
     }
 }
 
-/// The domains of `targets` that `others` lacks, for the log: up to five names, then how many
-/// more.
-fn names_not_in(targets: &Targets, others: &Targets) -> String {
-    const SHOWN: usize = 5;
-    let others: std::collections::HashSet<&str> =
-        others.domains.iter().map(|d| d.name.as_str()).collect();
-    let names: Vec<&str> = targets
-        .domains
+impl Exporter {
+    /// Puts `config` and the file's records `file`, with what SES discovered, in force: the
+    /// scheduler gets new work and the state is reconciled, when the records or settings
+    /// changed. `why` is the log message.
+    async fn put_in_force(&self, current: &mut InForce, config: Config, file: Targets, why: &str) {
+        let discovered = self.ses.read().unwrap_or_else(|e| e.into_inner()).clone();
+        let (targets, file) = if discovered.is_empty() {
+            (file, None)
+        } else {
+            (targets::ses::merge(&file, &discovered), Some(file))
+        };
+        if config == current.config && targets == current.targets {
+            current.file = file;
+            return;
+        }
+        let old = self.work();
+        let work = Work::from_config(
+            &config,
+            &targets,
+            &self.metrics,
+            self.nameserver_port,
+            Some(&old),
+        );
+        for client in &old.clients {
+            if !config.resolvers.iter().any(|r| r.name == client.name) {
+                self.metrics.forget_resolver(&client.name);
+            }
+        }
+        let mut scrapes = self.scrapes.subscribe();
+        let waited =
+            tokio::time::timeout(RELOAD_WAITS_FOR_SCRAPES, scrapes.wait_for(|n| *n == 0)).await;
+        if waited.is_err() {
+            tracing::warn!(
+                waited = ?RELOAD_WAITS_FOR_SCRAPES,
+                "scrapes still in progress; the reload cuts them short"
+            );
+        }
+        self.state
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .reconcile(&config, &targets);
+        self.work.send_replace(Arc::new(work));
+        tracing::info!(
+            domains = targets.domains.len(),
+            records = targets.record_count(),
+            resolvers = config.resolvers.len(),
+            domains_added = %names_not_in(&targets, &current.targets),
+            domains_removed = %names_not_in(&current.targets, &targets),
+            "{why}"
+        );
+        *current = InForce {
+            config,
+            targets,
+            file,
+        };
+    }
+
+    /// Starts a discovery task for every `ses:` source in force; they stop with `stop`.
+    pub async fn start_discovery(self: &Arc<Self>, stop: &CancellationToken) {
+        let sources = self.in_force.lock().await.config.ses.clone();
+        self.discovery
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .stop = Some(stop.clone());
+        self.sync_discovery(&sources);
+    }
+
+    /// Keeps what was discovered from the sources of `sources` that did not change, and
+    /// starts the others empty.
+    fn keep_discovered_of(&self, sources: &[SesSource]) {
+        let mut ses = self.ses.write().unwrap_or_else(|e| e.into_inner());
+        let mut old = std::mem::take(&mut *ses);
+        *ses = sources
+            .iter()
+            .map(
+                |source| match old.iter().position(|d| *d.source == *source) {
+                    Some(i) => old.swap_remove(i),
+                    None => Discovered::new(Arc::new(source.clone())),
+                },
+            )
+            .collect();
+    }
+
+    /// Stops the discovery tasks of sources no longer in `sources` (or changed), and starts
+    /// the missing ones. Does nothing before [`Exporter::start_discovery`].
+    fn sync_discovery(self: &Arc<Self>, sources: &[SesSource]) {
+        let mut discovery = self.discovery.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(stop) = discovery.stop.clone() else {
+            return;
+        };
+        discovery.tasks.retain(|(source, token)| {
+            let kept = sources.contains(source);
+            if !kept {
+                token.cancel();
+            }
+            kept
+        });
+        for source in sources {
+            if discovery.tasks.iter().any(|(s, _)| **s == *source) {
+                continue;
+            }
+            let source = Arc::new(source.clone());
+            let token = stop.child_token();
+            discovery.tasks.push((source.clone(), token.clone()));
+            tokio::spawn(self.clone().discover(source, token));
+        }
+    }
+
+    /// Lists `source` every `refresh` until `stop`.
+    async fn discover(self: Arc<Self>, source: Arc<SesSource>, stop: CancellationToken) {
+        let client = tokio::select! {
+            () = stop.cancelled() => return,
+            client = ses::client::connect(&source, self.aws_credentials.as_ref()) => client,
+        };
+        loop {
+            let started = tokio::time::Instant::now();
+            let listing = tokio::select! {
+                () = stop.cancelled() => return,
+                listing = ses::discover::discover(&client, &source, None) => listing,
+            };
+            let took = started.elapsed();
+            if took > source.refresh {
+                tracing::warn!(
+                    source = %source.name,
+                    took = %config::format_duration(took),
+                    refresh = %config::format_duration(source.refresh),
+                    "listing SES identities takes longer than refresh; raise refresh or max_requests_per_second"
+                );
+            }
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = self.discovered(&source, listing) => {}
+            }
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep_until(started + source.refresh) => {}
+            }
+        }
+    }
+
+    /// Takes in a listing of `source`, logs what changed, and puts the records in force.
+    pub async fn discovered(&self, source: &SesSource, listing: Result<Listing, String>) {
+        let mut current = self.in_force.lock().await;
+        {
+            let mut ses = self.ses.write().unwrap_or_else(|e| e.into_inner());
+            // A reload may have removed or changed the source meanwhile.
+            let Some(discovered) = ses.iter_mut().find(|d| *d.source == *source) else {
+                return;
+            };
+            log_listing(discovered, &listing);
+            discovered.update(listing, scheduler::unix_now());
+        }
+        let config = current.config.clone();
+        let file = current.file_targets().clone();
+        self.put_in_force(
+            &mut current,
+            config,
+            file,
+            "SES discovery changed the records",
+        )
+        .await;
+    }
+}
+
+/// Logs what a listing of `discovered`'s source brought: an error, identities that could not
+/// be read, identities added and removed, and changes of SES's status.
+fn log_listing(discovered: &Discovered, listing: &Result<Listing, String>) {
+    let source = discovered.source.name.as_str();
+    let listing = match listing {
+        Err(error) => {
+            tracing::warn!(
+                source,
+                %error,
+                identities_kept = discovered.identities.len(),
+                "SES discovery failed; keeping the identities of the last good listing"
+            );
+            return;
+        }
+        Ok(listing) => listing,
+    };
+    for (domain, error) in listing.unread.iter().take(5) {
+        tracing::warn!(source, domain, %error, "SES identity could not be read; keeping its last reading");
+    }
+    if listing.unread.len() > 5 {
+        tracing::warn!(
+            source,
+            more = listing.unread.len() - 5,
+            "more SES identities could not be read"
+        );
+    }
+    let first = discovered.success.is_none();
+    let mut added = Vec::new();
+    for identity in &listing.identities {
+        match discovered.identity(&identity.domain) {
+            None => added.push(identity.domain.as_str()),
+            Some(old)
+                if old.status != identity.status
+                    || old.signing_enabled != identity.signing_enabled =>
+            {
+                tracing::info!(
+                    source,
+                    domain = %identity.domain,
+                    from = old.status.map_or("unknown", |s| s.as_str()),
+                    to = identity.status.map_or("unknown", |s| s.as_str()),
+                    signing_enabled = identity.signing_enabled,
+                    "SES DKIM status changed"
+                );
+            }
+            Some(_) => {}
+        }
+    }
+    let removed: Vec<&str> = discovered
+        .identities
         .iter()
-        .map(|d| d.name.as_str())
-        .filter(|name| !others.contains(name))
+        .map(|i| i.domain.as_str())
+        .filter(|d| {
+            !listing.identities.iter().any(|i| i.domain == *d)
+                && !listing.unread.iter().any(|(u, _)| u == d)
+        })
         .collect();
+    if first || !added.is_empty() || !removed.is_empty() {
+        tracing::info!(
+            source,
+            identities = listing.identities.len(),
+            added = %short_list(&added),
+            removed = %short_list(&removed),
+            "SES identities listed"
+        );
+    }
+}
+
+/// Up to five names, then how many more.
+fn short_list(names: &[&str]) -> String {
+    const SHOWN: usize = 5;
     let mut text = names
         .iter()
         .take(SHOWN)
@@ -260,4 +496,18 @@ fn names_not_in(targets: &Targets, others: &Targets) -> String {
         text.push_str(&format!(" and {} more", names.len() - SHOWN));
     }
     text
+}
+
+/// The domains of `targets` that `others` lacks, for the log: up to five names, then how many
+/// more.
+fn names_not_in(targets: &Targets, others: &Targets) -> String {
+    let others: std::collections::HashSet<&str> =
+        others.domains.iter().map(|d| d.name.as_str()).collect();
+    let names: Vec<&str> = targets
+        .domains
+        .iter()
+        .map(|d| d.name.as_str())
+        .filter(|name| !others.contains(name))
+        .collect();
+    short_list(&names)
 }

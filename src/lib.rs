@@ -48,6 +48,7 @@ pub mod provider;
 pub mod report;
 pub mod resolver;
 pub mod scheduler;
+pub mod ses;
 pub mod state;
 pub mod targets;
 
@@ -75,6 +76,10 @@ pub struct Options {
     /// The port authoritative nameservers are asked on: 53. Tests run their nameservers on
     /// loopback addresses with another port; there is no flag for it.
     pub nameserver_port: u16,
+    /// The AWS credentials of every `ses:` source, instead of the standard chain and
+    /// `profile`. In-process tests set fixed ones, so that the chain never looks for instance
+    /// metadata; there is no flag for it.
+    pub aws_credentials: Option<aws_sdk_sesv2::config::SharedCredentialsProvider>,
 }
 
 impl Default for Options {
@@ -85,6 +90,7 @@ impl Default for Options {
             reload_on_sighup: false,
             web: None,
             nameserver_port: resolver::authoritative::DNS_PORT,
+            aws_credentials: None,
         }
     }
 }
@@ -109,11 +115,13 @@ pub async fn run(
         domains = config.domains.len(),
         records = config.record_count(),
         resolvers = config.resolvers.len(),
+        ses_sources = config.ses.len(),
         interval = %config::format_duration(config.interval),
         "starting checks"
     );
     let (exporter, works) = Exporter::new(config, &options)?;
     let stop = CancellationToken::new();
+    exporter.start_discovery(&stop).await;
     let scheduler = tokio::spawn(scheduler::run(works, exporter.state.clone(), stop.clone()));
     if options.reload_on_sighup {
         tokio::spawn(reload_on_sighup(exporter.clone(), stop.clone()));

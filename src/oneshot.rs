@@ -10,10 +10,12 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use crate::cli::{CheckArgs, OutputFormat};
-use crate::config::{self, Config};
+use crate::config::{self, Config, SesSource};
 use crate::metrics::Metrics;
+use crate::provider;
 use crate::report::Report;
 use crate::scheduler::{self, Work};
+use crate::ses::{self, Discovered};
 use crate::state::State;
 use crate::targets::request::Request;
 use crate::targets::{self, Targets};
@@ -37,14 +39,39 @@ pub async fn run(args: CheckArgs, nameserver_port: u16) -> u8 {
         },
         None => None,
     };
-    let (config, targets) = match what_to_check(file, &args) {
+    let sources = match ses_sources(file.as_ref(), &args) {
+        Ok(sources) => sources,
+        Err(message) => {
+            eprintln!("dkim_exporter check: {message}");
+            return EXIT_USAGE;
+        }
+    };
+    // `--ses-region` with a domain reads that identity alone.
+    let only = args.ses_region.as_ref().and(args.domain.as_deref());
+    let mut discovered = Vec::with_capacity(sources.len());
+    for source in sources {
+        let client = ses::client::connect(&source, None).await;
+        let listing = ses::discover::discover(&client, &source, only).await;
+        if let Err(error) = &listing {
+            eprintln!(
+                "dkim_exporter check: SES discovery from {} failed: {error}",
+                source.name
+            );
+            return EXIT_USAGE;
+        }
+        let mut source = Discovered::new(Arc::new(source));
+        source.update(listing, scheduler::unix_now());
+        discovered.push(source);
+    }
+    let (config, targets) = match what_to_check(file, &args, &discovered) {
         Ok(found) => found,
         Err(message) => {
             eprintln!("dkim_exporter check: {message}");
             return EXIT_USAGE;
         }
     };
-    let report = check(config, &targets, nameserver_port).await;
+    let state = check_state(config, &targets, nameserver_port).await;
+    let report = Report::from_state(&state).with_ses(&discovered, &state, scheduler::unix_now());
     let text = match args.format {
         OutputFormat::Json => report.to_json(),
         OutputFormat::Text => {
@@ -63,9 +90,37 @@ pub async fn run(args: CheckArgs, nameserver_port: u16) -> u8 {
     }
 }
 
+/// The SES sources to discover from: the one `--ses-region` describes, or else the config
+/// file's `ses:` entries.
+fn ses_sources(file: Option<&Config>, args: &CheckArgs) -> Result<Vec<SesSource>, String> {
+    let Some(region) = &args.ses_region else {
+        return Ok(file.map(|f| f.ses.clone()).unwrap_or_default());
+    };
+    Ok(vec![SesSource {
+        name: "command-line".to_string(),
+        region: provider::ses::region(region)?,
+        profile: args.ses_profile.clone(),
+        role_arn: None,
+        endpoint: args
+            .ses_endpoint
+            .as_deref()
+            .map(config::parse_endpoint)
+            .transpose()?,
+        refresh: config::DEFAULT_SES_REFRESH,
+        include: Vec::new(),
+        exclude: Vec::new(),
+        request_interval: Duration::from_secs_f64(1.0 / config::DEFAULT_SES_REQUESTS_PER_SECOND),
+    }])
+}
+
 /// The settings and resolvers to check with (the file's, or the defaults; `--resolver`
-/// replaces the resolvers) and the records the command line asks for.
-fn what_to_check(file: Option<Config>, args: &CheckArgs) -> Result<(Config, Targets), String> {
+/// replaces the resolvers) and the records the command line asks for, among the file's and
+/// those `discovered` from SES.
+fn what_to_check(
+    file: Option<Config>,
+    args: &CheckArgs,
+    discovered: &[Discovered],
+) -> Result<(Config, Targets), String> {
     let resolvers: Vec<&str> = args.resolvers.iter().map(String::as_str).collect();
     let resolvers = config::resolvers_at(&resolvers)?;
     let (mut config, configured) = match file {
@@ -74,6 +129,13 @@ fn what_to_check(file: Option<Config>, args: &CheckArgs) -> Result<(Config, Targ
             (config, Some(targets))
         }
         None => (Config::default(), None),
+    };
+    let configured = match (configured, discovered.is_empty()) {
+        (configured, true) => configured,
+        (configured, false) => Some(targets::ses::merge(
+            &configured.unwrap_or_default(),
+            discovered,
+        )),
     };
     let request = Request {
         domain: args.domain.as_deref(),
@@ -90,14 +152,19 @@ fn what_to_check(file: Option<Config>, args: &CheckArgs) -> Result<(Config, Targ
 
 /// Checks every record of `targets` once with `config`'s resolvers and settings, all at once
 /// within each resolver's rate limit.
-pub async fn check(mut config: Config, targets: &Targets, nameserver_port: u16) -> Report {
+pub async fn check(config: Config, targets: &Targets, nameserver_port: u16) -> Report {
+    Report::from_state(&check_state(config, targets, nameserver_port).await)
+}
+
+/// What checking every record of `targets` once found.
+async fn check_state(mut config: Config, targets: &Targets, nameserver_port: u16) -> State {
     // No spreading: a person is waiting.
     config.interval = Duration::ZERO;
     let metrics = match Metrics::new() {
         Ok(metrics) => Arc::new(metrics),
         Err(e) => {
             tracing::error!(error = %e, "setting up metrics");
-            return Report::from_state(&State::default());
+            return State::default();
         }
     };
     let mut state = State::default();
@@ -111,8 +178,7 @@ pub async fn check(mut config: Config, targets: &Targets, nameserver_port: u16) 
         None,
     ));
     scheduler::run_once(work, state.clone()).await;
-    let state = state.read().unwrap_or_else(|e| e.into_inner());
-    Report::from_state(&state)
+    std::mem::take(&mut *state.write().unwrap_or_else(|e| e.into_inner()))
 }
 
 #[cfg(test)]
@@ -127,7 +193,7 @@ mod tests {
         let Some(Command::Check(args)) = cli.command else {
             panic!("not check");
         };
-        super::what_to_check(None, &args)
+        super::what_to_check(None, &args, &[])
     }
 
     #[test]

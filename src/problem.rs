@@ -253,15 +253,19 @@ impl fmt::Display for Problem {
 
 /// The README's troubleshooting table, written from [`TABLE`].
 pub fn markdown_table() -> String {
+    markdown_table_of(TABLE.iter().map(|e| (e.name, e.severity, e.meaning, e.fix)))
+}
+
+/// A Markdown table of problems: name, severity, meaning, fix.
+pub fn markdown_table_of<'a>(
+    rows: impl Iterator<Item = (&'a str, Severity, &'a str, &'a str)>,
+) -> String {
     let mut out =
         String::from("| problem | severity | what it means | what to do |\n|---|---|---|---|\n");
-    for entry in &TABLE {
+    for (name, severity, meaning, fix) in rows {
         out.push_str(&format!(
-            "| `{}` | {} | {} | {} |\n",
-            entry.name,
-            entry.severity.as_str(),
-            entry.meaning,
-            entry.fix
+            "| `{name}` | {} | {meaning} | {fix} |\n",
+            severity.as_str()
         ));
     }
     out

@@ -338,10 +338,10 @@ async fn run_round(
     let mut walked: HashSet<String> = HashSet::new();
 
     loop {
-        if dispatchers_left == 0 {
-            if let Some(tx) = dispatched.take() {
-                let _ = tx.send(());
-            }
+        if dispatchers_left == 0
+            && let Some(tx) = dispatched.take()
+        {
+            let _ = tx.send(());
         }
         if checks_left == 0 && follow_ups_left == 0 {
             break;
@@ -357,13 +357,12 @@ async fn run_round(
             Some(joined) = follow_ups.join_next(), if !follow_ups.is_empty() => {
                 // Follow-ups report through the channel; a panic is a bug, reported by the
                 // runtime, and its record simply has no follow-up this round.
-                if let Err(e) = joined {
-                    if e.is_panic() {
+                if let Err(e) = joined
+                    && e.is_panic() {
                         tracing::error!(error = %e, "a follow-up task failed");
                         follow_ups_left -= 1;
                         following -= 1;
                     }
-                }
             }
         }
         let mut start_now = Vec::new();
@@ -376,12 +375,10 @@ async fn run_round(
                         checks_left -= 1;
                         if let (Err(failure), Some(counts)) =
                             (&outcome, reasons.get_mut(slot.resolver))
-                        {
-                            if let Some(i) =
+                            && let Some(i) =
                                 FailureReason::ALL.iter().position(|r| *r == failure.reason)
-                            {
-                                counts[i] += 1;
-                            }
+                        {
+                            counts[i] += 1;
                         }
                         let record = &work.records[slot.record];
                         let resolver = &work.clients[slot.resolver].name;

@@ -14,6 +14,8 @@ use crate::evidence::{
 };
 use crate::problem::Problem;
 use crate::provider::Expected;
+use crate::ses::problem::{RecordVerdict, SesFinding};
+use crate::ses::{self, Discovered, Identity};
 use crate::targets::{self, Record, Targets};
 
 /// Everything known, in config order.
@@ -78,6 +80,8 @@ pub struct RecordState {
     pub selector: String,
     /// What the record should hold.
     pub expected: Expected,
+    /// The `ses:` source it was discovered from; `None` for the config file or a request.
+    pub from_ses: Option<Arc<str>>,
     /// One view per configured resolver, indexed like [`State::resolvers`].
     pub views: Vec<View>,
     /// One view per authoritative nameserver of the domain (`auth:{host}`), sorted by name.
@@ -155,10 +159,10 @@ impl View {
             }),
             Found::None,
         ) = (&self.known, &observation.found)
+            && !observation.present
+            && !observation.nxdomain
         {
-            if !observation.present && !observation.nxdomain {
-                observation.found = Found::A(addresses.clone());
-            }
+            observation.found = Found::A(addresses.clone());
         }
         self.known = Some(observation);
     }
@@ -170,6 +174,7 @@ impl RecordState {
             domain: domain.to_string(),
             selector: record.selector.clone(),
             expected: record.expected.clone(),
+            from_ses: record.from_ses.clone(),
             views: vec![View::default(); resolvers],
             auth: Vec::new(),
             findings: Vec::new(),
@@ -472,6 +477,7 @@ impl State {
                         if !config.authoritative {
                             old.auth.clear();
                         }
+                        old.from_ses.clone_from(&record.from_ses);
                         old
                     }
                     _ => RecordState::new(&domain.name, record, config.resolvers.len()),
@@ -497,6 +503,33 @@ impl State {
         self.resolver_index = index_by(&self.resolvers, |r| &r.name);
         self.domain_index = index_by(&self.domains, |d| &d.name);
         self.generation = self.generation.wrapping_add(1);
+    }
+
+    /// The SES problems of `identity`, discovered by `discovered`'s source, judged against
+    /// what the state knows of its records, at unix time `now`.
+    pub fn ses_findings(
+        &self,
+        discovered: &Discovered,
+        identity: &Identity,
+        now: f64,
+    ) -> Vec<SesFinding> {
+        let records: Vec<(&str, RecordVerdict)> = identity
+            .tokens
+            .iter()
+            .map(|token| {
+                let verdict = self
+                    .record(&targets::record_name(token, &identity.domain))
+                    .map_or(RecordVerdict::Unknown, |record| {
+                        RecordVerdict::of(
+                            record.findings.iter().map(|f| f.problem),
+                            record.healthy(&self.resolvers),
+                        )
+                    });
+                (token.as_str(), verdict)
+            })
+            .collect();
+        let pending_since = discovered.pending_since.get(&identity.domain).copied();
+        ses::problem::judge(identity, pending_since, now, &records)
     }
 
     /// How many times the state has been reconciled with a config. Nothing else adds, removes

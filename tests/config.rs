@@ -59,6 +59,35 @@ const BAD: &[(&str, &str)] = &[
         "3:16: domains[0].selectors: selectors need a provider (provider: ses); list other records under records: with their cname",
     ),
     (
+        "ses_bad_endpoint.yaml",
+        r#"4:15: ses[0].endpoint: invalid endpoint "127.0.0.1:4566": it must start with http:// or https://; give a URL like https://email.eu-west-1.amazonaws.com or http://127.0.0.1:4566"#,
+    ),
+    (
+        "ses_bad_glob.yaml",
+        r#"4:32: ses[0].include[1]: invalid glob "bad glob": character ' ' cannot be in a domain name"#,
+    ),
+    (
+        "ses_bad_role_arn.yaml",
+        r#"4:15: ses[0].role_arn: invalid role_arn "arn:aws:iam::1234:user/me": give a role ARN like arn:aws:iam::123456789012:role/dkim-read"#,
+    ),
+    (
+        "ses_duplicate_source.yaml",
+        r#"4:11: ses[1].name: duplicate source name "prod" (also ses[0])"#,
+    ),
+    ("ses_no_name.yaml", r#"2:5: ses[0]: missing field `name`"#),
+    (
+        "ses_unknown_field.yaml",
+        r#"4:5: ses[0]: unknown field `regions`, expected one of `name`, `region`, `profile`, `role_arn`, `endpoint`, `refresh`, `include`, `exclude`, `max_requests_per_second`"#,
+    ),
+    (
+        "ses_unknown_region.yaml",
+        r#"3:13: ses[0].region: unknown region "eu-middle-1": give an AWS region such as us-east-1 or eu-south-1"#,
+    ),
+    (
+        "ses_zero_rate.yaml",
+        r#"4:30: ses[0].max_requests_per_second: invalid rate 0: give a number of requests per second over 0 and at most 1000"#,
+    ),
+    (
         "short_interval.yaml",
         "2:11: interval: interval must be at least 1s, got 500ms",
     ),
@@ -76,7 +105,7 @@ const BAD: &[(&str, &str)] = &[
     ),
     (
         "unknown_field.yaml",
-        "2:1: unknown field `intervall`, expected one of `interval`, `timeout`, `authoritative`, `resolvers`, `domains`",
+        "2:1: unknown field `intervall`, expected one of `interval`, `timeout`, `authoritative`, `resolvers`, `domains`, `ses`",
     ),
     (
         "unknown_protocol.yaml",

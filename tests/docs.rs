@@ -1,66 +1,101 @@
 //! The documents that describe the problems say what the code does: the README's
-//! troubleshooting table is the problem table, and every problem has an alert of its severity.
+//! troubleshooting tables are the problem tables, and every problem (SES's too) has an alert
+//! of its severity.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::PathBuf;
 
-use dkim_exporter::problem::{Problem, TABLE, markdown_table};
+use dkim_exporter::problem::{self, Severity};
+use dkim_exporter::ses;
 
 fn read(path: &str) -> String {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(path);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-#[test]
-fn the_readme_troubleshooting_table_is_the_problem_table() {
+/// The first Markdown table after `heading` in the README that starts with `| problem |`.
+fn readme_table(heading: &str) -> String {
     let readme = read("README.md");
     let section = readme
-        .split_once("\n## Troubleshooting\n")
-        .expect("README has a Troubleshooting section")
+        .split_once(&format!("\n{heading}\n"))
+        .unwrap_or_else(|| panic!("README has a section {heading:?}"))
         .1;
     let start = section
         .find("| problem |")
-        .expect("the section has the problem table");
-    let table: String = section[start..]
+        .expect("the section has a problem table");
+    section[start..]
         .lines()
         .take_while(|l| l.starts_with('|'))
         .map(|l| format!("{l}\n"))
-        .collect();
-    let want = markdown_table();
+        .collect()
+}
+
+#[test]
+fn the_readme_troubleshooting_table_is_the_problem_table() {
+    let want = problem::markdown_table();
     assert!(
-        table == want,
+        readme_table("## Troubleshooting") == want,
         "README.md's troubleshooting table differs from src/problem.rs; it should read:\n\n{want}"
     );
 }
 
 #[test]
-fn every_problem_has_an_alert_of_its_severity() {
+fn the_readme_ses_table_is_the_ses_problem_table() {
+    let want = ses::problem::markdown_table();
+    assert!(
+        readme_table("### SES problems") == want,
+        "README.md's SES problem table differs from src/ses/problem.rs; it should read:\n\n{want}"
+    );
+}
+
+/// The problems of `metric` that an alert rule pages on, checking each rule's severity
+/// against `table` (name, severity).
+fn alerted(metric: &str, table: &[(&str, Severity)]) -> Vec<String> {
     let rules: yaml_serde::Value =
         yaml_serde::from_str(&read("deploy/prometheus/dkim-alerts.yml")).unwrap();
     let mut alerted = Vec::new();
     for group in rules["groups"].as_sequence().unwrap() {
         for rule in group["rules"].as_sequence().unwrap() {
             let expr = rule["expr"].as_str().unwrap_or_default();
-            for entry in &TABLE {
-                if expr.contains(&format!(
-                    "dkim_record_problem{{problem=\"{}\"}}",
-                    entry.name
-                )) {
+            for (name, severity) in table {
+                if expr.contains(&format!("{metric}{{problem=\"{name}\"}}")) {
                     assert_eq!(
                         rule["labels"]["severity"].as_str(),
-                        Some(entry.severity.as_str()),
+                        Some(severity.as_str()),
                         "{:?}",
                         rule["alert"]
                     );
-                    alerted.push(entry.problem);
+                    alerted.push(name.to_string());
                 }
             }
         }
     }
-    let silent: Vec<&str> = Problem::ALL
+    table
         .iter()
-        .filter(|p| !alerted.contains(p))
-        .map(|p| p.as_str())
+        .map(|(name, _)| name.to_string())
+        .filter(|name| !alerted.contains(name))
+        .collect()
+}
+
+#[test]
+fn every_problem_has_an_alert_of_its_severity() {
+    let table: Vec<(&str, Severity)> = problem::TABLE
+        .iter()
+        .map(|e| (e.name, e.severity))
         .collect();
+    let silent = alerted("dkim_record_problem", &table);
     assert!(silent.is_empty(), "problems without an alert: {silent:?}");
+}
+
+#[test]
+fn every_ses_problem_has_an_alert_of_its_severity() {
+    let table: Vec<(&str, Severity)> = ses::problem::TABLE
+        .iter()
+        .map(|e| (e.name, e.severity))
+        .collect();
+    let silent = alerted("dkim_ses_identity_problem", &table);
+    assert!(
+        silent.is_empty(),
+        "SES problems without an alert: {silent:?}"
+    );
 }

@@ -76,6 +76,7 @@ fn config(domains: usize) -> Config {
                     .collect(),
             })
             .collect(),
+        ses: Vec::new(),
     }
 }
 

@@ -24,7 +24,8 @@ use serde::Deserialize;
 use crate::provider::Expected;
 
 pub use scalar::{
-    check_record_name, format_duration, normalise_name, parse_duration, parse_selector,
+    Glob, check_record_name, format_duration, normalise_name, parse_duration, parse_endpoint,
+    parse_selector,
 };
 use validate::{Invalid, RawConfig};
 
@@ -36,6 +37,11 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 pub const DEFAULT_MAX_QPS: u32 = 50;
 /// The shortest interval accepted: faster would be rude to public resolvers.
 pub const MIN_INTERVAL: Duration = Duration::from_secs(1);
+/// How often SES identities are listed again when `refresh` is omitted.
+pub const DEFAULT_SES_REFRESH: Duration = Duration::from_secs(15 * 60);
+/// SES API requests per second per source when `max_requests_per_second` is omitted: SES's
+/// default quota for `GetEmailIdentity` is about one a second per account.
+pub const DEFAULT_SES_REQUESTS_PER_SECOND: f64 = 1.0;
 
 /// Resolvers used when the config names none.
 pub const DEFAULT_RESOLVERS: [(&str, &str); 4] = [
@@ -58,6 +64,41 @@ pub struct Config {
     pub resolvers: Vec<ResolverConfig>,
     /// The domains and their records, in config order.
     pub domains: Vec<DomainConfig>,
+    /// The Amazon SES accounts and regions whose domain identities are discovered.
+    pub ses: Vec<SesSource>,
+}
+
+/// One `ses:` entry: an AWS account and region whose domain identities, with their DKIM tokens
+/// and SES's status, are discovered through the SESv2 API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SesSource {
+    /// Lower-case name, the `source` label.
+    pub name: String,
+    /// The SES region; decides the API endpoint and the DKIM domain the tokens point at.
+    pub region: String,
+    /// The AWS shared-config profile; `None` for the standard credential chain.
+    pub profile: Option<String>,
+    /// A role to assume with the credentials found.
+    pub role_arn: Option<String>,
+    /// Another API endpoint (a VPC endpoint, a test server).
+    pub endpoint: Option<String>,
+    /// How often identities are listed again.
+    pub refresh: Duration,
+    /// Domains discovered only when they match one of these (every domain when empty).
+    pub include: Vec<Glob>,
+    /// Domains never discovered.
+    pub exclude: Vec<Glob>,
+    /// The least time between two API requests of this source.
+    pub request_interval: Duration,
+}
+
+impl SesSource {
+    /// Whether the domain identity `domain` (lower case) is discovered, after `include` and
+    /// `exclude`.
+    pub fn wants(&self, domain: &str) -> bool {
+        (self.include.is_empty() || self.include.iter().any(|g| g.matches(domain)))
+            && !self.exclude.iter().any(|g| g.matches(domain))
+    }
 }
 
 /// One resolver to ask.
@@ -146,6 +187,7 @@ impl Default for Config {
             authoritative: true,
             resolvers: validate::default_resolvers(),
             domains: Vec::new(),
+            ses: Vec::new(),
         }
     }
 }

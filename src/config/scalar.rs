@@ -292,6 +292,208 @@ impl<'de> Deserialize<'de> for Region {
     }
 }
 
+/// A `ses:` source name: the `source` label. Letters, digits, `-`, `_` and `.`.
+#[derive(Debug)]
+pub(super) struct SourceName(pub(super) String);
+
+impl<'de> Deserialize<'de> for SourceName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        scalar_with(d, |text| {
+            let name = text.trim().to_ascii_lowercase();
+            if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            {
+                return Err(format!(
+                    "invalid source name {text:?}: use letters, digits, '-', '_' and '.'"
+                ));
+            }
+            Ok(SourceName(name))
+        })
+    }
+}
+
+/// An AWS shared-config profile name.
+#[derive(Debug)]
+pub(super) struct ProfileName(pub(super) String);
+
+impl<'de> Deserialize<'de> for ProfileName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        scalar_with(d, |text| {
+            let name = text.trim();
+            if name.is_empty() || name.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                return Err(format!(
+                    "invalid profile name {text:?}: give the name of a profile in ~/.aws/config"
+                ));
+            }
+            Ok(ProfileName(name.to_string()))
+        })
+    }
+}
+
+/// The ARN of an IAM role to assume: `arn:{partition}:iam::{account}:role/{name}`.
+#[derive(Debug)]
+pub(super) struct RoleArn(pub(super) String);
+
+impl<'de> Deserialize<'de> for RoleArn {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        scalar_with(d, |text| {
+            let arn = text.trim();
+            let parts: Vec<&str> = arn.splitn(6, ':').collect();
+            let valid = parts.len() == 6
+                && parts[0] == "arn"
+                && parts[1].starts_with("aws")
+                && parts[2] == "iam"
+                && parts[3].is_empty()
+                && parts[4].len() == 12
+                && parts[4].bytes().all(|b| b.is_ascii_digit())
+                && parts[5]
+                    .strip_prefix("role/")
+                    .is_some_and(|n| !n.is_empty());
+            if !valid {
+                return Err(format!(
+                    "invalid role_arn {text:?}: give a role ARN like \
+                     arn:aws:iam::123456789012:role/dkim-read"
+                ));
+            }
+            Ok(RoleArn(arn.to_string()))
+        })
+    }
+}
+
+/// An HTTP or HTTPS endpoint URL, without a path, query or user.
+#[derive(Debug)]
+pub(super) struct EndpointUrl(pub(super) String);
+
+impl<'de> Deserialize<'de> for EndpointUrl {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        scalar_with(d, |text| parse_endpoint(text).map(EndpointUrl))
+    }
+}
+
+/// Checks an endpoint URL: `http://` or `https://`, a host, an optional port, nothing after.
+pub fn parse_endpoint(text: &str) -> Result<String, String> {
+    let url = text.trim().trim_end_matches('/');
+    let bad = |why: &str| {
+        format!(
+            "invalid endpoint {text:?}: {why}; give a URL like https://email.eu-west-1.amazonaws.com or http://127.0.0.1:4566"
+        )
+    };
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .ok_or_else(|| bad("it must start with http:// or https://"))?;
+    if rest.is_empty() {
+        return Err(bad("no host"));
+    }
+    if let Some(c) = rest
+        .chars()
+        .find(|c| matches!(c, '/' | '?' | '#' | '@') || c.is_whitespace())
+    {
+        return Err(bad(&format!(
+            "{c:?} is not allowed (no path, query or user)"
+        )));
+    }
+    Ok(url.to_string())
+}
+
+/// A positive number of requests per second.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Rate(pub(super) f64);
+
+impl<'de> Deserialize<'de> for Rate {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Rate;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a number of requests per second greater than 0, like 1 or 0.5")
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Rate, E> {
+                if v.is_finite() && v > 0.0 && v <= 1000.0 {
+                    Ok(Rate(v))
+                } else {
+                    Err(E::custom(format!(
+                        "invalid rate {v}: give a number of requests per second over 0 and at most 1000"
+                    )))
+                }
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Rate, E> {
+                self.visit_f64(v as f64)
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Rate, E> {
+                self.visit_f64(v as f64)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A glob on domain names: `*` matches any run of characters (dots included), `?` one
+/// character; compared in lower case.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Glob(String);
+
+impl Glob {
+    /// The glob `text`, lower case; an error when it could match no domain name.
+    pub fn new(text: &str) -> Result<Glob, String> {
+        let pattern = text.trim().trim_end_matches('.').to_ascii_lowercase();
+        if pattern.is_empty() {
+            return Err("empty glob: give a domain pattern like *.example.com".to_string());
+        }
+        if let Some(c) = pattern
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '*' | '?')))
+        {
+            return Err(format!(
+                "invalid glob {text:?}: character {c:?} cannot be in a domain name"
+            ));
+        }
+        Ok(Glob(pattern))
+    }
+
+    /// Whether the lower-case `name` matches.
+    pub fn matches(&self, name: &str) -> bool {
+        let (pattern, name) = (self.0.as_bytes(), name.as_bytes());
+        let (mut p, mut n) = (0, 0);
+        // Where the latest `*` is, and where in the name it started matching.
+        let mut star: Option<(usize, usize)> = None;
+        while n < name.len() {
+            match pattern.get(p) {
+                Some(b'*') => {
+                    star = Some((p, n));
+                    p += 1;
+                }
+                Some(&c) if c == b'?' || c == name[n] => {
+                    p += 1;
+                    n += 1;
+                }
+                _ => match star {
+                    Some((star_p, star_n)) => {
+                        p = star_p + 1;
+                        n = star_n + 1;
+                        star = Some((star_p, star_n + 1));
+                    }
+                    None => return false,
+                },
+            }
+        }
+        pattern[p..].iter().all(|&c| c == b'*')
+    }
+
+    /// The pattern as written, lower case.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for Glob {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        scalar_with(d, Glob::new)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -312,6 +514,33 @@ mod tests {
             format_duration(Duration::from_millis(5_400_250)),
             "1h30m250ms"
         );
+    }
+
+    #[test]
+    fn globs() {
+        let glob = |text: &str| Glob::new(text).unwrap();
+        assert!(glob("*.example.com").matches("mail.example.com"));
+        assert!(glob("*.example.com").matches("a.b.example.com"));
+        assert!(!glob("*.example.com").matches("example.com"));
+        assert!(glob("Example.COM.").matches("example.com"));
+        assert!(glob("ex?mple.*").matches("example.org"));
+        assert!(!glob("ex?mple.*").matches("exmple.org"));
+        assert!(glob("*").matches("anything.test"));
+        assert!(glob("*mail*").matches("mail"));
+        assert!(!glob("a*b*c").matches("acb"));
+        assert!(Glob::new("").is_err());
+        assert!(Glob::new("exa mple.com").is_err());
+    }
+
+    #[test]
+    fn endpoints() {
+        assert_eq!(
+            parse_endpoint("http://127.0.0.1:4566/").as_deref(),
+            Ok("http://127.0.0.1:4566")
+        );
+        assert!(parse_endpoint("127.0.0.1:4566").is_err());
+        assert!(parse_endpoint("https://host/path").is_err());
+        assert!(parse_endpoint("https://").is_err());
     }
 
     #[test]

@@ -4,16 +4,19 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
 
 use super::scalar::{
-    ConfigDuration, DnsName, ProviderName, Region, ResolverAddress, ResolverName, Selector,
-    check_record_name, format_duration,
+    ConfigDuration, DnsName, EndpointUrl, Glob, ProfileName, ProviderName, Rate, Region,
+    ResolverAddress, ResolverName, RoleArn, Selector, SourceName, check_record_name,
+    format_duration,
 };
 use super::{
-    Config, DEFAULT_INTERVAL, DEFAULT_MAX_QPS, DEFAULT_RESOLVERS, DEFAULT_TIMEOUT, DomainConfig,
-    MIN_INTERVAL, Protocol, RecordConfig, ResolverConfig, TlsSettings,
+    Config, DEFAULT_INTERVAL, DEFAULT_MAX_QPS, DEFAULT_RESOLVERS, DEFAULT_SES_REFRESH,
+    DEFAULT_SES_REQUESTS_PER_SECOND, DEFAULT_TIMEOUT, DomainConfig, MIN_INTERVAL, Protocol,
+    RecordConfig, ResolverConfig, SesSource, TlsSettings,
 };
 use crate::provider::{Expected, Params, Provider};
 
@@ -26,6 +29,24 @@ pub(super) struct RawConfig {
     resolvers: Option<Vec<RawResolver>>,
     #[serde(default)]
     domains: Vec<RawDomain>,
+    #[serde(default)]
+    ses: Vec<RawSes>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSes {
+    name: SourceName,
+    region: Region,
+    profile: Option<ProfileName>,
+    role_arn: Option<RoleArn>,
+    endpoint: Option<EndpointUrl>,
+    refresh: Option<ConfigDuration>,
+    #[serde(default)]
+    include: Vec<Glob>,
+    #[serde(default)]
+    exclude: Vec<Glob>,
+    max_requests_per_second: Option<Rate>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -282,12 +303,51 @@ impl RawConfig {
             });
         }
 
+        let mut ses: Vec<SesSource> = Vec::with_capacity(self.ses.len());
+        for (i, source) in self.ses.into_iter().enumerate() {
+            let at = |field| vec![Key("ses"), Index(i), Key(field)];
+            if let Some(first) = ses.iter().position(|s| s.name == source.name.0) {
+                return fail(
+                    at("name"),
+                    format!(
+                        "duplicate source name {:?} (also ses[{first}])",
+                        source.name.0
+                    ),
+                );
+            }
+            let refresh = source.refresh.map_or(DEFAULT_SES_REFRESH, |d| d.0);
+            if refresh < MIN_INTERVAL {
+                return fail(
+                    at("refresh"),
+                    format!(
+                        "refresh must be at least 1s, got {}",
+                        format_duration(refresh)
+                    ),
+                );
+            }
+            let rate = source
+                .max_requests_per_second
+                .map_or(DEFAULT_SES_REQUESTS_PER_SECOND, |r| r.0);
+            ses.push(SesSource {
+                name: source.name.0,
+                region: source.region.0,
+                profile: source.profile.map(|p| p.0),
+                role_arn: source.role_arn.map(|r| r.0),
+                endpoint: source.endpoint.map(|e| e.0),
+                refresh,
+                include: source.include,
+                exclude: source.exclude,
+                request_interval: Duration::from_secs_f64(1.0 / rate),
+            });
+        }
+
         Ok(Config {
             interval,
             timeout,
             authoritative: self.authoritative.unwrap_or(true),
             resolvers,
             domains,
+            ses,
         })
     }
 }

@@ -8,7 +8,8 @@ use bytes::Bytes;
 use hyper::body::Frame;
 
 use crate::exporter::{Exporter, Scrape};
-use crate::metrics::{Progress, ReloadedDuringScrape, StateChunks};
+use crate::metrics::{Metrics, Progress, ReloadedDuringScrape, StateChunks};
+use crate::scheduler::unix_now;
 
 /// How much of the `/metrics` text is rendered at a time. Memory holds about this much of the
 /// text per scrape in flight (tens of megabytes at ten thousand domains otherwise), and the
@@ -62,6 +63,15 @@ impl MetricsBody {
             Ok(Progress::More) => {}
             Ok(Progress::Done) => {
                 self.finished = true;
+                {
+                    let state = self
+                        .exporter
+                        .state
+                        .read()
+                        .unwrap_or_else(|e| e.into_inner());
+                    let ses = self.exporter.ses.read().unwrap_or_else(|e| e.into_inner());
+                    Metrics::render_ses(&mut out, &ses, &state, unix_now());
+                }
                 let resolvers_up = self.exporter.resolvers_up();
                 self.exporter.metrics.render_tail(&mut out, &resolvers_up);
             }

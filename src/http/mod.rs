@@ -246,10 +246,11 @@ pub async fn handle<B>(app: &App, req: &Request<B>) -> Response<Body> {
         }
         _ => {
             let state = exporter.state.read().unwrap_or_else(|e| e.into_inner());
+            let ses = exporter.ses.read().unwrap_or_else(|e| e.into_inner());
             with_type(
                 StatusCode::OK,
                 "text/html; charset=utf-8",
-                landing_page(&state, &app.telemetry_path),
+                landing_page(&state, &ses, &app.telemetry_path),
             )
         }
     }

@@ -66,6 +66,10 @@ pub enum Scope {
     Resolver,
     /// The exporter as a whole.
     Exporter,
+    /// An `ses:` source.
+    SesSource,
+    /// A domain identity discovered from SES.
+    SesIdentity,
     /// One `/probe` answer.
     Probe,
 }
@@ -127,6 +131,22 @@ metrics! {
     CONFIG_LAST_RELOAD_SUCCESSFUL = "dkim_exporter_config_last_reload_successful", Gauge, Exporter, [];
     /// Unix time of the latest successful config load.
     CONFIG_LAST_RELOAD_SUCCESS_TIMESTAMP_SECONDS = "dkim_exporter_config_last_reload_success_timestamp_seconds", Gauge, Exporter, [];
+    /// 1 when the latest listing of the source's SES identities succeeded.
+    SES_DISCOVERY_SUCCESS = "dkim_ses_discovery_success", Gauge, SesSource, [SOURCE];
+    /// Unix time of the end of the latest successful listing of the source's SES identities.
+    SES_DISCOVERY_LAST_SUCCESS_TIMESTAMP_SECONDS = "dkim_ses_discovery_last_success_timestamp_seconds", Gauge, SesSource, [SOURCE];
+    /// Domain identities discovered from the source.
+    SES_IDENTITIES = "dkim_ses_identities", Gauge, SesSource, [SOURCE];
+    /// 1 for SES's current DKIM status of the identity, 0 for the others.
+    SES_IDENTITY_DKIM_STATUS = "dkim_ses_identity_dkim_status", Gauge, SesIdentity, [SOURCE, REGION, DOMAIN, STATUS];
+    /// 1 when SES signs the identity's mail with its DKIM keys.
+    SES_IDENTITY_SIGNING_ENABLED = "dkim_ses_identity_signing_enabled", Gauge, SesIdentity, [SOURCE, REGION, DOMAIN];
+    /// SES's current signing key length for the identity, in bits.
+    SES_IDENTITY_SIGNING_KEY_LENGTH = "dkim_ses_identity_signing_key_length", Gauge, SesIdentity, [SOURCE, REGION, DOMAIN];
+    /// Unix time at which SES last generated the identity's DKIM key.
+    SES_IDENTITY_LAST_KEY_GENERATION_TIMESTAMP_SECONDS = "dkim_ses_identity_last_key_generation_timestamp_seconds", Gauge, SesIdentity, [SOURCE, REGION, DOMAIN];
+    /// 1 while the SES problem holds for the identity.
+    SES_IDENTITY_PROBLEM = "dkim_ses_identity_problem", Gauge, SesIdentity, [SOURCE, REGION, DOMAIN, PROBLEM];
     /// 1 when every record of the probed domain is correct with no problem.
     PROBE_SUCCESS = "dkim_probe_success", Gauge, Probe, [];
     /// How long the probe took, in seconds.
@@ -155,6 +175,12 @@ pub mod label {
     pub const REVISION: &str = "revision";
     /// The Rust compiler that built it.
     pub const RUSTVERSION: &str = "rustversion";
+    /// The `ses:` source (its `name`).
+    pub const SOURCE: &str = "source";
+    /// The SES region of the source.
+    pub const REGION: &str = "region";
+    /// SES's DKIM status.
+    pub const STATUS: &str = "status";
 }
 
 #[cfg(test)]

@@ -11,8 +11,12 @@ use super::{
     DOMAIN_LAST_CHECK_TIMESTAMP_SECONDS, EXPORTER_RECORDS, KEY_LENGTH, Metric, Metrics,
     PROBE_DURATION_SECONDS, PROBE_SUCCESS, RECORD_CORRECT, RECORD_INFO, RECORD_LOOKUP_SUCCESS,
     RECORD_PRESENT, RECORD_PROBLEM, RECORD_PROPAGATION_RATIO, RECORD_RESOLVERS_AGREE,
-    RECORD_TTL_SECONDS, RESOLVER_UP, Scope,
+    RECORD_TTL_SECONDS, RESOLVER_UP, SES_DISCOVERY_LAST_SUCCESS_TIMESTAMP_SECONDS,
+    SES_DISCOVERY_SUCCESS, SES_IDENTITIES, SES_IDENTITY_DKIM_STATUS,
+    SES_IDENTITY_LAST_KEY_GENERATION_TIMESTAMP_SECONDS, SES_IDENTITY_PROBLEM,
+    SES_IDENTITY_SIGNING_ENABLED, SES_IDENTITY_SIGNING_KEY_LENGTH, Scope,
 };
+use crate::ses::{Discovered, DkimStatus};
 use crate::state::{State, View};
 
 impl Metrics {
@@ -49,6 +53,79 @@ impl Metrics {
         );
         self.render_tail(&mut out, resolvers_up);
         out
+    }
+
+    /// The `dkim_ses_*` series of what each source discovered, its identities' SES problems
+    /// judged against the records in `state`, at unix time `now`.
+    pub fn render_ses(out: &mut String, discovered: &[Discovered], state: &State, now: f64) {
+        let sources = || discovered.iter().map(|d| (d, d.source.name.as_str()));
+        let mut family = Family::new(out, SES_DISCOVERY_SUCCESS);
+        for (d, source) in sources() {
+            if let Some(success) = d.success {
+                family.sample(&[source], bool_value(success));
+            }
+        }
+        let mut family = Family::new(out, SES_DISCOVERY_LAST_SUCCESS_TIMESTAMP_SECONDS);
+        for (d, source) in sources() {
+            if let Some(at) = d.last_success {
+                family.sample(&[source], at);
+            }
+        }
+        let mut family = Family::new(out, SES_IDENTITIES);
+        for (d, source) in sources() {
+            if d.last_success.is_some() {
+                family.sample(&[source], d.identities.len() as f64);
+            }
+        }
+        let identities = || {
+            discovered.iter().flat_map(|d| {
+                d.identities.iter().map(move |i| {
+                    (
+                        d,
+                        [
+                            d.source.name.as_str(),
+                            d.source.region.as_str(),
+                            i.domain.as_str(),
+                        ],
+                        i,
+                    )
+                })
+            })
+        };
+        let mut family = Family::new(out, SES_IDENTITY_DKIM_STATUS);
+        for (_, [source, region, domain], identity) in identities() {
+            if identity.status.is_none() {
+                continue;
+            }
+            for status in DkimStatus::ALL {
+                family.sample(
+                    &[source, region, domain, status.as_str()],
+                    bool_value(identity.status == Some(status)),
+                );
+            }
+        }
+        let mut family = Family::new(out, SES_IDENTITY_SIGNING_ENABLED);
+        for (_, labels, identity) in identities() {
+            family.sample(&labels, bool_value(identity.signing_enabled));
+        }
+        let mut family = Family::new(out, SES_IDENTITY_SIGNING_KEY_LENGTH);
+        for (_, labels, identity) in identities() {
+            if let Some(bits) = identity.key_length {
+                family.sample(&labels, f64::from(bits));
+            }
+        }
+        let mut family = Family::new(out, SES_IDENTITY_LAST_KEY_GENERATION_TIMESTAMP_SECONDS);
+        for (_, labels, identity) in identities() {
+            if let Some(at) = identity.last_key_generation {
+                family.sample(&labels, at);
+            }
+        }
+        let mut family = Family::new(out, SES_IDENTITY_PROBLEM);
+        for (d, [source, region, domain], identity) in identities() {
+            for finding in state.ses_findings(d, identity, now) {
+                family.sample(&[source, region, domain, finding.problem.as_str()], 1.0);
+            }
+        }
     }
 
     /// The end of the `/metrics` text, after the state's part: `dkim_resolver_up` of the
@@ -206,7 +283,11 @@ impl Part {
         match self.metric().scope {
             Scope::RecordResolver | Scope::Record => state.records.len(),
             Scope::Domain => state.domains.len(),
-            Scope::Resolver | Scope::Exporter | Scope::Probe => 1,
+            Scope::Resolver
+            | Scope::Exporter
+            | Scope::Probe
+            | Scope::SesSource
+            | Scope::SesIdentity => 1,
         }
     }
 

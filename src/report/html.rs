@@ -3,6 +3,8 @@
 use std::fmt::Write as _;
 
 use super::{Report, Status};
+use crate::scheduler::unix_now;
+use crate::ses::Discovered;
 use crate::state::State;
 
 /// Escapes text for HTML.
@@ -23,8 +25,8 @@ fn esc(text: &str) -> String {
 
 /// The landing page: links, then per domain a table of every record, what each resolver
 /// returned, and each problem with its fix.
-pub fn landing_page(state: &State, telemetry_path: &str) -> String {
-    let report = Report::from_state(state);
+pub fn landing_page(state: &State, discovered: &[Discovered], telemetry_path: &str) -> String {
+    let report = Report::from_state(state).with_ses(discovered, state, unix_now());
     let mut html = String::with_capacity(4096 + state.records.len() * 1024);
     let _ = write!(
         html,
@@ -51,6 +53,40 @@ pub fn landing_page(state: &State, telemetry_path: &str) -> String {
              <th>What each resolver returned</th><th>Problems and fixes</th></tr></thead><tbody>",
             esc(&domain.domain)
         );
+        for ses in &domain.ses {
+            let class = if ses.problems.is_empty() {
+                "correct"
+            } else {
+                "problem"
+            };
+            let key = ses
+                .key_length
+                .map(|bits| format!("<br>key: {bits} bits"))
+                .unwrap_or_default();
+            let _ = write!(
+                html,
+                "<tr class=\"{class}\"><td>Amazon SES identity ({} · {})</td><td>{}</td>\
+                 <td>signing {}{key}</td><td></td><td><ul>",
+                esc(&ses.source),
+                esc(&ses.region),
+                esc(&ses.status.unwrap_or("unknown").to_ascii_uppercase()),
+                if ses.signing_enabled {
+                    "enabled"
+                } else {
+                    "disabled"
+                },
+            );
+            for problem in &ses.problems {
+                let _ = write!(
+                    html,
+                    "<li><b>{}</b>: {}<br><span class=\"fix\">Fix: {}</span></li>",
+                    esc(problem.problem),
+                    esc(&problem.detail),
+                    esc(problem.fix)
+                );
+            }
+            html.push_str("</ul></td></tr>");
+        }
         for record in &domain.records {
             let (status, class) = match record.status {
                 Status::Correct => ("correct", "correct"),
@@ -65,10 +101,13 @@ pub fn landing_page(state: &State, telemetry_path: &str) -> String {
                 }
                 Status::Unknown => ("unknown: no resolver answered", "unknown"),
             };
-            let key = record
+            let mut key = record
                 .key_bits
                 .map(|bits| format!("<br>key: {bits} bits"))
                 .unwrap_or_default();
+            if let Some(source) = &record.from_ses {
+                let _ = write!(key, "<br>from SES {}", esc(source));
+            }
             let _ = write!(
                 html,
                 "<tr class=\"{class}\"><td>{}</td><td>{status}</td><td>{}{key}</td><td><ul>",

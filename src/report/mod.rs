@@ -8,6 +8,7 @@ mod text;
 use serde::Serialize;
 
 use crate::provider::Expected;
+use crate::ses::Discovered;
 use crate::state::{RecordState, State};
 use crate::targets::record_name;
 
@@ -25,8 +26,29 @@ pub struct Report {
 pub struct DomainReport {
     /// The domain name.
     pub domain: String,
+    /// What SES says of the domain's identity, per `ses:` source that discovered it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ses: Vec<SesReport>,
     /// The records, in config order.
     pub records: Vec<RecordReport>,
+}
+
+/// SES's view of one domain identity.
+#[derive(Debug, Serialize)]
+pub struct SesReport {
+    /// The `ses:` source.
+    pub source: String,
+    /// Its region.
+    pub region: String,
+    /// SES's DKIM status (`success`, `pending`, …); `None` when SES gave one this version does
+    /// not know.
+    pub status: Option<&'static str>,
+    /// Whether SES signs the domain's mail with its DKIM keys.
+    pub signing_enabled: bool,
+    /// SES's current signing key length, in bits.
+    pub key_length: Option<u32>,
+    /// The SES problems found.
+    pub problems: Vec<ProblemReport>,
 }
 
 /// One record.
@@ -34,6 +56,10 @@ pub struct DomainReport {
 pub struct RecordReport {
     /// The selector.
     pub selector: String,
+    /// The `ses:` source that discovered it; absent for records from the config or the
+    /// command line.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from_ses: Option<String>,
     /// `{selector}._domainkey.{domain}`.
     pub name: String,
     /// `cname` or `txt`.
@@ -106,6 +132,7 @@ impl Report {
             .iter()
             .map(|domain| DomainReport {
                 domain: domain.name.clone(),
+                ses: Vec::new(),
                 records: state
                     .records
                     .get(domain.records.clone())
@@ -120,6 +147,37 @@ impl Report {
             .flat_map(|d| &d.records)
             .all(|r| r.status == Status::Correct);
         Report { ok, domains }
+    }
+
+    /// Adds what SES says of each domain's identity, as `discovered`, with the SES problems
+    /// judged against `state` at unix time `now`. A domain SES reports trouble for is not ok.
+    pub fn with_ses(mut self, discovered: &[Discovered], state: &State, now: f64) -> Report {
+        for domain in &mut self.domains {
+            for source in discovered {
+                let Some(identity) = source.identity(&domain.domain) else {
+                    continue;
+                };
+                let problems: Vec<ProblemReport> = state
+                    .ses_findings(source, identity, now)
+                    .into_iter()
+                    .map(|f| ProblemReport {
+                        problem: f.problem.as_str(),
+                        detail: f.detail,
+                        fix: f.problem.fix(),
+                    })
+                    .collect();
+                self.ok &= problems.is_empty();
+                domain.ses.push(SesReport {
+                    source: source.source.name.clone(),
+                    region: source.source.region.clone(),
+                    status: identity.status.map(|s| s.as_str()),
+                    signing_enabled: identity.signing_enabled,
+                    key_length: identity.key_length,
+                    problems,
+                });
+            }
+        }
+        self
     }
 
     /// The report as indented JSON.
@@ -234,6 +292,7 @@ impl RecordReport {
         };
         RecordReport {
             selector: record.selector.clone(),
+            from_ses: record.from_ses.as_deref().map(str::to_string),
             name: record_name(&record.selector, &record.domain),
             expected_type,
             expected_target,

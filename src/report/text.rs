@@ -29,6 +29,37 @@ impl Report {
                 ),
             };
             let _ = writeln!(out, "{}: {summary}", paint("1", &domain.domain));
+            for ses in &domain.ses {
+                let status = ses.status.unwrap_or("unknown").to_ascii_uppercase();
+                let status = match ses.status {
+                    Some("success") => paint("32", &status),
+                    Some("pending" | "not_started") => paint("33", &status),
+                    _ => paint("31", &status),
+                };
+                let signing = if ses.signing_enabled {
+                    paint("32", "signing enabled")
+                } else {
+                    paint("31", "signing disabled")
+                };
+                let key = ses
+                    .key_length
+                    .map(|bits| format!(", key {bits} bits"))
+                    .unwrap_or_default();
+                let _ = writeln!(
+                    out,
+                    "  SES {} ({}): DKIM status {status}, {signing}{key}",
+                    ses.source, ses.region
+                );
+                for problem in &ses.problems {
+                    let _ = writeln!(
+                        out,
+                        "      {} {}",
+                        paint("31", &format!("problem {}:", problem.problem)),
+                        problem.detail
+                    );
+                    let _ = writeln!(out, "        fix: {}", problem.fix);
+                }
+            }
             for record in &domain.records {
                 let status = match record.status {
                     Status::Correct => paint("32", "OK     "),
@@ -39,9 +70,14 @@ impl Report {
                     .key_bits
                     .map(|bits| format!(", key {bits} bits"))
                     .unwrap_or_default();
+                let from = record
+                    .from_ses
+                    .as_ref()
+                    .map(|source| format!(", from SES {source}"))
+                    .unwrap_or_default();
                 let _ = writeln!(
                     out,
-                    "  {status} {}  (expects {}{key})",
+                    "  {status} {}  (expects {}{key}{from})",
                     record.name,
                     record.expected()
                 );

@@ -137,10 +137,10 @@ impl Nameservers {
         *cell
             .get_or_init(|| async {
                 for record_type in [RecordType::A, RecordType::AAAA] {
-                    if let Some(reply) = ask(resolvers, host_name, record_type).await {
-                        if let Some(ip) = first_address(addresses_at(host_name, &reply)) {
-                            return Some(ip);
-                        }
+                    if let Some(reply) = ask(resolvers, host_name, record_type).await
+                        && let Some(ip) = first_address(addresses_at(host_name, &reply))
+                    {
+                        return Some(ip);
                     }
                 }
                 None

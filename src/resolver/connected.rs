@@ -100,10 +100,10 @@ impl Connected {
     /// The open connection, or a new one; `true` when it was already open.
     async fn connection(&self) -> Result<(DnsExchange<TokioRuntimeProvider>, bool), Failure> {
         let mut slot = self.connection.lock().await;
-        if let Some(conn) = slot.as_ref() {
-            if conn.alive.load(Ordering::Acquire) {
-                return Ok((conn.exchange.clone(), true));
-            }
+        if let Some(conn) = slot.as_ref()
+            && conn.alive.load(Ordering::Acquire)
+        {
+            return Ok((conn.exchange.clone(), true));
         }
         let connected = tokio::time::timeout(self.timeout, self.connect())
             .await

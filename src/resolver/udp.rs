@@ -165,11 +165,12 @@ impl UdpTransport {
     fn channel(&self) -> Result<Arc<Channel>, Failure> {
         let index = self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len();
         let mut slot = lock(&self.slots[index]);
-        if let Some(current) = slot.as_mut() {
-            if current.sent < ROTATE_AFTER && current.opened.elapsed() < ROTATE_AGE {
-                current.sent += 1;
-                return Ok(current.channel.clone());
-            }
+        if let Some(current) = slot.as_mut()
+            && current.sent < ROTATE_AFTER
+            && current.opened.elapsed() < ROTATE_AGE
+        {
+            current.sent += 1;
+            return Ok(current.channel.clone());
         }
         // Queries still waiting on the old socket keep it (and its reading task) alive until
         // they are answered or time out.

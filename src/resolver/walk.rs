@@ -88,11 +88,11 @@ async fn run(
         for (resolver, reply) in asked {
             let Ok(reply) = reply else { continue };
             walk.working.push(resolver.name.clone());
-            if walk.parent.is_none() {
-                if let Some(zone) = zone_of(&reply).filter(|z| z != domain) {
-                    walk.parent = Some(zone);
-                    source = Some(resolver.clone());
-                }
+            if walk.parent.is_none()
+                && let Some(zone) = zone_of(&reply).filter(|z| z != domain)
+            {
+                walk.parent = Some(zone);
+                source = Some(resolver.clone());
             }
         }
         if walk.parent.is_some() || !walk.working.is_empty() {

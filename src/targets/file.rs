@@ -19,6 +19,7 @@ pub fn split(mut config: Config) -> (Config, Targets) {
                     .map(|record| Record {
                         selector: record.selector,
                         expected: record.expected,
+                        from_ses: None,
                     })
                     .collect(),
             })

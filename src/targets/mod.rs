@@ -1,12 +1,15 @@
 //! The records to check: every domain and its DKIM records, whatever they come from.
 //!
 //! A source turns what it reads into [`Targets`]: `file` the `domains:` of the config file,
-//! `request` the domain and selectors of `dkim_exporter check` or `/probe`. The scheduler, the
-//! state and `/probe` all take this one type, so a new source (the SES API) only has to produce
-//! it.
+//! `request` the domain and selectors of `dkim_exporter check` or `/probe`, `ses` the tokens of
+//! the identities discovered from Amazon SES, merged into the file's. The scheduler, the state
+//! and `/probe` all take this one type.
 
 pub mod file;
 pub mod request;
+pub mod ses;
+
+use std::sync::Arc;
 
 use crate::provider::Expected;
 
@@ -33,6 +36,8 @@ pub struct Record {
     pub selector: String,
     /// What the record should hold.
     pub expected: Expected,
+    /// The `ses:` source it was discovered from; `None` for the config file or a request.
+    pub from_ses: Option<Arc<str>>,
 }
 
 /// The DNS name of the record of `selector` under `domain`, lower case without the trailing dot:

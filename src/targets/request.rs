@@ -78,7 +78,11 @@ impl Request<'_> {
             }
             check_record_name(&selector, &name)?;
             let expected = provider.map_or(Expected::Txt, |p| p.expected(&params, &selector));
-            records.push(Record { selector, expected });
+            records.push(Record {
+                selector,
+                expected,
+                from_ses: None,
+            });
         }
         Ok(Domain { name, records })
     }

@@ -400,10 +400,10 @@ impl TestDns {
                                 return;
                             }
                             tokio::time::sleep(delay(&current)).await;
-                            if let Some(reply) = respond(&current, &query, true) {
-                                if write_framed(&mut stream, &reply).await.is_err() {
-                                    return;
-                                }
+                            if let Some(reply) = respond(&current, &query, true)
+                                && write_framed(&mut stream, &reply).await.is_err()
+                            {
+                                return;
                             }
                         }
                     });

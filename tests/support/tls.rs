@@ -136,10 +136,10 @@ impl TlsDns {
             async move {
                 while let Some(query) = read_framed(&mut stream).await {
                     queries.fetch_add(1, Ordering::SeqCst);
-                    if let Some(reply) = respond(&behaviour, &query, true) {
-                        if write_framed(&mut stream, &reply).await.is_err() {
-                            return;
-                        }
+                    if let Some(reply) = respond(&behaviour, &query, true)
+                        && write_framed(&mut stream, &reply).await.is_err()
+                    {
+                        return;
                     }
                 }
             }
