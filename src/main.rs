@@ -28,8 +28,12 @@ async fn main() -> ExitCode {
             Ok(config) => {
                 #[allow(clippy::print_stdout)]
                 {
+                    let ses = match config.ses.len() {
+                        0 => String::new(),
+                        n => format!(", {n} SES sources (their records are discovered at start)"),
+                    };
                     println!(
-                        "{}: valid: {} domains, {} records, {} resolvers",
+                        "{}: valid: {} domains, {} records, {} resolvers{ses}",
                         cli.config_file.display(),
                         config.domains.len(),
                         config.record_count(),
