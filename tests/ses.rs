@@ -639,3 +639,80 @@ async fn without_credentials_the_daemon_says_so_and_keeps_running() {
     child.kill().unwrap();
     let _ = child.wait();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_adds_and_removes_sources() {
+    let key = support::rsa_public_key_base64(1024);
+    let zone = easy_dkim(Zone::new(), "one.example", &["o1"], &key);
+    let zone = easy_dkim(zone, "two.example", &["t1"], &key);
+    let dns = TestDns::start(Behaviour::Answer(zone)).await;
+    let first = FakeSes::start(vec![FakeIdentity::domain("one.example", &["o1"])]).await;
+    let second = FakeSes::start(vec![FakeIdentity::domain("two.example", &["t1"])]).await;
+    let source = |name: &str, ses: &FakeSes| {
+        format!(
+            "  - name: {name}\n    region: us-east-1\n    endpoint: {}\n    refresh: 1h\n    max_requests_per_second: 100\n",
+            ses.endpoint()
+        )
+    };
+    let dir = support::TempDir::new("ses-reload");
+    let path = dir.write(
+        "dkim_exporter.yaml",
+        &ses_config(&dns, &source("first", &first), ""),
+    );
+    let options = dkim_exporter::Options {
+        config_file: Some(path.clone()),
+        ..options()
+    };
+    let yaml = std::fs::read_to_string(&path).unwrap();
+    let daemon = Daemon::start_with(&yaml, options).await;
+    wait_for(&daemon, "one.example checked", |s| {
+        s.value(
+            RECORD_CORRECT.name,
+            &[("domain", "one.example"), ("selector", "o1")],
+        ) == Some(1.0)
+    })
+    .await;
+
+    // The first source replaced by the second: its identities and records go at once, the
+    // second's come with its first listing.
+    dir.write(
+        "dkim_exporter.yaml",
+        &ses_config(&dns, &source("second", &second), ""),
+    );
+    let (status, body) = support::http_request(daemon.addr, "POST", "/-/reload").await;
+    assert_eq!(status, 200, "{body}");
+    let s = wait_for(&daemon, "two.example checked", |s| {
+        s.value(
+            RECORD_CORRECT.name,
+            &[("domain", "two.example"), ("selector", "t1")],
+        ) == Some(1.0)
+    })
+    .await;
+    assert!(!s.text.contains("one.example"), "{}", s.text);
+    assert!(!s.text.contains("source=\"first\""), "{}", s.text);
+    assert_eq!(s.value(EXPORTER_RECORDS.name, &[]), Some(1.0));
+
+    // A reload that changes nothing of a source keeps what it discovered without asking SES
+    // again.
+    let asked = second.with(|state| state.list_requests + state.get_requests);
+    let (status, body) = support::http_request(daemon.addr, "POST", "/-/reload").await;
+    assert_eq!(status, 200, "{body}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let s = daemon.scrape().await;
+    assert_eq!(
+        s.value(SES_IDENTITIES.name, &[("source", "second")]),
+        Some(1.0)
+    );
+    assert_eq!(
+        s.value(
+            RECORD_CORRECT.name,
+            &[("domain", "two.example"), ("selector", "t1")],
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        second.with(|state| state.list_requests + state.get_requests),
+        asked
+    );
+    daemon.stop().await;
+}
