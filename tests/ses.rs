@@ -272,6 +272,9 @@ async fn discovered_identities_are_checked_and_judged_against_dns() {
         assert!(state.all_signed);
     });
 
+    // Kept for CI's `promtool check metrics`.
+    support::keep_scrape("ses.prom", &s.text);
+
     // The landing page says where the records came from, and what SES says.
     let (status, page) = daemon.get("/").await;
     assert_eq!(status, 200);
