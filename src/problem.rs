@@ -64,11 +64,11 @@ impl Severity {
     }
 }
 
-/// One row of the table.
+/// One row of a table of problems: [`TABLE`], and the SES problems'.
 #[derive(Debug, Clone, Copy)]
-pub struct Entry {
+pub struct Entry<P = Problem> {
     /// The problem.
-    pub problem: Problem,
+    pub problem: P,
     /// The label value.
     pub name: &'static str,
     /// The severity of its alert.

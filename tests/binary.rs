@@ -3,46 +3,16 @@
 
 mod support;
 
-use std::io::{BufRead as _, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::mpsc;
 use std::time::Duration;
 
 use support::dns::{Behaviour, TestDns, Zone};
+use support::wait_line;
 
-/// Starts the binary and returns it with a channel of its stderr lines.
+/// Starts the binary with this process's environment.
 fn spawn(args: &[&str]) -> (Child, mpsc::Receiver<String>) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_dkim_exporter"))
-        .args(args)
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    (child, rx)
-}
-
-/// Waits for a log line containing `needle`, for 30 seconds at most. It blocks its thread, so
-/// tests that serve DNS from their own runtime while waiting run on several threads.
-fn wait_line(lines: &mpsc::Receiver<String>, needle: &str) -> String {
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
-        let line = lines
-            .recv_timeout(left)
-            .unwrap_or_else(|_| panic!("no log line with {needle:?} within 30s"));
-        if line.contains(needle) {
-            return line;
-        }
-    }
+    support::spawn_binary(args, Default::default())
 }
 
 fn signal(child: &Child, signal: &str) {

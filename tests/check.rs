@@ -8,17 +8,7 @@ use std::net::SocketAddr;
 use support::dns::{Behaviour, TestDns, Zone};
 
 async fn check(args: &[&str]) -> (i32, String, String) {
-    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_dkim_exporter"))
-        .arg("check")
-        .args(args)
-        .output()
-        .await
-        .unwrap();
-    (
-        output.status.code().expect("exited"),
-        String::from_utf8(output.stdout).unwrap(),
-        String::from_utf8(output.stderr).unwrap(),
-    )
+    support::run_check(args, Default::default()).await
 }
 
 async fn server(key: &str) -> TestDns {

@@ -54,23 +54,6 @@ fn ses_config(dns: &TestDns, sources: &str, domains: &str) -> String {
     )
 }
 
-/// Waits until `done` holds for a scrape, for 60 seconds at most.
-async fn wait_for(daemon: &Daemon, what: &str, done: impl Fn(&Scrape) -> bool) -> Scrape {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let scrape = daemon.scrape().await;
-        if done(&scrape) {
-            return scrape;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "not within 60s: {what}\n{}",
-            scrape.text
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 fn identity(domain: &str) -> [(&str, &str); 3] {
     [
         ("source", "prod"),
@@ -162,19 +145,20 @@ async fn discovered_identities_are_checked_and_judged_against_dns() {
         ("both.example", "f1"),
         ("both.example", "b2"),
     ];
-    let s = wait_for(&daemon, "SES discovery and a round over its records", |s| {
-        s.value(SES_DISCOVERY_SUCCESS.name, &[("source", "prod")]) == Some(1.0)
-            && s.value(EXPORTER_RECORDS.name, &[]) == Some(12.0)
-            && expected_correct.iter().all(|(domain, selector)| {
-                s.value(
-                    RECORD_CORRECT.name,
-                    &[("domain", domain), ("selector", selector)],
-                )
-                .is_some()
-            })
-            && !ses_problems(s, "drift.example").is_empty()
-    })
-    .await;
+    let s = daemon
+        .wait_for("SES discovery and a round over its records", |s| {
+            s.value(SES_DISCOVERY_SUCCESS.name, &[("source", "prod")]) == Some(1.0)
+                && s.value(EXPORTER_RECORDS.name, &[]) == Some(12.0)
+                && expected_correct.iter().all(|(domain, selector)| {
+                    s.value(
+                        RECORD_CORRECT.name,
+                        &[("domain", domain), ("selector", selector)],
+                    )
+                    .is_some()
+                })
+                && !ses_problems(s, "drift.example").is_empty()
+        })
+        .await;
 
     // Seven domain identities: the email identity and the excluded one are not discovered.
     assert_eq!(
@@ -300,32 +284,35 @@ async fn identities_come_and_go_and_a_failing_api_keeps_the_last_listing() {
     );
     // No domains in the file: SES alone.
     let daemon = Daemon::start_with(&ses_config(&dns, &sources, ""), options()).await;
-    wait_for(&daemon, "one.example checked", |s| {
-        s.value(
-            RECORD_CORRECT.name,
-            &[("domain", "one.example"), ("selector", "o1")],
-        ) == Some(1.0)
-    })
-    .await;
+    daemon
+        .wait_for("one.example checked", |s| {
+            s.value(
+                RECORD_CORRECT.name,
+                &[("domain", "one.example"), ("selector", "o1")],
+            ) == Some(1.0)
+        })
+        .await;
 
     // An identity added in SES is discovered and checked; one removed disappears.
     ses.with(|state| state.identities = vec![FakeIdentity::domain("two.example", &["t1"])]);
-    let s = wait_for(&daemon, "two.example replaces one.example", |s| {
-        s.value(
-            RECORD_CORRECT.name,
-            &[("domain", "two.example"), ("selector", "t1")],
-        ) == Some(1.0)
-    })
-    .await;
+    let s = daemon
+        .wait_for("two.example replaces one.example", |s| {
+            s.value(
+                RECORD_CORRECT.name,
+                &[("domain", "two.example"), ("selector", "t1")],
+            ) == Some(1.0)
+        })
+        .await;
     assert!(!s.text.contains("one.example"), "{}", s.text);
     assert_eq!(s.value(EXPORTER_RECORDS.name, &[]), Some(1.0));
 
     // The API fails: discovery success drops to 0, and the last identities stay checked.
     ses.with(|state| state.failing = true);
-    let s = wait_for(&daemon, "discovery failing", |s| {
-        s.value(SES_DISCOVERY_SUCCESS.name, &[("source", "prod")]) == Some(0.0)
-    })
-    .await;
+    let s = daemon
+        .wait_for("discovery failing", |s| {
+            s.value(SES_DISCOVERY_SUCCESS.name, &[("source", "prod")]) == Some(0.0)
+        })
+        .await;
     assert_eq!(status_of(&s, "two.example").as_deref(), Some("success"));
     assert_eq!(
         s.value(SES_IDENTITIES.name, &[("source", "prod")]),
@@ -337,10 +324,11 @@ async fn identities_come_and_go_and_a_failing_api_keeps_the_last_listing() {
 
     // And recovers.
     ses.with(|state| state.failing = false);
-    wait_for(&daemon, "discovery recovered", |s| {
-        s.value(SES_DISCOVERY_SUCCESS.name, &[("source", "prod")]) == Some(1.0)
-    })
-    .await;
+    daemon
+        .wait_for("discovery recovered", |s| {
+            s.value(SES_DISCOVERY_SUCCESS.name, &[("source", "prod")]) == Some(1.0)
+        })
+        .await;
     daemon.stop().await;
 }
 
@@ -355,10 +343,11 @@ async fn an_unreachable_endpoint_is_a_failed_discovery_not_a_crash() {
         format!("  - name: down\n    region: eu-south-1\n    endpoint: http://127.0.0.1:{port}\n");
     let domains = "domains:\n  - domain: example.com\n    records:\n      - selector: mail\n";
     let daemon = Daemon::start_with(&ses_config(&dns, &sources, domains), options()).await;
-    let s = wait_for(&daemon, "discovery failed", |s| {
-        s.value(SES_DISCOVERY_SUCCESS.name, &[("source", "down")]) == Some(0.0)
-    })
-    .await;
+    let s = daemon
+        .wait_for("discovery failed", |s| {
+            s.value(SES_DISCOVERY_SUCCESS.name, &[("source", "down")]) == Some(0.0)
+        })
+        .await;
     // Never listed: no identity count, no last success; the file's records are checked.
     assert_eq!(s.value(SES_IDENTITIES.name, &[("source", "down")]), None);
     assert_eq!(
@@ -435,23 +424,7 @@ async fn throttling_is_retried_and_one_domain_is_read_alone() {
 
 /// `dkim_exporter check` as a person runs it, with keys in the environment.
 async fn check(home: &std::path::Path, args: &[&str]) -> (i32, String, String) {
-    let (remove, set) = support::ses::aws_env(home, true);
-    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_dkim_exporter"));
-    for key in remove {
-        command.env_remove(key);
-    }
-    let output = command
-        .envs(set)
-        .arg("check")
-        .args(args)
-        .output()
-        .await
-        .unwrap();
-    (
-        output.status.code().expect("exited"),
-        String::from_utf8(output.stdout).unwrap(),
-        String::from_utf8(output.stderr).unwrap(),
-    )
+    support::run_check(args, support::ses::aws_env(home, true)).await
 }
 
 #[tokio::test]
@@ -545,7 +518,6 @@ async fn check_discovers_from_ses_and_prints_its_status_above_the_records() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_credentials_the_daemon_says_so_and_keeps_running() {
-    use std::io::BufRead as _;
     let key = support::rsa_public_key_base64(1024);
     let dns = TestDns::start(Behaviour::Answer(easy_dkim(
         Zone::new(),
@@ -567,53 +539,16 @@ async fn without_credentials_the_daemon_says_so_and_keeps_running() {
             "domains:\n  - domain: file.example\n    provider: ses\n    selectors: [s1]\n",
         ),
     );
-    let (remove, set) = support::ses::aws_env(home.path(), false);
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_dkim_exporter"));
-    for key in remove {
-        command.env_remove(key);
-    }
-    let mut child = command
-        .envs(set)
-        .args([
+    let (mut child, lines) = support::spawn_binary(
+        &[
             "--config.file",
             config.to_str().unwrap(),
             "--web.listen-address=127.0.0.1:0",
-        ])
-        .stderr(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, lines) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-        {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let wait_line = |needle: &str| -> String {
-        let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        loop {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            let line = lines
-                .recv_timeout(left)
-                .unwrap_or_else(|_| panic!("no log line with {needle:?} within 60s"));
-            if line.contains(needle) {
-                return line;
-            }
-        }
-    };
-    let address: std::net::SocketAddr = wait_line("msg=listening")
-        .split_whitespace()
-        .find_map(|field| field.strip_prefix("address="))
-        .unwrap()
-        .parse()
-        .unwrap();
-    let failed = wait_line("SES discovery failed");
+        ],
+        support::ses::aws_env(home.path(), false),
+    );
+    let address = support::listening_address(&lines);
+    let failed = support::wait_line(&lines, "SES discovery failed");
     assert!(failed.contains("level=warn"), "{failed}");
     assert!(failed.contains("source=prod"), "{failed}");
     assert!(failed.to_lowercase().contains("credentials"), "{failed}");
@@ -668,13 +603,14 @@ async fn a_reload_adds_and_removes_sources() {
     };
     let yaml = std::fs::read_to_string(&path).unwrap();
     let daemon = Daemon::start_with(&yaml, options).await;
-    wait_for(&daemon, "one.example checked", |s| {
-        s.value(
-            RECORD_CORRECT.name,
-            &[("domain", "one.example"), ("selector", "o1")],
-        ) == Some(1.0)
-    })
-    .await;
+    daemon
+        .wait_for("one.example checked", |s| {
+            s.value(
+                RECORD_CORRECT.name,
+                &[("domain", "one.example"), ("selector", "o1")],
+            ) == Some(1.0)
+        })
+        .await;
 
     // The first source replaced by the second: its identities and records go at once, the
     // second's come with its first listing.
@@ -684,13 +620,14 @@ async fn a_reload_adds_and_removes_sources() {
     );
     let (status, body) = support::http_request(daemon.addr, "POST", "/-/reload").await;
     assert_eq!(status, 200, "{body}");
-    let s = wait_for(&daemon, "two.example checked", |s| {
-        s.value(
-            RECORD_CORRECT.name,
-            &[("domain", "two.example"), ("selector", "t1")],
-        ) == Some(1.0)
-    })
-    .await;
+    let s = daemon
+        .wait_for("two.example checked", |s| {
+            s.value(
+                RECORD_CORRECT.name,
+                &[("domain", "two.example"), ("selector", "t1")],
+            ) == Some(1.0)
+        })
+        .await;
     assert!(!s.text.contains("one.example"), "{}", s.text);
     assert!(!s.text.contains("source=\"first\""), "{}", s.text);
     assert_eq!(s.value(EXPORTER_RECORDS.name, &[]), Some(1.0));

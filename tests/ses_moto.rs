@@ -174,22 +174,6 @@ fn status_of(scrape: &Scrape, domain: &str) -> Option<String> {
         .and_then(|s| s.labels.get("status").cloned())
 }
 
-async fn wait_for(daemon: &Daemon, what: &str, done: impl Fn(&Scrape) -> bool) -> Scrape {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let scrape = daemon.scrape().await;
-        if done(&scrape) {
-            return scrape;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "not within 60s: {what}\n{}",
-            scrape.text
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs moto_server: .ci/run installs it and runs these"]
 async fn moto_identities_come_and_go_and_stay_when_moto_dies() {
@@ -207,10 +191,11 @@ async fn moto_identities_come_and_go_and_stay_when_moto_dies() {
         ..dkim_exporter::Options::default()
     };
     let daemon = Daemon::start_with(&yaml, options).await;
-    let s = wait_for(&daemon, "first.example discovered", |s| {
-        status_of(s, "first.example").is_some()
-    })
-    .await;
+    let s = daemon
+        .wait_for("first.example discovered", |s| {
+            status_of(s, "first.example").is_some()
+        })
+        .await;
     assert_eq!(
         status_of(&s, "first.example").as_deref(),
         Some("not_started")
@@ -231,10 +216,11 @@ async fn moto_identities_come_and_go_and_stay_when_moto_dies() {
         .send()
         .await
         .unwrap();
-    let s = wait_for(&daemon, "second.example replaces first.example", |s| {
-        status_of(s, "second.example").is_some() && status_of(s, "first.example").is_none()
-    })
-    .await;
+    let s = daemon
+        .wait_for("second.example replaces first.example", |s| {
+            status_of(s, "second.example").is_some() && status_of(s, "first.example").is_none()
+        })
+        .await;
     assert_eq!(
         status_of(&s, "second.example").as_deref(),
         Some("not_started")
@@ -244,10 +230,11 @@ async fn moto_identities_come_and_go_and_stay_when_moto_dies() {
     // moto goes away: discovery fails, the last identities stay.
     let _ = moto.child.kill();
     let _ = moto.child.wait();
-    let s = wait_for(&daemon, "discovery failing", |s| {
-        s.value(SES_DISCOVERY_SUCCESS.name, &[("source", "moto")]) == Some(0.0)
-    })
-    .await;
+    let s = daemon
+        .wait_for("discovery failing", |s| {
+            s.value(SES_DISCOVERY_SUCCESS.name, &[("source", "moto")]) == Some(0.0)
+        })
+        .await;
     assert_eq!(
         s.value(SES_IDENTITIES.name, &[("source", "moto")]),
         Some(1.0)
@@ -266,56 +253,18 @@ fn spawn_exporter(
     config: &std::path::Path,
     sts: &str,
 ) -> (Child, std::sync::mpsc::Receiver<String>, SocketAddr) {
-    use std::io::BufRead as _;
     let (remove, mut set) = support::ses::aws_env(home.path(), true);
     set.push(("AWS_ENDPOINT_URL_STS".into(), sts.to_string()));
-    let mut command = Command::new(env!("CARGO_BIN_EXE_dkim_exporter"));
-    for key in remove {
-        command.env_remove(key);
-    }
-    let mut child = command
-        .envs(set)
-        .args([
+    let (child, lines) = support::spawn_binary(
+        &[
             "--config.file",
             config.to_str().unwrap(),
             "--web.listen-address=127.0.0.1:0",
-        ])
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, lines) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-        {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let address = wait_line(&lines, "msg=listening")
-        .split_whitespace()
-        .find_map(|f| f.strip_prefix("address="))
-        .unwrap()
-        .parse()
-        .unwrap();
+        ],
+        (remove, set),
+    );
+    let address = support::listening_address(&lines);
     (child, lines, address)
-}
-
-fn wait_line(lines: &std::sync::mpsc::Receiver<String>, needle: &str) -> String {
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
-        let line = lines
-            .recv_timeout(left)
-            .unwrap_or_else(|_| panic!("no log line with {needle:?} within 60s"));
-        if line.contains(needle) {
-            return line;
-        }
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -341,7 +290,7 @@ async fn moto_role_arn_is_assumed_through_sts_from_the_environment_chain() {
     };
     let (mut child, lines, _) =
         spawn_exporter(&home, &config, &format!("http://127.0.0.1:{closed}"));
-    let failed = wait_line(&lines, "SES discovery failed");
+    let failed = support::wait_line(&lines, "SES discovery failed");
     assert!(failed.contains("source=moto"), "{failed}");
     let _ = child.kill();
     let _ = child.wait();

@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use super::{Report, Status};
+use super::{ProblemReport, Report, Status};
 use crate::scheduler::unix_now;
 use crate::ses::Discovered;
 use crate::state::State;
@@ -76,15 +76,7 @@ pub fn landing_page(state: &State, discovered: &[Discovered], telemetry_path: &s
                     "disabled"
                 },
             );
-            for problem in &ses.problems {
-                let _ = write!(
-                    html,
-                    "<li><b>{}</b>: {}<br><span class=\"fix\">Fix: {}</span></li>",
-                    esc(problem.problem),
-                    esc(&problem.detail),
-                    esc(problem.fix)
-                );
-            }
+            problem_items(&mut html, &ses.problems);
             html.push_str("</ul></td></tr>");
         }
         for record in &domain.records {
@@ -119,21 +111,26 @@ pub fn landing_page(state: &State, discovered: &[Discovered], telemetry_path: &s
                 let _ = write!(html, "<li>{}: {}</li>", esc(&resolver.resolver), esc(&said));
             }
             html.push_str("</ul></td><td><ul>");
-            for problem in &record.problems {
-                let _ = write!(
-                    html,
-                    "<li><b>{}</b>: {}<br><span class=\"fix\">Fix: {}</span></li>",
-                    esc(problem.problem),
-                    esc(&problem.detail),
-                    esc(problem.fix)
-                );
-            }
+            problem_items(&mut html, &record.problems);
             html.push_str("</ul></td></tr>");
         }
         html.push_str("</tbody></table>");
     }
     html.push_str("</body></html>\n");
     html
+}
+
+/// One list item per problem: its name, what was seen, and the fix.
+fn problem_items(html: &mut String, problems: &[ProblemReport]) {
+    for problem in problems {
+        let _ = write!(
+            html,
+            "<li><b>{}</b>: {}<br><span class=\"fix\">Fix: {}</span></li>",
+            esc(problem.problem),
+            esc(&problem.detail),
+            esc(problem.fix)
+        );
+    }
 }
 
 #[cfg(test)]

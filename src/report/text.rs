@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use super::{Report, Status, Tone};
+use super::{ProblemReport, Report, Status, Tone};
 
 impl Report {
     /// The report for a terminal; `colour` adds ANSI colours.
@@ -50,15 +50,7 @@ impl Report {
                     "  SES {} ({}): DKIM status {status}, {signing}{key}",
                     ses.source, ses.region
                 );
-                for problem in &ses.problems {
-                    let _ = writeln!(
-                        out,
-                        "      {} {}",
-                        paint("31", &format!("problem {}:", problem.problem)),
-                        problem.detail
-                    );
-                    let _ = writeln!(out, "        fix: {}", problem.fix);
-                }
+                write_problems(&mut out, &ses.problems, &paint);
             }
             for record in &domain.records {
                 let status = match record.status {
@@ -97,17 +89,26 @@ impl Report {
                     };
                     let _ = writeln!(out, "      {:width$}  {said}", resolver.resolver);
                 }
-                for problem in &record.problems {
-                    let _ = writeln!(
-                        out,
-                        "      {} {}",
-                        paint("31", &format!("problem {}:", problem.problem)),
-                        problem.detail
-                    );
-                    let _ = writeln!(out, "        fix: {}", problem.fix);
-                }
+                write_problems(&mut out, &record.problems, &paint);
             }
         }
         out
+    }
+}
+
+/// Each problem with what was seen, then its fix.
+fn write_problems(
+    out: &mut String,
+    problems: &[ProblemReport],
+    paint: &impl Fn(&str, &str) -> String,
+) {
+    for problem in problems {
+        let _ = writeln!(
+            out,
+            "      {} {}",
+            paint("31", &format!("problem {}:", problem.problem)),
+            problem.detail
+        );
+        let _ = writeln!(out, "        fix: {}", problem.fix);
     }
 }

@@ -1,7 +1,7 @@
 //! The SES problems (`dkim_ses_identity_problem`): SES's status of an identity, alone and set
 //! against what DNS serves for its records.
 
-use crate::problem::{Problem, Severity};
+use crate::problem::{Entry, Problem, Severity};
 
 use super::{DkimStatus, Identity};
 
@@ -23,23 +23,8 @@ pub enum SesProblem {
     StatusDisagrees,
 }
 
-/// One row of the table.
-#[derive(Debug, Clone, Copy)]
-pub struct Entry {
-    /// The problem.
-    pub problem: SesProblem,
-    /// The label value.
-    pub name: &'static str,
-    /// The severity of its alert.
-    pub severity: Severity,
-    /// When it holds, for people (Markdown).
-    pub meaning: &'static str,
-    /// What to do about it.
-    pub fix: &'static str,
-}
-
 /// Every SES problem, in the contract's order (and the order of [`SesProblem`]'s variants).
-pub const TABLE: [Entry; 5] = [
+pub const TABLE: [Entry<SesProblem>; 5] = [
     Entry {
         problem: SesProblem::SigningDisabled,
         name: "ses_signing_disabled",
@@ -96,7 +81,7 @@ impl SesProblem {
     ];
 
     /// The problem's row of [`TABLE`].
-    pub fn entry(self) -> &'static Entry {
+    pub fn entry(self) -> &'static Entry<SesProblem> {
         &TABLE[self as usize]
     }
 

@@ -58,15 +58,23 @@ impl Daemon {
 
     /// Waits until `rounds` rounds have completed, failing after a generous bound.
     pub async fn wait_rounds(&self, rounds: f64) -> Scrape {
+        self.wait_for(&format!("{rounds} rounds"), |s| {
+            s.value("dkim_check_rounds_total", &[]) >= Some(rounds)
+        })
+        .await
+    }
+
+    /// Scrapes until `done` holds, failing after 60 seconds with `what` and the last scrape.
+    pub async fn wait_for(&self, what: &str, done: impl Fn(&Scrape) -> bool) -> Scrape {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
         loop {
             let scrape = self.scrape().await;
-            if scrape.value("dkim_check_rounds_total", &[]) >= Some(rounds) {
+            if done(&scrape) {
                 return scrape;
             }
             assert!(
                 tokio::time::Instant::now() < deadline,
-                "no {rounds} rounds within 60s:\n{}",
+                "not within 60s: {what}\n{}",
                 scrape.text
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -90,6 +98,88 @@ impl Drop for Daemon {
             task.abort();
         }
     }
+}
+
+/// Environment changes for a child process: variables to remove, then variables to set.
+pub type EnvChanges = (Vec<String>, Vec<(String, String)>);
+
+/// Starts the binary with `args` and `env` applied to this process's environment; returns it
+/// with a channel of its stderr lines.
+pub fn spawn_binary(
+    args: &[&str],
+    env: EnvChanges,
+) -> (std::process::Child, std::sync::mpsc::Receiver<String>) {
+    use std::io::BufRead as _;
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_dkim_exporter"));
+    for key in env.0 {
+        command.env_remove(key);
+    }
+    let mut child = command
+        .envs(env.1)
+        .args(args)
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    (child, rx)
+}
+
+/// Runs `dkim_exporter check` with `args` and `env` applied; returns its exit code, stdout and
+/// stderr.
+pub async fn run_check(args: &[&str], env: EnvChanges) -> (i32, String, String) {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_dkim_exporter"));
+    for key in env.0 {
+        command.env_remove(key);
+    }
+    let output = command
+        .envs(env.1)
+        .arg("check")
+        .args(args)
+        .output()
+        .await
+        .unwrap();
+    (
+        output.status.code().expect("exited"),
+        String::from_utf8(output.stdout).unwrap(),
+        String::from_utf8(output.stderr).unwrap(),
+    )
+}
+
+/// Waits for a log line containing `needle`, for 60 seconds at most. It blocks its thread, so
+/// tests that serve DNS or HTTP from their own runtime while waiting run on several threads.
+pub fn wait_line(lines: &std::sync::mpsc::Receiver<String>, needle: &str) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let line = lines
+            .recv_timeout(left)
+            .unwrap_or_else(|_| panic!("no log line with {needle:?} within 60s"));
+        if line.contains(needle) {
+            return line;
+        }
+    }
+}
+
+/// The address the binary logs it listens on (`--web.listen-address=127.0.0.1:0`).
+pub fn listening_address(lines: &std::sync::mpsc::Receiver<String>) -> SocketAddr {
+    wait_line(lines, "msg=listening")
+        .split_whitespace()
+        .find_map(|field| field.strip_prefix("address="))
+        .expect("the listening line has an address")
+        .parse()
+        .unwrap()
 }
 
 /// A minimal HTTP/1.1 GET, so the tests do not depend on an HTTP client library.

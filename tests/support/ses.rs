@@ -316,7 +316,7 @@ fn percent_decode(text: &str) -> String {
 /// gives it: every `AWS_*` variable of this process removed, instance metadata off (nothing
 /// may look for 169.254.169.254), `HOME` at `home` (no `~/.aws`), and, with `credentials`,
 /// fixed keys in the environment. Returns the variables to remove and those to set.
-pub fn aws_env(home: &std::path::Path, credentials: bool) -> (Vec<String>, Vec<(String, String)>) {
+pub fn aws_env(home: &std::path::Path, credentials: bool) -> super::EnvChanges {
     let remove: Vec<String> = std::env::vars()
         .map(|(k, _)| k)
         .filter(|k| k.starts_with("AWS_"))
