@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use aws_sdk_sesv2::Client;
-use aws_sdk_sesv2::error::{DisplayErrorContext, SdkError};
+use aws_sdk_sesv2::error::SdkError;
 use aws_sdk_sesv2::types::IdentityType;
 use tokio::time::{Interval, MissedTickBehavior};
 
@@ -180,13 +180,29 @@ fn key_bits(text: &str) -> Option<u32> {
 }
 
 /// The SDK's error with its causes (`dispatch failure: io error: connection refused`, the
-/// service's error code and message, a missing credential), after the call it came from.
+/// service's error code and message, a missing credential), after the call it came from: each
+/// cause's own words, on one line, without repeats or the SDK's debug dump.
 fn explain<E, R>(call: &str, error: &SdkError<E, R>) -> String
 where
     E: std::error::Error + 'static,
-    R: std::fmt::Debug,
+    R: std::fmt::Debug + 'static,
 {
-    format!("{call}: {}", DisplayErrorContext(error))
+    let mut parts: Vec<String> = Vec::new();
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(cause) = next {
+        let text = cause
+            .to_string()
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect::<Vec<_>>()
+            .join("; ");
+        if !text.is_empty() && !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        next = cause.source();
+    }
+    format!("{call}: {}", parts.join(": "))
 }
 
 #[cfg(test)]
