@@ -143,6 +143,16 @@ fn what_to_check(
         provider: args.provider.as_deref(),
         region: args.region.as_deref(),
     };
+    if !discovered.is_empty()
+        && args.domain.is_none()
+        && configured.as_ref().is_none_or(|c| c.domains.is_empty())
+    {
+        return Err(
+            "nothing to check: SES lists no domain identity with DKIM tokens, and no domain is \
+             configured"
+                .into(),
+        );
+    }
     let targets = request.targets(configured.as_ref())?;
     if !resolvers.is_empty() {
         config.resolvers = resolvers;
