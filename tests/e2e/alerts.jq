@@ -1,5 +1,5 @@
-# Helpers for tests/e2e/run: which alert rules cover which problem or resolver, and what the
-# alerts say.
+# Helpers for tests/e2e/run: which alert rules cover which problem, SES problem or resolver, and
+# what the alerts say.
 #
 # The rules are read from Prometheus's /api/v1/rules, so the test follows whatever
 # deploy/prometheus/dkim-alerts.yml names its alerts: an alert "covers" a problem when a
@@ -14,6 +14,13 @@
 # problem and for the problems that come with it (the causes of a missing record come with
 # `missing`), and a correct record or a healthy domain none at all. Resolver alerts (rules on
 # dkim_resolver_up) are expected for the resolvers the test breaks, and for no other.
+#
+# Amazon SES identities: the rules on dkim_ses_identity_problem covering an SES problem (the
+# most specific ones, as above) are expected to fire for the identity (source, region, domain)
+# that has it, and no SES alert may fire for an identity (or a domain) without that problem.
+# An alert that carries a source and no domain (DKIMSESDiscoveryFailing) may not fire at all:
+# the test never breaks discovery. Prometheus does not inhibit: an alert that Alertmanager would
+# silence (deploy/alertmanager/alertmanager.yml) is expected here all the same.
 
 # Every problem name in /work/shared/CONTRACT.md (version 0.2).
 def problems:
@@ -21,6 +28,11 @@ def problems:
    "cname_flattened", "txt_instead_of_cname", "doubled_domain", "missing_underscore",
    "domain_not_found", "unresolvable", "dnssec_bogus", "key_missing", "key_invalid", "key_weak",
    "key_testing", "key_sha1_only"];
+
+# Every SES problem name in /work/shared/CONTRACT.md (dkim_ses_identity_problem).
+def ses_problems:
+  ["ses_signing_disabled", "ses_failed", "ses_temporary_failure", "ses_pending_too_long",
+   "ses_status_disagrees"];
 
 # The problems that come with a problem on the same record, whose alerts may fire with its own
 # (README, Troubleshooting: "The causes of a missing record ... come with missing").
@@ -56,13 +68,14 @@ def covers($p):
 def alerting_rules: [.data.groups[].rules[] | select(.type == "alerting")];
 
 # Input: alerting rules. Output: the names of the most specific rules covering problem $p (those
-# selecting the fewest problem names), or [] when none covers it.
-def most_specific($p):
+# selecting the fewest of the problem names $all), or [] when none covers it.
+def most_specific($p; $all):
   map(select(covers($p)))
-  | map(. as $r | {name, n: ([problems[] | select(. as $q | $r | covers($q))] | length)})
+  | map(. as $r | {name, n: ([$all[] | select(. as $q | $r | covers($q))] | length)})
   | if length == 0 then []
     else (map(.n) | min) as $min | map(select(.n == $min) | .name) | unique
     end;
+def most_specific($p): most_specific($p; problems);
 
 # Input: /api/v1/rules. $exp: [{domain, selector, problem}]. $fallback: {problem: alertname} for
 # rules written without a problem matcher. Output: $exp with .alerts (alert names expected to
@@ -85,6 +98,20 @@ def expected_alerts($exp; $fallback):
       | $e + $own
       + {allowed: ($own.alerts + [(companions[$e.problem] // [])[] | by_problem(.).alerts[]] | unique)});
 
+# Input: /api/v1/rules. $exp: [{source, region, domain, problem}], the SES problems the
+# identities have. Output: $exp with .alerts (the most specific rules on dkim_ses_identity_problem
+# whose problem matcher selects the problem) and .how.
+def expected_ses_alerts($exp):
+  [alerting_rules[] | select(.query | test("\\bdkim_ses_identity_problem\\b"))] as $rules
+  | $exp
+  | map(. as $e
+      | ($rules | most_specific($e.problem; ses_problems)) as $names
+      | $e + if ($names | length) > 0 then
+               {alerts: $names, how: "rules on dkim_ses_identity_problem whose problem matcher selects \($e.problem)"}
+             else
+               {alerts: [], how: "no alert rule covers SES problem \($e.problem)"}
+             end);
+
 # Input: /api/v1/rules. $down: [resolver name]. Output: [{resolver, alerts}], the rules on
 # dkim_resolver_up whose resolver matchers all accept the resolver's name.
 def expected_resolver_alerts($down):
@@ -96,15 +123,17 @@ def expected_resolver_alerts($down):
                  | unique});
 
 # Input: /api/v1/alerts. $exp: output of expected_alerts. $rexp: output of
-# expected_resolver_alerts. $clean_domains: [domain]. $clean: records [{domain, selector}] that
-# are correct. Output: the firing and pending alerts, which expectations are met (met: records,
-# rmet: resolvers), and the violations: alerts firing for a healthy domain or a correct record,
-# alerts other than the allowed ones firing for a broken record, resolver alerts firing for a
-# resolver not expected to be down.
-def evaluate($exp; $rexp; $clean_domains; $clean):
+# expected_resolver_alerts. $sexp: output of expected_ses_alerts. $clean_domains: [domain], the
+# domains no alert may fire for. $clean: records [{domain, selector}] that are correct. Output:
+# the firing and pending alerts, which expectations are met (met: records, rmet: resolvers,
+# smet: SES identities), and the violations: alerts firing for a clean domain or a correct
+# record, alerts other than the allowed ones firing for a broken record or an SES identity with a
+# problem, resolver alerts firing for a resolver not expected to be down, SES source alerts.
+def evaluate($exp; $rexp; $sexp; $clean_domains; $clean):
   [.data.alerts[] | {state, alertname: .labels.alertname, domain: .labels.domain,
                      selector: .labels.selector, problem: .labels.problem,
-                     resolver: .labels.resolver}] as $all
+                     resolver: .labels.resolver, source: .labels.source,
+                     region: .labels.region}] as $all
   | ($all | map(select(.state == "firing"))) as $firing
   | def is_clean:
       . as $a
@@ -112,10 +141,14 @@ def evaluate($exp; $rexp; $clean_domains; $clean):
         or ($clean | any(.domain == $a.domain and .selector == $a.selector));
     # For an alert of a domain with broken records: the alert names that may fire for it. A
     # domain-wide alert (no selector) may fire when one of the domain's records allows it.
+    # An SES alert (it has a source) may fire for an identity with the SES problems that expect it.
     def allowed_for_broken:
       . as $a
-      | [$exp[] | select(.domain == $a.domain and ($a.selector == null or .selector == $a.selector))
-         | .allowed[]] | unique;
+      | [($exp[] | select(.domain == $a.domain and ($a.selector == null or .selector == $a.selector))
+          | .allowed[]),
+         ($sexp[] | select($a.source != null and .source == $a.source and .region == $a.region
+                           and .domain == $a.domain and $a.selector == null)
+          | .alerts[])] | unique;
   {
     firing: $firing,
     pending: ($all | map(select(.state == "pending"))),
@@ -130,6 +163,12 @@ def evaluate($exp; $rexp; $clean_domains; $clean):
                     and all($e.alerts[]; . as $name
                         | $firing | any(.alertname == $name and .resolver == $e.resolver)))
            | {resolver}],
+    smet: [$sexp[] | . as $e
+           | select(($e.alerts | length) > 0
+                    and all($e.alerts[]; . as $name
+                        | $firing | any(.alertname == $name and .source == $e.source
+                                        and .region == $e.region and .domain == $e.domain)))
+           | {source, region, domain, problem}],
     violations: (
       [$firing[] | select(.domain != null) | select(is_clean) | . + {why: "clean"}]
       + [$firing[] | select(.domain != null) | select(is_clean | not)
@@ -139,6 +178,7 @@ def evaluate($exp; $rexp; $clean_domains; $clean):
       + [$firing[] | select(.resolver != null) | . as $a
          | select(any($rexp[]; .resolver == $a.resolver and any(.alerts[]; . == $a.alertname)) | not)
          | . + {why: "resolver"}]
+      + [$firing[] | select(.source != null and .domain == null) | . + {why: "source"}]
     ),
     clean_pending: [$all[] | select(.state == "pending" and .domain != null) | select(is_clean)]
   };
@@ -147,14 +187,20 @@ def evaluate($exp; $rexp; $clean_domains; $clean):
 def violation_text:
   if .why == "resolver" then
     "\(.alertname) fired for resolver \(.resolver), which the test does not break"
+  elif .why == "source" then
+    "\(.alertname) fired for the SES source \(.source), whose discovery the test does not break"
   elif .why == "broken" then
-    "\(.alertname) fired for \(if .selector == null then "the domain \(.domain)"
+    "\(.alertname) fired for \(if .source != null and .selector == null
+                                then "the SES identity \(.domain) (source \(.source), region \(.region // "-"))"
+                              elif .selector == null then "the domain \(.domain)"
                               else "the broken record \(.selector)._domainkey.\(.domain)" end)"
     + (if .problem != null then " (problem \(.problem))" else "" end)
     + (if (.allowed | length) > 0 then ", where only \(.allowed | join(", ")) may fire"
        else ", which expects no alert" end)
   else
-    "\(.alertname) fired for \(if .selector == null then "the healthy domain \(.domain)"
+    "\(.alertname) fired for \(if .source != null and .selector == null
+                                then "the SES identity \(.domain) (source \(.source)), which has no SES problem"
+                              elif .selector == null then "the healthy domain \(.domain)"
                               else "the correct record \(.selector)._domainkey.\(.domain)" end)"
     + (if .problem != null then " (problem \(.problem))" else "" end)
   end;
