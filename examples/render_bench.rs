@@ -125,6 +125,7 @@ fn synthetic_state(domains: usize, resolvers: &[String]) -> State {
     let key = DkimKey {
         key_type: KeyType::Rsa,
         bits: 2048,
+        flags: Default::default(),
     };
     for domain in &config.domains {
         for record in &domain.records {

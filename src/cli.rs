@@ -68,14 +68,23 @@ pub struct CheckArgs {
     #[arg(long = "selector", value_name = "SELECTOR")]
     pub selectors: Vec<String>,
 
-    /// The provider whose CNAME targets the selectors should point at (ses); without it, the
-    /// selectors are expected to hold DKIM keys as TXT.
+    /// The provider whose records the selectors should hold (ses, sendgrid, microsoft365,
+    /// mailchimp, mandrill, brevo, google; a preset's own selectors when none are given);
+    /// without it, the selectors are expected to hold DKIM keys as TXT.
     #[arg(long, value_name = "PROVIDER")]
     pub provider: Option<String>,
 
     /// The SES region of the identity, for regions with a regional DKIM domain.
     #[arg(long, value_name = "REGION")]
     pub region: Option<String>,
+
+    /// The SendGrid account of --provider sendgrid (like u1234.wl001).
+    #[arg(long, value_name = "ACCOUNT")]
+    pub account: Option<String>,
+
+    /// The tenant's DKIM domain of --provider microsoft365 (like contoso.onmicrosoft.com).
+    #[arg(long = "tenant-domain", value_name = "DOMAIN")]
+    pub tenant_domain: Option<String>,
 
     /// Discover the domains and their DKIM tokens from Amazon SES in this region (API v2),
     /// and print SES's DKIM status above the records. With DOMAIN, only that identity.

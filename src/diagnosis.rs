@@ -197,18 +197,27 @@ pub fn diagnose(evidence: &Evidence<'_>) -> Vec<Finding> {
             Some((KeyLookup::Found(Err(e)), at)) => {
                 add(Problem::KeyInvalid, format!("{at}: {e}"));
             }
-            Some((KeyLookup::Found(Ok(key)), _))
-                if key.key_type == KeyType::Rsa && key.bits < MIN_RSA_BITS =>
-            {
-                add(
-                    Problem::KeyWeak,
-                    format!(
-                        "{}-bit RSA key; at least {MIN_RSA_BITS} bits are needed",
-                        key.bits
-                    ),
-                );
+            Some((KeyLookup::Found(Ok(key)), at)) => {
+                if key.key_type == KeyType::Rsa && key.bits < MIN_RSA_BITS {
+                    add(
+                        Problem::KeyWeak,
+                        format!(
+                            "{}-bit RSA key; at least {MIN_RSA_BITS} bits are needed",
+                            key.bits
+                        ),
+                    );
+                }
+                if key.flags.testing {
+                    add(
+                        Problem::KeyTesting,
+                        format!("{at}: t=y, the domain is testing DKIM"),
+                    );
+                }
+                if key.flags.sha1_only {
+                    add(Problem::KeySha1Only, format!("{at}: h= allows only sha1"));
+                }
             }
-            _ => {}
+            None => {}
         }
     }
     findings
@@ -248,7 +257,7 @@ fn missing_causes(expected: &Expected, extra: &Extra, add: &mut impl FnMut(Probl
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dkim::{DkimKey, KeyError};
+    use crate::dkim::{DkimKey, KeyError, KeyFlags};
 
     const SEL: &str = "abc";
 
@@ -297,6 +306,7 @@ mod tests {
         DkimKey {
             key_type: KeyType::Rsa,
             bits,
+            flags: KeyFlags::default(),
         }
     }
 
@@ -324,6 +334,10 @@ mod tests {
     const GOOD_KEY: KeyLookup = KeyLookup::Found(Ok(DkimKey {
         key_type: KeyType::Rsa,
         bits: 2048,
+        flags: KeyFlags {
+            testing: false,
+            sha1_only: false,
+        },
     }));
 
     #[test]
@@ -495,8 +509,19 @@ mod tests {
                 KeyLookup::Found(Ok(DkimKey {
                     key_type: KeyType::Ed25519,
                     bits: 256,
+                    flags: KeyFlags::default(),
                 })),
                 vec![],
+            ),
+            (
+                KeyLookup::Found(Ok(DkimKey {
+                    flags: KeyFlags {
+                        testing: true,
+                        sha1_only: true,
+                    },
+                    ..rsa(1024)
+                })),
+                vec![Problem::KeyTesting, Problem::KeySha1Only],
             ),
         ];
         for (key, want) in cases {

@@ -19,6 +19,38 @@ pub struct DkimKey {
     pub key_type: KeyType,
     /// Key size: the RSA modulus in bits, or 256 for ed25519.
     pub bits: u32,
+    /// What the record's `t=` and `h=` tags say of it.
+    pub flags: KeyFlags,
+}
+
+/// The tags of a key record that change how receivers treat signatures made with it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KeyFlags {
+    /// `t=y`: the domain is testing DKIM; receivers treat its signatures as unsigned mail.
+    pub testing: bool,
+    /// `h=` allows only `sha1`, which RFC 8301 forbids verifiers to accept.
+    pub sha1_only: bool,
+}
+
+impl KeyFlags {
+    /// The flags `t=` and `h=` (colon-separated lists, any case) set.
+    fn from_tags(t: Option<&str>, h: Option<&str>) -> KeyFlags {
+        let list = |value: Option<&str>| -> Vec<String> {
+            value
+                .unwrap_or_default()
+                .split(':')
+                .map(|item| item.trim().to_ascii_lowercase())
+                .filter(|item| !item.is_empty())
+                .collect()
+        };
+        let hashes = list(h);
+        KeyFlags {
+            testing: list(t).iter().any(|flag| flag == "y"),
+            sha1_only: !hashes.is_empty()
+                && hashes.iter().any(|hash| hash == "sha1")
+                && !hashes.iter().any(|hash| hash == "sha256"),
+        }
+    }
 }
 
 /// The algorithms RFC 6376 and RFC 8463 define for `k=`.
@@ -113,7 +145,11 @@ pub fn parse_key_record(value: &str) -> Result<DkimKey, KeyError> {
             }
         }
     };
-    Ok(DkimKey { key_type, bits })
+    Ok(DkimKey {
+        key_type,
+        bits,
+        flags: KeyFlags::from_tags(get("t"), get("h")),
+    })
 }
 
 /// Splits a tag list into `(tag, value)` pairs, values trimmed of surrounding whitespace.
@@ -185,11 +221,44 @@ pub(crate) mod tests {
             parse_key_record(&record),
             Ok(DkimKey {
                 key_type: KeyType::Rsa,
-                bits: 1024
+                bits: 1024,
+                flags: KeyFlags::default(),
             })
         );
         let record = format!("v=DKIM1;p={}", rsa_public_key_base64(2048));
         assert_eq!(parse_key_record(&record).map(|k| k.bits), Ok(2048));
+    }
+
+    #[test]
+    fn testing_and_hash_flags() {
+        let key = rsa_public_key_base64(1024);
+        let flags =
+            |tags: &str| parse_key_record(&format!("v=DKIM1; {tags} p={key}")).map(|k| k.flags);
+        assert_eq!(flags(""), Ok(KeyFlags::default()));
+        assert_eq!(
+            flags("t=y;"),
+            Ok(KeyFlags {
+                testing: true,
+                sha1_only: false
+            })
+        );
+        assert_eq!(
+            flags("t=s : Y;"),
+            Ok(KeyFlags {
+                testing: true,
+                sha1_only: false
+            })
+        );
+        assert_eq!(flags("t=s;"), Ok(KeyFlags::default()));
+        assert_eq!(
+            flags("h=sha1;"),
+            Ok(KeyFlags {
+                testing: false,
+                sha1_only: true
+            })
+        );
+        assert_eq!(flags("h=sha1:sha256;"), Ok(KeyFlags::default()));
+        assert_eq!(flags("h=SHA256;"), Ok(KeyFlags::default()));
     }
 
     #[test]
@@ -243,7 +312,8 @@ pub(crate) mod tests {
             parse_key_record(&format!("v=DKIM1; k=ed25519; p={raw}")),
             Ok(DkimKey {
                 key_type: KeyType::Ed25519,
-                bits: 256
+                bits: 256,
+                flags: KeyFlags::default(),
             })
         );
         let short = base64::engine::general_purpose::STANDARD.encode([7u8; 31]);

@@ -142,6 +142,8 @@ fn what_to_check(
         selectors: args.selectors.iter().map(String::as_str).collect(),
         provider: args.provider.as_deref(),
         region: args.region.as_deref(),
+        account: args.account.as_deref(),
+        tenant_domain: args.tenant_domain.as_deref(),
     };
     if !discovered.is_empty()
         && args.domain.is_none()

@@ -40,6 +40,10 @@ pub enum Problem {
     KeyInvalid,
     /// An RSA key under 1024 bits.
     KeyWeak,
+    /// The key record has `t=y`.
+    KeyTesting,
+    /// The key record allows only `h=sha1`.
+    KeySha1Only,
 }
 
 /// How urgent a problem is: the `severity` label of its alert.
@@ -80,7 +84,7 @@ pub struct Entry<P = Problem> {
 }
 
 /// Every problem, in the contract's order (and the order of [`Problem`]'s variants).
-pub const TABLE: [Entry; 15] = [
+pub const TABLE: [Entry; 17] = [
     Entry {
         problem: Problem::Missing,
         name: "missing",
@@ -209,6 +213,22 @@ pub const TABLE: [Entry; 15] = [
         meaning: "An RSA key under 1024 bits.",
         fix: "Rotate to a 2048-bit key.",
     },
+    Entry {
+        problem: Problem::KeyTesting,
+        name: "key_testing",
+        severity: Severity::Warning,
+        meaning: "The key record has `t=y`: the domain says it is testing DKIM, and receivers \
+                  treat its signatures as if the mail were unsigned (RFC 6376 section 3.6.1).",
+        fix: "Remove t=y from the key record when testing is over.",
+    },
+    Entry {
+        problem: Problem::KeySha1Only,
+        name: "key_sha1_only",
+        severity: Severity::Critical,
+        meaning: "The key record's `h=` allows only sha1, which RFC 8301 forbids verifiers to \
+                  accept: no signature made with this key verifies.",
+        fix: "Publish the key without h=, or with h=sha256, and sign with rsa-sha256.",
+    },
 ];
 
 impl Problem {
@@ -292,7 +312,7 @@ mod tests {
                 entry
                     .name
                     .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b == b'_'),
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'),
                 "{}",
                 entry.name
             );

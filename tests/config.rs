@@ -47,6 +47,22 @@ const BAD: &[(&str, &str)] = &[
         "1:12: resolvers: at least one resolver is needed (omit the field for the public defaults)",
     ),
     (
+        "preset_bad_selector.yaml",
+        r#"4:21: domains[0].selectors[1]: provider mailchimp has selectors kN (k2, k3), not "mc1"; list other records under records: with their cname"#,
+    ),
+    (
+        "preset_missing_account.yaml",
+        r#"2:5: domains[0]: provider sendgrid needs account: (like u1234.wl001, from SendGrid's DNS page)"#,
+    ),
+    (
+        "preset_missing_tenant.yaml",
+        r#"2:5: domains[0]: provider microsoft365 needs tenant_domain: (like contoso.onmicrosoft.com, or contoso.n-v1.dkim.mail.microsoft)"#,
+    ),
+    (
+        "preset_param_of_another.yaml",
+        r#"4:14: domains[0].account: account needs provider: sendgrid"#,
+    ),
+    (
         "region_without_provider.yaml",
         "3:13: domains[0].region: region needs provider: ses",
     ),
@@ -56,7 +72,7 @@ const BAD: &[(&str, &str)] = &[
     ),
     (
         "selectors_without_provider.yaml",
-        "3:16: domains[0].selectors: selectors need a provider (provider: ses); list other records under records: with their cname",
+        "3:16: domains[0].selectors: selectors need a provider (provider: ses, sendgrid, …); list other records under records: with their cname",
     ),
     (
         "ses_bad_endpoint.yaml",
@@ -92,6 +108,10 @@ const BAD: &[(&str, &str)] = &[
         "2:11: interval: interval must be at least 1s, got 500ms",
     ),
     (
+        "template_unknown_placeholder.yaml",
+        r#"5:16: domains[0].records[0].cname: unknown placeholder {tenant} in "{selector}.{tenant}.example.net": use {selector}, {domain} or {domain_dashed}"#,
+    ),
+    (
         "tls_ca_unreadable.yaml",
         "6:18: resolvers[0].tls_ca_file: cannot read tls_ca_file /nonexistent/ca.pem: No such file or directory (os error 2)",
     ),
@@ -113,7 +133,7 @@ const BAD: &[(&str, &str)] = &[
     ),
     (
         "unknown_provider.yaml",
-        r#"3:15: domains[0].provider: unknown provider "sendgrid" (known: ses); for others list records with their cname"#,
+        r#"3:15: domains[0].provider: unknown provider "postmark" (known: ses, sendgrid, microsoft365, mailchimp, mandrill, brevo, google); for others list records with their cname"#,
     ),
     (
         "unknown_record_field.yaml",

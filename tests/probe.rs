@@ -90,8 +90,16 @@ async fn bad_parameters_are_400_with_a_reason() {
             "give at least one selector",
         ),
         (
-            "target=example.com&selector=s&provider=mailchimp",
+            "target=example.com&selector=s&provider=postmark",
             "unknown provider",
+        ),
+        (
+            "target=example.com&provider=sendgrid",
+            "provider sendgrid needs account",
+        ),
+        (
+            "target=example.com&provider=ses&selector=s&tenant_domain=x.example",
+            "tenant_domain needs provider microsoft365",
         ),
         (
             "target=example.com&selector=s&provider=ses&region=mars-1",

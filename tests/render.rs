@@ -96,6 +96,7 @@ fn rsa(bits: u32) -> DkimKey {
     DkimKey {
         key_type: KeyType::Rsa,
         bits,
+        flags: Default::default(),
     }
 }
 

@@ -115,6 +115,59 @@ impl<'de> Deserialize<'de> for DnsName {
     }
 }
 
+/// A `cname:` value: a DNS name, or a template with `{selector}`, `{domain}` and
+/// `{domain_dashed}` (the domain with its dots as dashes), expanded per record.
+#[derive(Debug)]
+pub(super) struct CnameTemplate(String);
+
+/// The placeholders a `cname:` template may use.
+pub const TEMPLATE_PLACEHOLDERS: [&str; 3] = ["selector", "domain", "domain_dashed"];
+
+impl CnameTemplate {
+    /// Checks `text`: a valid name when it has no placeholder, else known placeholders only.
+    pub(super) fn parse(text: &str) -> Result<CnameTemplate, String> {
+        let text = text.trim();
+        if !text.contains(['{', '}']) {
+            return normalise_name(text, "name").map(CnameTemplate);
+        }
+        let mut rest = text;
+        while let Some(open) = rest.find(['{', '}']) {
+            if rest[open..].starts_with('}') {
+                return Err(format!(
+                    "invalid template {text:?}: a '}}' without its '{{'"
+                ));
+            }
+            let Some(close) = rest[open..].find('}') else {
+                return Err(format!(
+                    "invalid template {text:?}: a '{{' without its '}}'"
+                ));
+            };
+            let name = &rest[open + 1..open + close];
+            if !TEMPLATE_PLACEHOLDERS.contains(&name) {
+                return Err(format!(
+                    "unknown placeholder {{{name}}} in {text:?}: use {{selector}}, {{domain}} or {{domain_dashed}}"
+                ));
+            }
+            rest = &rest[open + close + 1..];
+        }
+        Ok(CnameTemplate(text.to_string()))
+    }
+
+    /// The target for `selector` under `domain` (both lower case), not yet validated as a name.
+    pub(super) fn expand(&self, selector: &str, domain: &str) -> String {
+        self.0
+            .replace("{selector}", selector)
+            .replace("{domain_dashed}", &domain.replace('.', "-"))
+            .replace("{domain}", domain)
+    }
+}
+
+impl<'de> Deserialize<'de> for CnameTemplate {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        scalar_with(d, CnameTemplate::parse)
+    }
+}
+
 /// A validated, normalised selector: one or more DNS labels.
 #[derive(Debug)]
 pub(super) struct Selector(pub(super) String);
@@ -513,6 +566,31 @@ mod tests {
         assert_eq!(
             format_duration(Duration::from_millis(5_400_250)),
             "1h30m250ms"
+        );
+    }
+
+    #[test]
+    fn cname_templates() {
+        let t =
+            CnameTemplate::parse("{selector}-{domain_dashed}._domainkey.contoso.onmicrosoft.com")
+                .unwrap();
+        assert_eq!(
+            t.expand("selector1", "mail.example.com"),
+            "selector1-mail-example-com._domainkey.contoso.onmicrosoft.com"
+        );
+        let t = CnameTemplate::parse("{selector}.{domain}.dkim.example.net").unwrap();
+        assert_eq!(t.expand("s1", "a.org"), "s1.a.org.dkim.example.net");
+        assert!(
+            CnameTemplate::parse("{sel}.example.com")
+                .unwrap_err()
+                .contains("unknown placeholder {sel}")
+        );
+        assert!(CnameTemplate::parse("{selector.example.com").is_err());
+        assert!(CnameTemplate::parse("selector}.example.com").is_err());
+        assert!(
+            CnameTemplate::parse("a..b")
+                .unwrap_err()
+                .contains("empty label")
         );
     }
 

@@ -9,9 +9,9 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::scalar::{
-    ConfigDuration, DnsName, EndpointUrl, Glob, ProfileName, ProviderName, Rate, Region,
-    ResolverAddress, ResolverName, RoleArn, Selector, SourceName, check_record_name,
-    format_duration,
+    CnameTemplate, ConfigDuration, DnsName, EndpointUrl, Glob, ProfileName, ProviderName, Rate,
+    Region, ResolverAddress, ResolverName, RoleArn, Selector, SourceName, check_record_name,
+    format_duration, normalise_name,
 };
 use super::{
     Config, DEFAULT_INTERVAL, DEFAULT_MAX_QPS, DEFAULT_RESOLVERS, DEFAULT_SES_REFRESH,
@@ -67,6 +67,8 @@ struct RawDomain {
     provider: Option<ProviderName>,
     region: Option<Region>,
     dkim_domain: Option<DnsName>,
+    account: Option<DnsName>,
+    tenant_domain: Option<DnsName>,
     selectors: Option<Vec<Selector>>,
     records: Option<Vec<RawRecord>>,
 }
@@ -75,7 +77,7 @@ struct RawDomain {
 #[serde(deny_unknown_fields)]
 struct RawRecord {
     selector: Selector,
-    cname: Option<DnsName>,
+    cname: Option<CnameTemplate>,
 }
 
 /// A step in the path to a value in the YAML document.
@@ -226,22 +228,44 @@ impl RawConfig {
             let params = Params {
                 region: d.region.map(|r| r.0),
                 dkim_domain: d.dkim_domain.map(|n| n.0),
+                account: d.account.map(|n| n.0),
+                tenant_domain: d.tenant_domain.map(|n| n.0),
             };
             for param in params.given() {
-                if let Some(owner) = Provider::taking(param).filter(|&p| Some(p) != provider) {
+                if !provider.is_some_and(|p| p.params().contains(&param)) {
+                    let owners: Vec<&str> = Provider::taking(param).map(|p| p.name()).collect();
                     return fail(
                         at(param),
-                        format!("{param} needs provider: {}", owner.name()),
+                        format!("{param} needs provider: {}", owners.join(" or ")),
                     );
                 }
             }
             if provider.is_none() && d.selectors.is_some() {
                 return fail(
                     at("selectors"),
-                    "selectors need a provider (provider: ses); list other records \
-                     under records: with their cname",
+                    "selectors need a provider (provider: ses, sendgrid, …); list other \
+                     records under records: with their cname",
                 );
             }
+            // A preset's own selectors, when the entry lists none and no records.
+            let selectors: Vec<(Selector, Vec<Seg>)> = match (provider, d.selectors) {
+                (_, Some(selectors)) => selectors
+                    .into_iter()
+                    .enumerate()
+                    .map(|(j, s)| {
+                        (
+                            s,
+                            vec![Key("domains"), Index(i), Key("selectors"), Index(j)],
+                        )
+                    })
+                    .collect(),
+                (Some(provider), None) if d.records.is_none() => provider
+                    .default_selectors()
+                    .iter()
+                    .map(|s| (Selector((*s).to_string()), at("provider")))
+                    .collect(),
+                _ => Vec::new(),
+            };
 
             let mut records = Vec::new();
             let mut seen_selectors: HashMap<String, ()> = HashMap::new();
@@ -265,17 +289,40 @@ impl RawConfig {
                 Ok(())
             };
             if let Some(provider) = provider {
-                for (j, s) in d.selectors.into_iter().flatten().enumerate() {
-                    let expected = provider.expected(&params, &s.0);
-                    add(
-                        s,
-                        expected,
-                        vec![Key("domains"), Index(i), Key("selectors"), Index(j)],
-                    )?;
+                for (s, path) in selectors {
+                    let expected = match provider.expected(&params, &s.0, &d.domain.0) {
+                        Ok(expected) => expected,
+                        // A missing parameter is the domain entry's fault, not a selector's.
+                        Err(message) if message.contains(" needs ") => {
+                            return fail(vec![Key("domains"), Index(i)], message);
+                        }
+                        Err(message) => return fail(path, message),
+                    };
+                    add(s, expected, path)?;
                 }
             }
             for (j, r) in d.records.into_iter().flatten().enumerate() {
-                let expected = r.cname.map_or(Expected::Txt, |c| Expected::Cname(c.0));
+                let expected = match r.cname {
+                    None => Expected::Txt,
+                    Some(template) => {
+                        let target = template.expand(&r.selector.0, &d.domain.0);
+                        match normalise_name(&target, "name") {
+                            Ok(target) => Expected::Cname(target),
+                            Err(message) => {
+                                return fail(
+                                    vec![
+                                        Key("domains"),
+                                        Index(i),
+                                        Key("records"),
+                                        Index(j),
+                                        Key("cname"),
+                                    ],
+                                    format!("the template gives {message}"),
+                                );
+                            }
+                        }
+                    }
+                };
                 add(
                     r.selector,
                     expected,

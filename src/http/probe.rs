@@ -20,7 +20,8 @@ const DEFAULT_PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 /// blackbox_exporter does.
 const PROBE_TIMEOUT_OFFSET: Duration = Duration::from_millis(500);
 
-/// `/probe?target=DOMAIN[&selector=S…][&provider=ses][&region=R]`: checks one domain now.
+/// `/probe?target=DOMAIN[&selector=S…][&provider=P][&region=R][&account=A][&tenant_domain=T]`:
+/// checks one domain now.
 pub(super) async fn probe<B>(app: &App, req: &Request<B>) -> Response<Body> {
     let started = tokio::time::Instant::now();
     let bad = |message: String| {
@@ -47,12 +48,15 @@ pub(super) async fn probe<B>(app: &App, req: &Request<B>) -> Response<Body> {
             "target" => once(&mut domain, key, value),
             "provider" => once(&mut target.provider, key, value),
             "region" => once(&mut target.region, key, value),
+            "account" => once(&mut target.account, key, value),
+            "tenant_domain" => once(&mut target.tenant_domain, key, value),
             "selector" => {
                 target.selectors.push(value.as_str());
                 Ok(())
             }
             other => Err(format!(
-                "unknown parameter {other:?}: use target, selector, provider and region"
+                "unknown parameter {other:?}: use target, selector, provider, region, account \
+                 and tenant_domain"
             )),
         };
         if let Err(message) = result {

@@ -6,6 +6,7 @@
 //! typo or a target that is simply somewhere else. Each provider is a file of this folder,
 //! registered in [`Provider`].
 
+pub mod presets;
 pub mod ses;
 
 use crate::problem::Problem;
@@ -19,11 +20,23 @@ pub enum Expected {
     Txt,
 }
 
-/// A DKIM provider whose CNAME targets follow from the selector.
+/// A DKIM provider whose records follow from the selector (and the domain).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Provider {
     /// Amazon SES Easy DKIM ([`ses`]).
     Ses,
+    /// SendGrid (Twilio) automated security.
+    Sendgrid,
+    /// Microsoft 365 (Exchange Online).
+    Microsoft365,
+    /// Mailchimp.
+    Mailchimp,
+    /// Mandrill (Mailchimp Transactional).
+    Mandrill,
+    /// Brevo (formerly Sendinblue).
+    Brevo,
+    /// Google Workspace: a TXT key.
+    Google,
 }
 
 /// A preset's parameters, as a domain entry gives them (`region:`, `dkim_domain:`), validated
@@ -34,6 +47,10 @@ pub struct Params {
     pub region: Option<String>,
     /// `ses`: the DKIM domain, overriding the region's.
     pub dkim_domain: Option<String>,
+    /// `sendgrid`: the account part of the targets, like `u1234.wl001`.
+    pub account: Option<String>,
+    /// `microsoft365`: the tenant's DKIM domain, like `contoso.onmicrosoft.com`.
+    pub tenant_domain: Option<String>,
 }
 
 impl Params {
@@ -42,6 +59,8 @@ impl Params {
         [
             ("region", self.region.is_some()),
             ("dkim_domain", self.dkim_domain.is_some()),
+            ("account", self.account.is_some()),
+            ("tenant_domain", self.tenant_domain.is_some()),
         ]
         .into_iter()
         .filter_map(|(name, given)| given.then_some(name))
@@ -51,26 +70,65 @@ impl Params {
 
 impl Provider {
     /// Every provider, as `provider:` names them.
-    pub const ALL: [Provider; 1] = [Provider::Ses];
+    pub const ALL: [Provider; 7] = [
+        Provider::Ses,
+        Provider::Sendgrid,
+        Provider::Microsoft365,
+        Provider::Mailchimp,
+        Provider::Mandrill,
+        Provider::Brevo,
+        Provider::Google,
+    ];
 
     /// The parameters the provider takes.
     pub fn params(self) -> &'static [&'static str] {
         match self {
             Provider::Ses => &["region", "dkim_domain"],
+            Provider::Sendgrid => &["account"],
+            Provider::Microsoft365 => &["tenant_domain"],
+            Provider::Mailchimp | Provider::Mandrill | Provider::Brevo | Provider::Google => &[],
         }
     }
 
-    /// The provider a parameter belongs to.
-    pub fn taking(param: &str) -> Option<Provider> {
-        Provider::ALL
-            .into_iter()
-            .find(|p| p.params().contains(&param))
+    /// The selectors a domain of this provider has when it lists none.
+    pub fn default_selectors(self) -> &'static [&'static str] {
+        match self {
+            Provider::Ses => &[],
+            Provider::Sendgrid => &["s1", "s2"],
+            Provider::Microsoft365 => &["selector1", "selector2"],
+            Provider::Mailchimp => &["k2", "k3"],
+            Provider::Mandrill => &["mte1", "mte2"],
+            Provider::Brevo => &["brevo1", "brevo2"],
+            Provider::Google => &["google"],
+        }
     }
 
-    /// What the record of `selector` should hold with `params`.
-    pub fn expected(self, params: &Params, selector: &str) -> Expected {
+    /// The providers a parameter belongs to.
+    pub fn taking(param: &str) -> impl Iterator<Item = Provider> + '_ {
+        Provider::ALL
+            .into_iter()
+            .filter(move |p| p.params().contains(&param))
+    }
+
+    /// What the record of `selector` under `domain` should hold with `params`; an error names
+    /// a missing parameter, or a selector the provider does not have.
+    pub fn expected(
+        self,
+        params: &Params,
+        selector: &str,
+        domain: &str,
+    ) -> Result<Expected, String> {
         match self {
-            Provider::Ses => Expected::Cname(ses::target(selector, &ses::dkim_domain_of(params))),
+            Provider::Ses => Ok(Expected::Cname(ses::target(
+                selector,
+                &ses::dkim_domain_of(params),
+            ))),
+            Provider::Sendgrid => presets::sendgrid(params, selector),
+            Provider::Microsoft365 => presets::microsoft365(params, selector, domain),
+            Provider::Mailchimp => presets::mailchimp(selector),
+            Provider::Mandrill => presets::mandrill(selector),
+            Provider::Brevo => presets::brevo(selector, domain),
+            Provider::Google => Ok(Expected::Txt),
         }
     }
 
@@ -78,6 +136,12 @@ impl Provider {
     pub fn name(self) -> &'static str {
         match self {
             Provider::Ses => "ses",
+            Provider::Sendgrid => "sendgrid",
+            Provider::Microsoft365 => "microsoft365",
+            Provider::Mailchimp => "mailchimp",
+            Provider::Mandrill => "mandrill",
+            Provider::Brevo => "brevo",
+            Provider::Google => "google",
         }
     }
 
@@ -150,7 +214,14 @@ mod tests {
     #[test]
     fn providers_by_name() {
         assert_eq!(Provider::from_name(" SES "), Ok(Provider::Ses));
-        let err = Provider::from_name("sendgrid").unwrap_err();
-        assert!(err.contains("known: ses"), "{err}");
+        assert_eq!(
+            Provider::from_name("Microsoft365"),
+            Ok(Provider::Microsoft365)
+        );
+        let err = Provider::from_name("postmark").unwrap_err();
+        assert!(
+            err.contains("known: ses, sendgrid, microsoft365, mailchimp, mandrill, brevo, google"),
+            "{err}"
+        );
     }
 }

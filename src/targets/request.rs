@@ -19,19 +19,30 @@ pub struct Request<'a> {
     pub provider: Option<&'a str>,
     /// The SES region of the identity.
     pub region: Option<&'a str>,
+    /// The SendGrid account (`u1234.wl001`).
+    pub account: Option<&'a str>,
+    /// The Microsoft 365 tenant's DKIM domain.
+    pub tenant_domain: Option<&'a str>,
 }
 
 impl Request<'_> {
     /// The records asked for: the selectors given, or else the domain's records in
     /// `configured` (all of them when no domain is given).
     pub fn targets(&self, configured: Option<&Targets>) -> Result<Targets, String> {
-        if self.selectors.is_empty() && (self.provider.is_some() || self.region.is_some()) {
+        let provider = self.provider.map(Provider::from_name).transpose()?;
+        let presets_selectors = provider.is_some_and(|p| !p.default_selectors().is_empty());
+        let described = self.region.is_some()
+            || self.account.is_some()
+            || self.tenant_domain.is_some()
+            || self.provider.is_some();
+        if self.selectors.is_empty() && described && !presets_selectors {
             return Err(
-                "provider and region describe selectors: give at least one selector".into(),
+                "provider and its parameters describe selectors: give at least one selector".into(),
             );
         }
+        let given = !self.selectors.is_empty() || presets_selectors;
         let targets = match (self.domain, configured) {
-            (Some(domain), _) if !self.selectors.is_empty() => Targets {
+            (Some(domain), _) if given => Targets {
                 domains: vec![self.domain_given(domain)?],
             },
             (Some(domain), configured) => {
@@ -59,17 +70,32 @@ impl Request<'_> {
     /// The domain and the records its selectors make.
     fn domain_given(&self, domain: &str) -> Result<Domain, String> {
         let name = normalise_name(domain, "name")?;
-        // A region only means something to a provider.
+        // Parameters only mean something to a provider that takes them.
         let provider = self.provider.map(Provider::from_name).transpose()?;
-        let params = match provider {
-            Some(_) => Params {
-                region: self.region.map(ses::region).transpose()?,
-                dkim_domain: None,
-            },
-            None => Params::default(),
+        let params = Params {
+            region: self.region.map(ses::region).transpose()?,
+            dkim_domain: None,
+            account: self
+                .account
+                .map(|a| normalise_name(a, "account"))
+                .transpose()?,
+            tenant_domain: self
+                .tenant_domain
+                .map(|t| normalise_name(t, "tenant_domain"))
+                .transpose()?,
         };
-        let mut records: Vec<Record> = Vec::with_capacity(self.selectors.len());
-        for text in &self.selectors {
+        for param in params.given() {
+            if !provider.is_some_and(|p| p.params().contains(&param)) {
+                let owners: Vec<&str> = Provider::taking(param).map(|p| p.name()).collect();
+                return Err(format!("{param} needs provider {}", owners.join(" or ")));
+            }
+        }
+        let selectors: Vec<&str> = match (self.selectors.is_empty(), provider) {
+            (true, Some(provider)) => provider.default_selectors().to_vec(),
+            _ => self.selectors.clone(),
+        };
+        let mut records: Vec<Record> = Vec::with_capacity(selectors.len());
+        for text in selectors {
             let selector = parse_selector(text)?;
             if records.iter().any(|r| r.selector == selector) {
                 return Err(format!(
@@ -77,7 +103,10 @@ impl Request<'_> {
                 ));
             }
             check_record_name(&selector, &name)?;
-            let expected = provider.map_or(Expected::Txt, |p| p.expected(&params, &selector));
+            let expected = match provider {
+                Some(p) => p.expected(&params, &selector, &name)?,
+                None => Expected::Txt,
+            };
             records.push(Record {
                 selector,
                 expected,
@@ -152,8 +181,10 @@ mod tests {
         assert!(e.contains("invalid selector \"a b\""), "{e}");
         let e = err(request(Some("example.com"), &["a", "A"], Some("ses")));
         assert!(e.contains("listed twice"), "{e}");
-        let e = err(request(Some("example.com"), &["s"], Some("mailchimp")));
+        let e = err(request(Some("example.com"), &["s"], Some("postmark")));
         assert!(e.contains("unknown provider"), "{e}");
+        let e = err(request(Some("example.com"), &["s"], Some("mailchimp")));
+        assert!(e.contains("has selectors kN"), "{e}");
         let mut mars = request(Some("example.com"), &["s"], Some("ses"));
         mars.region = Some("mars-1");
         assert!(err(mars).contains("unknown region"));

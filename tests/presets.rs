@@ -1,0 +1,301 @@
+//! The provider presets and `cname:` templates: a domain configured in two lines, its default
+//! selectors checked against an in-process DNS server with correct, wrong and missing records,
+//! through the daemon and through `check`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use dkim_exporter::metrics::{RECORD_CORRECT, RECORD_PROBLEM};
+use support::dns::{Behaviour, TestDns, Zone};
+use support::{Daemon, Scrape};
+
+/// A CNAME from `{selector}._domainkey.{domain}` to `target`, with a key at the target.
+fn cname_with_key(zone: Zone, selector: &str, domain: &str, target: &str, key: &str) -> Zone {
+    zone.cname(
+        &format!("{selector}._domainkey.{domain}."),
+        &format!("{target}."),
+    )
+    .txt(&format!("{target}."), &["v=DKIM1; k=rsa; p=", key])
+}
+
+/// Every preset's domain: one record correct, one wrong or missing.
+fn zone(key: &str) -> Zone {
+    let mut zone = Zone::new();
+    // SendGrid: s1 correct, s2 at another account.
+    zone = cname_with_key(
+        zone,
+        "s1",
+        "sg.test",
+        "s1.domainkey.u1234.wl001.sendgrid.net",
+        key,
+    );
+    zone = cname_with_key(
+        zone,
+        "s2",
+        "sg.test",
+        "s2.domainkey.u9876.wl042.sendgrid.net",
+        key,
+    );
+    // Microsoft 365: selector1 correct, selector2 missing.
+    zone = cname_with_key(
+        zone,
+        "selector1",
+        "mail.m365.test",
+        "selector1-mail-m365-test._domainkey.contoso.onmicrosoft.com",
+        key,
+    );
+    // Mailchimp: k2 correct, k3 mistyped.
+    zone = cname_with_key(zone, "k2", "mc.test", "dkim2.mcsv.net", key);
+    zone = cname_with_key(zone, "k3", "mc.test", "dkim3.mcsv.ne", key);
+    // Mandrill: mte1 correct, mte2 missing.
+    zone = cname_with_key(zone, "mte1", "md.test", "dkim1.mandrillapp.com", key);
+    // Brevo: both correct.
+    zone = cname_with_key(zone, "brevo1", "bv.test", "b1.bv-test.dkim.brevo.com", key);
+    zone = cname_with_key(zone, "brevo2", "bv.test", "b2.bv-test.dkim.brevo.com", key);
+    // Google Workspace: a TXT key.
+    zone = zone.txt("google._domainkey.gw.test.", &["v=DKIM1; k=rsa; p=", key]);
+    // A template: {selector}-{domain_dashed}.
+    zone = cname_with_key(
+        zone,
+        "sel",
+        "tpl.test",
+        "sel-tpl-test.keys.example.net",
+        key,
+    );
+    // Domains exist even where a record is missing.
+    for domain in [
+        "sg.test",
+        "mail.m365.test",
+        "mc.test",
+        "md.test",
+        "bv.test",
+        "gw.test",
+    ] {
+        zone = zone.a(&format!("{domain}."), [192, 0, 2, 1]);
+    }
+    zone
+}
+
+const DOMAINS: &str = "domains:
+  - domain: sg.test
+    provider: sendgrid
+    account: u1234.wl001
+  - domain: mail.m365.test
+    provider: microsoft365
+    tenant_domain: contoso.onmicrosoft.com
+  - domain: mc.test
+    provider: mailchimp
+  - domain: md.test
+    provider: mandrill
+  - domain: bv.test
+    provider: brevo
+  - domain: gw.test
+    provider: google
+  - domain: tpl.test
+    records:
+      - selector: sel
+        cname: \"{selector}-{domain_dashed}.keys.example.net\"
+";
+
+fn problems(s: &Scrape, domain: &str, selector: &str) -> Vec<String> {
+    let mut problems: Vec<String> = s
+        .find(
+            RECORD_PROBLEM.name,
+            &[("domain", domain), ("selector", selector)],
+        )
+        .into_iter()
+        .filter_map(|s| s.labels.get("problem").cloned())
+        .collect();
+    problems.sort();
+    problems
+}
+
+#[tokio::test]
+async fn every_preset_through_the_daemon() {
+    let key = support::rsa_public_key_base64(2048);
+    let dns = TestDns::start(Behaviour::Answer(zone(&key))).await;
+    let yaml = format!(
+        "interval: 1s\ntimeout: 1s\nauthoritative: false\nresolvers:\n{}{DOMAINS}",
+        support::resolver("dns", dns.addr)
+    );
+    let daemon = Daemon::start(&yaml).await;
+    let s = daemon.wait_rounds(2.0).await;
+    let correct = |domain, selector| {
+        s.value(
+            RECORD_CORRECT.name,
+            &[("domain", domain), ("selector", selector)],
+        )
+    };
+    for (domain, selector) in [
+        ("sg.test", "s1"),
+        ("mail.m365.test", "selector1"),
+        ("mc.test", "k2"),
+        ("md.test", "mte1"),
+        ("bv.test", "brevo1"),
+        ("bv.test", "brevo2"),
+        ("gw.test", "google"),
+        ("tpl.test", "sel"),
+    ] {
+        assert_eq!(correct(domain, selector), Some(1.0), "{domain} {selector}");
+        assert!(
+            problems(&s, domain, selector).is_empty(),
+            "{domain} {selector}"
+        );
+    }
+    assert_eq!(problems(&s, "sg.test", "s2"), ["wrong_target"]);
+    assert_eq!(problems(&s, "mail.m365.test", "selector2"), ["missing"]);
+    assert_eq!(problems(&s, "mc.test", "k3"), ["target_typo"]);
+    assert_eq!(problems(&s, "md.test", "mte2"), ["missing"]);
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn presets_through_check_and_probe() {
+    let key = support::rsa_public_key_base64(2048);
+    let dns = TestDns::start(Behaviour::Answer(zone(&key))).await;
+    let resolver = format!("--resolver={}", dns.addr);
+
+    // Two lines on the command line: the preset's own selectors.
+    let (code, out, err) = support::run_check(
+        &[
+            "sg.test",
+            "--provider=sendgrid",
+            "--account=u1234.wl001",
+            &resolver,
+        ],
+        Default::default(),
+    )
+    .await;
+    assert_eq!(code, 1, "{out}\n{err}");
+    assert!(
+        out.contains(
+            "OK      s1._domainkey.sg.test  (expects CNAME s1.domainkey.u1234.wl001.sendgrid.net"
+        ),
+        "{out}"
+    );
+    assert!(out.contains("problem wrong_target"), "{out}");
+
+    let (code, out, err) = support::run_check(
+        &["bv.test", "--provider=brevo", &resolver],
+        Default::default(),
+    )
+    .await;
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("brevo2._domainkey.bv.test"), "{out}");
+
+    // A preset's parameter is required, and belongs to its provider.
+    let (code, _, err) = support::run_check(
+        &["sg.test", "--provider=sendgrid", &resolver],
+        Default::default(),
+    )
+    .await;
+    assert_eq!(code, 2);
+    assert!(err.contains("provider sendgrid needs account"), "{err}");
+    let (code, _, err) = support::run_check(
+        &[
+            "sg.test",
+            "--provider=ses",
+            "--selector=a",
+            "--account=x",
+            &resolver,
+        ],
+        Default::default(),
+    )
+    .await;
+    assert_eq!(code, 2);
+    assert!(err.contains("account needs provider sendgrid"), "{err}");
+
+    // /probe takes the same words.
+    let yaml = format!(
+        "interval: 1h\ntimeout: 1s\nauthoritative: false\nresolvers:\n{}",
+        support::resolver("dns", dns.addr)
+    );
+    let daemon = Daemon::start(&yaml).await;
+    let (status, body) = daemon
+        .get("/probe?target=mail.m365.test&provider=microsoft365&tenant_domain=contoso.onmicrosoft.com")
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let s = Scrape::parse(&body);
+    assert_eq!(
+        s.value(
+            RECORD_CORRECT.name,
+            &[("domain", "mail.m365.test"), ("selector", "selector1")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(problems(&s, "mail.m365.test", "selector2"), ["missing"]);
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn key_tags_are_read_from_real_keys() {
+    use base64::Engine as _;
+    let rsa = support::rsa_public_key_base64(2048);
+    let ed25519 = {
+        let mut secret = [0u8; 32];
+        getrandom::fill(&mut secret).unwrap();
+        let key = ed25519_dalek::SigningKey::from_bytes(&secret).verifying_key();
+        base64::engine::general_purpose::STANDARD.encode(key.as_bytes())
+    };
+    let zone = Zone::new()
+        .txt(
+            "testing._domainkey.keys.test.",
+            &["v=DKIM1; t=y; k=rsa; p=", &rsa],
+        )
+        .txt("sha1._domainkey.keys.test.", &["v=DKIM1; h=sha1; p=", &rsa])
+        .txt(
+            "both._domainkey.keys.test.",
+            &["v=DKIM1; h=sha1:sha256; p=", &rsa],
+        )
+        .txt(
+            "ed._domainkey.keys.test.",
+            &["v=DKIM1; k=ed25519; p=", &ed25519],
+        )
+        .txt("dsa._domainkey.keys.test.", &["v=DKIM1; k=dsa; p=", &rsa]);
+    let dns = TestDns::start(Behaviour::Answer(zone)).await;
+    let yaml = format!(
+        "interval: 1s\ntimeout: 1s\nauthoritative: false\nresolvers:\n{}domains:
+  - domain: keys.test
+    records:
+      - selector: testing
+      - selector: sha1
+      - selector: both
+      - selector: ed
+      - selector: dsa
+",
+        support::resolver("dns", dns.addr)
+    );
+    let daemon = Daemon::start(&yaml).await;
+    let s = daemon.wait_rounds(2.0).await;
+    assert_eq!(problems(&s, "keys.test", "testing"), ["key_testing"]);
+    assert_eq!(problems(&s, "keys.test", "sha1"), ["key_sha1_only"]);
+    assert!(problems(&s, "keys.test", "both").is_empty());
+    assert!(problems(&s, "keys.test", "ed").is_empty());
+    assert_eq!(
+        s.value(
+            dkim_exporter::metrics::KEY_LENGTH.name,
+            &[("domain", "keys.test"), ("selector", "ed")]
+        ),
+        Some(256.0)
+    );
+    assert_eq!(problems(&s, "keys.test", "dsa"), ["key_invalid"]);
+
+    // check names the tags and the unknown algorithm.
+    let (code, out, _) = support::run_check(
+        &[
+            "keys.test",
+            "--selector=testing",
+            "--selector=dsa",
+            &format!("--resolver={}", dns.addr),
+        ],
+        Default::default(),
+    )
+    .await;
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("problem key_testing: the record: t=y, the domain is testing DKIM"),
+        "{out}"
+    );
+    assert!(out.contains("unknown key type k=dsa"), "{out}");
+    daemon.stop().await;
+}
