@@ -181,6 +181,20 @@ async fn extra_lookups(resolver: &ResolverClient, record: &RecordTarget<'_>) -> 
         found.truncate(MAX_ADDRESSES);
         Some(found)
     };
+    // Addresses equal to the expected target's: the DNS host flattens the CNAME.
+    let addresses_of = |name: Name| async move {
+        let a = resolver.query(&name, RecordType::A).await.ok();
+        let aaaa = resolver.query(&name, RecordType::AAAA).await.ok();
+        let mut found: Vec<IpAddr> = a
+            .iter()
+            .chain(aaaa.iter())
+            .flat_map(|reply| addresses_at(&name, reply))
+            .collect();
+        found.sort();
+        found.dedup();
+        found.truncate(MAX_ADDRESSES);
+        found
+    };
     let txt_key = async {
         if !is_cname {
             return None;
@@ -198,8 +212,19 @@ async fn extra_lookups(resolver: &ResolverClient, record: &RecordTarget<'_>) -> 
     {
         return None;
     }
+    let addresses = addresses.unwrap_or_default();
+    let flattened = match record.expected {
+        Expected::Cname(target) if !addresses.is_empty() => {
+            match Name::from_ascii(format!("{target}.")) {
+                Ok(target) => addresses_of(target).await == addresses,
+                Err(_) => false,
+            }
+        }
+        _ => false,
+    };
     Some(Extra {
-        addresses: addresses.unwrap_or_default(),
+        addresses,
+        flattened,
         txt_key: txt_key.unwrap_or(false),
         doubled: doubled.flatten(),
         without_underscore: without_underscore.flatten(),

@@ -228,10 +228,21 @@ fn missing_causes(expected: &Expected, extra: &Extra, add: &mut impl FnMut(Probl
     if matches!(expected, Expected::Cname(_)) {
         if !extra.addresses.is_empty() {
             let addresses: Vec<String> = extra.addresses.iter().map(IpAddr::to_string).collect();
-            add(
-                Problem::ARecord,
-                format!("the name has address records {}", addresses.join(", ")),
-            );
+            if extra.flattened {
+                add(
+                    Problem::CnameFlattened,
+                    format!(
+                        "the name has address records {}, the addresses of the expected target: \
+                         the DNS host answers with the CNAME flattened",
+                        addresses.join(", ")
+                    ),
+                );
+            } else {
+                add(
+                    Problem::ARecord,
+                    format!("the name has address records {}", addresses.join(", ")),
+                );
+            }
         }
         if extra.txt_key {
             add(
@@ -459,11 +470,26 @@ mod tests {
     }
 
     #[test]
+    fn flattened_cname_is_not_an_a_record() {
+        let expected = ses();
+        let none = absent();
+        let extra = Extra {
+            addresses: vec!["52.94.236.248".parse().unwrap()],
+            flattened: true,
+            ..Extra::default()
+        };
+        let mut e = evidence(&expected, vec![("google", &none)]);
+        e.extra = Some(&extra);
+        assert_eq!(problems(&e), [Problem::Missing, Problem::CnameFlattened]);
+    }
+
+    #[test]
     fn causes_of_a_missing_record() {
         let expected = ses();
         let none = absent();
         let extra = Extra {
             addresses: vec!["52.94.236.248".parse().unwrap()],
+            flattened: false,
             txt_key: true,
             doubled: Some("abc._domainkey.example.com.example.com".into()),
             without_underscore: Some("abc.domainkey.example.com".into()),

@@ -338,6 +338,9 @@ fn nameserver_failure(reason: FailureReason) -> &'static str {
 pub struct Extra {
     /// A and AAAA addresses at the name, sorted.
     pub addresses: Vec<IpAddr>,
+    /// The addresses are those of the expected CNAME target, through the same resolver: the
+    /// DNS host flattens the CNAME.
+    pub flattened: bool,
     /// A TXT value at the name that looks like a DKIM key.
     pub txt_key: bool,
     /// The doubled name, when a record of the expected type exists there.

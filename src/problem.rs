@@ -22,6 +22,8 @@ pub enum Problem {
     WrongRegion,
     /// A/AAAA records where the CNAME should be.
     ARecord,
+    /// A/AAAA records equal to the expected target's: the DNS host flattens the CNAME.
+    CnameFlattened,
     /// A TXT key where a CNAME is expected.
     TxtInsteadOfCname,
     /// The record exists with the domain appended twice.
@@ -84,7 +86,7 @@ pub struct Entry<P = Problem> {
 }
 
 /// Every problem, in the contract's order (and the order of [`Problem`]'s variants).
-pub const TABLE: [Entry; 17] = [
+pub const TABLE: [Entry; 18] = [
     Entry {
         problem: Problem::Missing,
         name: "missing",
@@ -135,6 +137,16 @@ pub const TABLE: [Entry; 17] = [
                   instead of the CNAME.",
         fix: "DKIM needs a CNAME to the hostname, never an A record to its addresses: delete the \
               A/AAAA records and add the CNAME.",
+    },
+    Entry {
+        problem: Problem::CnameFlattened,
+        name: "cname_flattened",
+        severity: Severity::Critical,
+        meaning: "The name holds A/AAAA records equal to the addresses of the expected target, \
+                  through the same resolver: the DNS host flattens the CNAME (Cloudflare's \
+                  \"flatten all CNAMEs\" does), so the CNAME the provider checks for is not \
+                  there.",
+        fix: "Turn CNAME flattening off for this record at the DNS host.",
     },
     Entry {
         problem: Problem::TxtInsteadOfCname,

@@ -299,3 +299,36 @@ async fn key_tags_are_read_from_real_keys() {
     assert!(out.contains("unknown key type k=dsa"), "{out}");
     daemon.stop().await;
 }
+
+#[tokio::test]
+async fn a_flattened_cname_is_told_from_a_records() {
+    let zone = Zone::new()
+        // The DNS host answers with the target's own addresses: flattened.
+        .a("flat._domainkey.fl.test.", [192, 0, 2, 10])
+        .a("flat.dkim.amazonses.com.", [192, 0, 2, 10])
+        // Addresses of something else: A records typed in by hand.
+        .a("arec._domainkey.fl.test.", [192, 0, 2, 99])
+        .a("arec.dkim.amazonses.com.", [192, 0, 2, 11])
+        .a("fl.test.", [192, 0, 2, 1]);
+    let dns = TestDns::start(Behaviour::Answer(zone)).await;
+    let yaml = format!(
+        "interval: 1s\ntimeout: 1s\nauthoritative: false\nresolvers:\n{}domains:
+  - domain: fl.test
+    provider: ses
+    selectors: [flat, arec]
+",
+        support::resolver("dns", dns.addr)
+    );
+    let daemon = Daemon::start(&yaml).await;
+    let s = daemon
+        .wait_for("both records diagnosed", |s| {
+            problems(s, "fl.test", "flat").len() == 2 && problems(s, "fl.test", "arec").len() == 2
+        })
+        .await;
+    assert_eq!(
+        problems(&s, "fl.test", "flat"),
+        ["cname_flattened", "missing"]
+    );
+    assert_eq!(problems(&s, "fl.test", "arec"), ["a_record", "missing"]);
+    daemon.stop().await;
+}
