@@ -332,3 +332,81 @@ async fn a_flattened_cname_is_told_from_a_records() {
     assert_eq!(problems(&s, "fl.test", "arec"), ["a_record", "missing"]);
     daemon.stop().await;
 }
+
+#[tokio::test]
+async fn every_fix_that_is_a_record_says_what_to_paste_and_where() {
+    let zone = Zone::new()
+        .ns("paste.test.", "ns1.paste.test.")
+        .a("ns1.paste.test.", [127, 0, 0, 2])
+        .a("paste.test.", [192, 0, 2, 1])
+        .cname("typo._domainkey.paste.test.", "typo.dkim.amazonses.co.");
+    let (port, _nameservers) =
+        TestDns::start_nameservers(vec![Behaviour::Answer(zone.clone())]).await;
+    let resolver = TestDns::start(Behaviour::Answer(zone)).await;
+    let config = dkim_exporter::config::parse(
+        &format!(
+            "timeout: 1s\nresolvers:\n{}domains:
+  - domain: paste.test
+    provider: ses
+    selectors: [sel, typo]
+  - domain: paste.test.example
+    records:
+      - selector: mail
+",
+            support::resolver("dns", resolver.addr)
+        ),
+        "test.yaml",
+    )
+    .unwrap();
+    let (config, targets) = dkim_exporter::targets::file::split(config);
+    let report = dkim_exporter::oneshot::check(config, &targets, port).await;
+
+    let text = report.to_text(false);
+    for line in [
+        "      problem missing: no record on dns, auth:ns1.paste.test; the domain's DNS is served by ns1.paste.test",
+        "        paste: name sel._domainkey  type CNAME  value sel.dkim.amazonses.com",
+        "        zone file: sel._domainkey.paste.test. 300 IN CNAME sel.dkim.amazonses.com.",
+        "        where: your DNS is served by ns1.paste.test: add it there",
+        "        paste: name typo._domainkey  type CNAME  value typo.dkim.amazonses.com",
+        "        zone file: typo._domainkey.paste.test. 300 IN CNAME typo.dkim.amazonses.com.",
+    ] {
+        assert!(
+            text.contains(&format!("{line}\n")),
+            "{line:?} not in:\n{text}"
+        );
+    }
+
+    let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
+    let sel = &json["domains"][0]["records"][0]["problems"][0];
+    assert_eq!(sel["problem"], "missing");
+    assert_eq!(
+        sel["paste"],
+        serde_json::json!({
+            "zone_file": "sel._domainkey.paste.test. 300 IN CNAME sel.dkim.amazonses.com.",
+            "name": "sel._domainkey.paste.test",
+            "host_form_name": "sel._domainkey",
+            "record_type": "CNAME",
+            "value": "sel.dkim.amazonses.com",
+            "nameservers": ["ns1.paste.test"],
+        })
+    );
+    let typo = &json["domains"][0]["records"][1]["problems"][0];
+    assert_eq!(typo["problem"], "target_typo");
+    assert_eq!(typo["fix"], "Fix the spelling of the CNAME target.");
+    assert_eq!(typo["paste"]["value"], "typo.dkim.amazonses.com");
+    // A TXT key: only the sender has the value; a domain with no nameserver found says so.
+    let mail = &json["domains"][1]["records"][0]["problems"];
+    let pasted: Vec<&serde_json::Value> = mail
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p.get("paste"))
+        .collect();
+    for paste in pasted {
+        assert_eq!(paste["record_type"], "TXT");
+        assert_eq!(
+            paste["value"],
+            "v=DKIM1; k=rsa; p=<the public key your provider gives you>"
+        );
+    }
+}

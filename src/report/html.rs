@@ -125,11 +125,24 @@ fn problem_items(html: &mut String, problems: &[ProblemReport]) {
     for problem in problems {
         let _ = write!(
             html,
-            "<li><b>{}</b>: {}<br><span class=\"fix\">Fix: {}</span></li>",
+            "<li><b>{}</b>: {}<br><span class=\"fix\">Fix: {}</span>",
             esc(problem.problem),
             esc(&problem.detail),
             esc(problem.fix)
         );
+        if let Some(paste) = &problem.paste {
+            let _ = write!(
+                html,
+                "<br><span class=\"fix\">Name <code>{}</code>, type {}, value <code>{}</code>; \
+                 zone file: <code>{}</code>; {}</span>",
+                esc(&paste.host_form_name),
+                paste.record_type,
+                esc(&paste.value),
+                esc(&paste.zone_file),
+                esc(&paste.place()),
+            );
+        }
+        html.push_str("</li>");
     }
 }
 

@@ -3,6 +3,7 @@
 //! verdicts.
 
 pub mod html;
+pub mod paste;
 mod text;
 
 use serde::Serialize;
@@ -11,6 +12,7 @@ use crate::provider::Expected;
 use crate::ses::Discovered;
 use crate::state::{RecordState, State};
 use crate::targets::record_name;
+pub use paste::Paste;
 
 /// Every configured domain and record.
 #[derive(Debug, Serialize)]
@@ -122,6 +124,9 @@ pub struct ProblemReport {
     pub detail: String,
     /// What to do about it.
     pub fix: &'static str,
+    /// The record to publish, when publishing it fixes the problem.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub paste: Option<Paste>,
 }
 
 impl Report {
@@ -164,6 +169,7 @@ impl Report {
                         problem: f.problem.as_str(),
                         detail: f.detail,
                         fix: f.problem.fix(),
+                        paste: None,
                     })
                     .collect();
                 self.ok &= problems.is_empty();
@@ -272,6 +278,11 @@ impl RecordReport {
                 dnssec_bogus: view.dnssec_bogus,
             })
             .collect();
+        let nameservers: Vec<&str> = record
+            .auth
+            .iter()
+            .filter_map(|(name, _)| name.strip_prefix("auth:"))
+            .collect();
         let problems: Vec<ProblemReport> = record
             .findings
             .iter()
@@ -279,6 +290,13 @@ impl RecordReport {
                 problem: f.problem.as_str(),
                 detail: f.detail.clone(),
                 fix: f.problem.fix(),
+                paste: Paste::for_problem(
+                    f.problem,
+                    &record.selector,
+                    &record.domain,
+                    &record.expected,
+                    &nameservers,
+                ),
             })
             .collect();
         let status = match record.healthy(&state.resolvers) {

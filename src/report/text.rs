@@ -110,5 +110,14 @@ fn write_problems(
             problem.detail
         );
         let _ = writeln!(out, "        fix: {}", problem.fix);
+        if let Some(paste) = &problem.paste {
+            let _ = writeln!(
+                out,
+                "        paste: name {}  type {}  value {}",
+                paste.host_form_name, paste.record_type, paste.value
+            );
+            let _ = writeln!(out, "        zone file: {}", paste.zone_file);
+            let _ = writeln!(out, "        where: {}", paste.place());
+        }
     }
 }
