@@ -99,6 +99,19 @@ pub struct CheckArgs {
     #[arg(long = "ses-endpoint", value_name = "URL", requires = "ses_region")]
     pub ses_endpoint: Option<String>,
 
+    /// The expected CNAME target of the selectors, for a provider with no preset; may be a
+    /// template with {selector}, {domain} and {domain_dashed}.
+    #[arg(long, value_name = "TARGET", conflicts_with = "provider")]
+    pub cname: Option<String>,
+
+    /// How long one DNS query may take (like 2s); default: the config's, or 5s.
+    #[arg(long, value_name = "DURATION", value_parser = crate::config::parse_duration)]
+    pub timeout: Option<std::time::Duration>,
+
+    /// Print only the records that are not correct, and their domains.
+    #[arg(long = "problems-only")]
+    pub problems_only: bool,
+
     /// A resolver to ask, IP or IP:port (repeatable); default: the config's, or the public ones.
     #[arg(long = "resolver", value_name = "ADDRESS")]
     pub resolvers: Vec<String>,

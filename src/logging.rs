@@ -144,7 +144,7 @@ fn quote(value: &str) -> String {
 }
 
 /// The current UTC time as RFC 3339 with milliseconds.
-fn rfc3339_now() -> String {
+pub fn rfc3339_now() -> String {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();

@@ -71,7 +71,12 @@ pub async fn run(args: CheckArgs, nameserver_port: u16) -> u8 {
         }
     };
     let state = check_state(config, &targets, nameserver_port).await;
-    let report = Report::from_state(&state).with_ses(&discovered, &state, scheduler::unix_now());
+    let mut report =
+        Report::from_state(&state).with_ses(&discovered, &state, scheduler::unix_now());
+    let ok = report.ok;
+    if args.problems_only {
+        report = report.problems_only();
+    }
     let text = match args.format {
         OutputFormat::Json => report.to_json(),
         OutputFormat::Text => {
@@ -83,11 +88,7 @@ pub async fn run(args: CheckArgs, nameserver_port: u16) -> u8 {
     {
         println!("{}", text.trim_end());
     }
-    if report.ok {
-        EXIT_CORRECT
-    } else {
-        EXIT_PROBLEM
-    }
+    if ok { EXIT_CORRECT } else { EXIT_PROBLEM }
 }
 
 /// The SES sources to discover from: the one `--ses-region` describes, or else the config
@@ -144,6 +145,7 @@ fn what_to_check(
         region: args.region.as_deref(),
         account: args.account.as_deref(),
         tenant_domain: args.tenant_domain.as_deref(),
+        cname: args.cname.as_deref(),
     };
     if !discovered.is_empty()
         && args.domain.is_none()
@@ -158,6 +160,12 @@ fn what_to_check(
     let targets = request.targets(configured.as_ref())?;
     if !resolvers.is_empty() {
         config.resolvers = resolvers;
+    }
+    if let Some(timeout) = args.timeout {
+        if timeout.is_zero() {
+            return Err("--timeout must be greater than 0s".into());
+        }
+        config.timeout = timeout;
     }
     Ok((config, targets))
 }

@@ -410,3 +410,87 @@ async fn every_fix_that_is_a_record_says_what_to_paste_and_where() {
         );
     }
 }
+
+#[tokio::test]
+async fn check_for_people_and_scripts() {
+    let key = support::rsa_public_key_base64(2048);
+    let dns = TestDns::start(Behaviour::Answer(zone(&key))).await;
+    let resolver = format!("--resolver={}", dns.addr);
+
+    // A one-off record of no preset, by template; a timeout of its own; problems only.
+    let (code, out, err) = support::run_check(
+        &[
+            "tpl.test",
+            "--selector=sel",
+            "--selector=other",
+            "--cname={selector}-{domain_dashed}.keys.example.net",
+            "--timeout=2s",
+            "--problems-only",
+            &resolver,
+        ],
+        Default::default(),
+    )
+    .await;
+    assert_eq!(code, 1, "{out}\n{err}");
+    assert!(!out.contains("sel._domainkey.tpl.test  "), "{out}");
+    assert!(
+        out.contains(
+            "PROBLEM other._domainkey.tpl.test  (expects CNAME other-tpl-test.keys.example.net)"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.ends_with(
+            "1 domains, 2 records: 1 correct, 1 with problems, 0 unknown; 1 domain needs attention\n"
+        ),
+        "{out}"
+    );
+
+    // JSON for scripts: the version, when, and each domain's status.
+    let (code, out, _) = support::run_check(
+        &[
+            "mc.test",
+            "--provider=mailchimp",
+            "--format=json",
+            &resolver,
+        ],
+        Default::default(),
+    )
+    .await;
+    assert_eq!(code, 1);
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(json["version"], env!("CARGO_PKG_VERSION"));
+    assert!(json["timestamp"].as_str().unwrap().ends_with('Z'), "{json}");
+    assert_eq!(json["domains"][0]["status"], "problem");
+
+    // Usage errors: a provider and a cname; a region with no provider that takes it.
+    for (args, reason) in [
+        (
+            vec![
+                "x.test",
+                "--selector=s",
+                "--provider=ses",
+                "--cname=t.example",
+            ],
+            "cannot be used with",
+        ),
+        (
+            vec!["x.test", "--selector=s", "--region=eu-south-1"],
+            "region needs provider ses",
+        ),
+        (
+            vec!["x.test", "--selector=s", "--cname={sel}.example"],
+            "unknown placeholder {sel}",
+        ),
+        (
+            vec!["x.test", "--selector=s", "--timeout=0s"],
+            "greater than 0s",
+        ),
+    ] {
+        let mut args = args;
+        args.push(&resolver);
+        let (code, _, err) = support::run_check(&args, Default::default()).await;
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(err.contains(reason), "{args:?}: {err}");
+    }
+}

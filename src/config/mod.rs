@@ -24,8 +24,8 @@ use serde::Deserialize;
 use crate::provider::Expected;
 
 pub use scalar::{
-    Glob, check_record_name, format_duration, normalise_name, parse_duration, parse_endpoint,
-    parse_selector,
+    Glob, check_record_name, expand_cname, format_duration, normalise_name, parse_duration,
+    parse_endpoint, parse_selector,
 };
 use validate::{Invalid, RawConfig};
 

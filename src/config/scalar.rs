@@ -162,6 +162,14 @@ impl CnameTemplate {
     }
 }
 
+/// The CNAME target the template `text` gives for `selector` under `domain`, checked as the
+/// config checks a `cname:`.
+pub fn expand_cname(text: &str, selector: &str, domain: &str) -> Result<String, String> {
+    let template = CnameTemplate::parse(text)?;
+    normalise_name(&template.expand(selector, domain), "name")
+        .map_err(|message| format!("the template gives {message}"))
+}
+
 impl<'de> Deserialize<'de> for CnameTemplate {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         scalar_with(d, CnameTemplate::parse)

@@ -17,10 +17,33 @@ pub use paste::Paste;
 /// Every configured domain and record.
 #[derive(Debug, Serialize)]
 pub struct Report {
+    /// The exporter's version that made the report.
+    pub version: &'static str,
+    /// When the report was made, RFC 3339 UTC.
+    pub timestamp: String,
     /// Every record is known to be correct and without problems.
     pub ok: bool,
+    /// Counts over every domain and record checked.
+    pub summary: Summary,
     /// The domains, in config order.
     pub domains: Vec<DomainReport>,
+}
+
+/// Counts over a whole report, kept when `--problems-only` leaves records out.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Summary {
+    /// Domains checked.
+    pub domains: usize,
+    /// Domains that are not correct.
+    pub domains_needing_attention: usize,
+    /// Records checked.
+    pub records: usize,
+    /// Records correct.
+    pub correct: usize,
+    /// Records with a problem.
+    pub problems: usize,
+    /// Records no resolver answered for.
+    pub unknown: usize,
 }
 
 /// One domain.
@@ -28,6 +51,11 @@ pub struct Report {
 pub struct DomainReport {
     /// The domain name.
     pub domain: String,
+    /// `correct` when every record is, `problem` when one has a problem (or SES reports one),
+    /// else `unknown`.
+    pub status: Status,
+    /// How many records were checked (`records` may list fewer, with `--problems-only`).
+    pub records_checked: usize,
     /// What SES says of the domain's identity, per `ses:` source that discovered it.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub ses: Vec<SesReport>,
@@ -137,6 +165,8 @@ impl Report {
             .iter()
             .map(|domain| DomainReport {
                 domain: domain.name.clone(),
+                status: Status::Unknown,
+                records_checked: domain.records.len(),
                 ses: Vec::new(),
                 records: state
                     .records
@@ -151,7 +181,55 @@ impl Report {
             .iter()
             .flat_map(|d| &d.records)
             .all(|r| r.status == Status::Correct);
-        Report { ok, domains }
+        let mut report = Report {
+            version: env!("CARGO_PKG_VERSION"),
+            timestamp: crate::logging::rfc3339_now(),
+            ok,
+            summary: Summary::default(),
+            domains,
+        };
+        report.judge_domains();
+        report
+    }
+
+    /// Sets each domain's status from its records and SES's view, and counts them.
+    fn judge_domains(&mut self) {
+        let mut summary = Summary {
+            domains: self.domains.len(),
+            ..Summary::default()
+        };
+        for domain in &mut self.domains {
+            for record in &domain.records {
+                summary.records += 1;
+                match record.status {
+                    Status::Correct => summary.correct += 1,
+                    Status::Problem => summary.problems += 1,
+                    Status::Unknown => summary.unknown += 1,
+                }
+            }
+            let statuses = domain.records.iter().map(|r| r.status);
+            domain.status = if statuses.clone().any(|s| s == Status::Problem)
+                || domain.ses.iter().any(|s| !s.problems.is_empty())
+            {
+                Status::Problem
+            } else if statuses.clone().all(|s| s == Status::Correct) {
+                Status::Correct
+            } else {
+                Status::Unknown
+            };
+            summary.domains_needing_attention += usize::from(domain.status != Status::Correct);
+        }
+        self.summary = summary;
+    }
+
+    /// Keeps only the records with a problem or no answer, and the domains that have one.
+    pub fn problems_only(mut self) -> Report {
+        for domain in &mut self.domains {
+            domain.records.retain(|r| r.status != Status::Correct);
+        }
+        self.domains
+            .retain(|d| !d.records.is_empty() || d.status != Status::Correct);
+        self
     }
 
     /// Adds what SES says of each domain's identity, as `discovered`, with the SES problems
@@ -183,6 +261,7 @@ impl Report {
                 });
             }
         }
+        self.judge_domains();
         self
     }
 

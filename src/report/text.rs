@@ -25,7 +25,7 @@ impl Report {
                 0 => paint("32", "all records correct"),
                 n => paint(
                     "31",
-                    &format!("{n} of {} records need attention", domain.records.len()),
+                    &format!("{n} of {} records need attention", domain.records_checked),
                 ),
             };
             let _ = writeln!(out, "{}: {summary}", paint("1", &domain.domain));
@@ -92,6 +92,21 @@ impl Report {
                 write_problems(&mut out, &record.problems, &paint);
             }
         }
+        let summary = &self.summary;
+        let _ = writeln!(
+            out,
+            "{} domains, {} records: {} correct, {} with problems, {} unknown; {}",
+            summary.domains,
+            summary.records,
+            summary.correct,
+            summary.problems,
+            summary.unknown,
+            match summary.domains_needing_attention {
+                0 => paint("32", "all correct"),
+                1 => paint("31", "1 domain needs attention"),
+                n => paint("31", &format!("{n} domains need attention")),
+            }
+        );
         out
     }
 }

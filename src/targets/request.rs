@@ -5,7 +5,7 @@
 //! the file refuses is refused here with the same words.
 
 use super::{Domain, Record, Targets};
-use crate::config::{check_record_name, normalise_name, parse_selector};
+use crate::config::{check_record_name, expand_cname, normalise_name, parse_selector};
 use crate::provider::{Expected, Params, Provider, ses};
 
 /// What a request asks to check.
@@ -23,6 +23,8 @@ pub struct Request<'a> {
     pub account: Option<&'a str>,
     /// The Microsoft 365 tenant's DKIM domain.
     pub tenant_domain: Option<&'a str>,
+    /// The expected CNAME target (or a template) of a record of no preset.
+    pub cname: Option<&'a str>,
 }
 
 impl Request<'_> {
@@ -35,6 +37,10 @@ impl Request<'_> {
             || self.account.is_some()
             || self.tenant_domain.is_some()
             || self.provider.is_some();
+        if self.cname.is_some() && self.provider.is_some() {
+            return Err("give a provider or a cname, not both".into());
+        }
+        let described = described || self.cname.is_some();
         if self.selectors.is_empty() && described && !presets_selectors {
             return Err(
                 "provider and its parameters describe selectors: give at least one selector".into(),
@@ -103,9 +109,12 @@ impl Request<'_> {
                 ));
             }
             check_record_name(&selector, &name)?;
-            let expected = match provider {
-                Some(p) => p.expected(&params, &selector, &name)?,
-                None => Expected::Txt,
+            let expected = match (provider, self.cname) {
+                (Some(p), _) => p.expected(&params, &selector, &name)?,
+                (None, Some(template)) => {
+                    Expected::Cname(expand_cname(template, &selector, &name)?)
+                }
+                (None, None) => Expected::Txt,
             };
             records.push(Record {
                 selector,

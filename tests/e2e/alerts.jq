@@ -37,8 +37,8 @@ def ses_problems:
 # The problems that come with a problem on the same record, whose alerts may fire with its own
 # (README, Troubleshooting: "The causes of a missing record ... come with missing").
 def companions:
-  {"a_record": ["missing"], "txt_instead_of_cname": ["missing"], "doubled_domain": ["missing"],
-   "missing_underscore": ["missing"]};
+  {"a_record": ["missing"], "cname_flattened": ["missing"], "txt_instead_of_cname": ["missing"],
+   "doubled_domain": ["missing"], "missing_underscore": ["missing"]};
 
 # [operator, value] of each matcher of label $lname in a PromQL expression as Prometheus prints it.
 def label_matchers($lname):
