@@ -108,6 +108,12 @@ pub struct CheckArgs {
     #[arg(long, value_name = "DURATION", value_parser = crate::config::parse_duration)]
     pub timeout: Option<std::time::Duration>,
 
+    /// Try the common DKIM selectors (every preset's, and default, dkim, mail, k1, s1, …)
+    /// under DOMAIN through the first resolver, and say which exist and which provider each
+    /// looks like. SES tokens are random and cannot be found this way.
+    #[arg(long, requires = "domain", conflicts_with_all = ["selectors", "provider", "cname", "ses_region"])]
+    pub discover: bool,
+
     /// Print only the records that are not correct, and their domains.
     #[arg(long = "problems-only")]
     pub problems_only: bool,

@@ -39,6 +39,7 @@ pub mod diagnosis;
 pub mod dkim;
 pub mod evidence;
 pub mod exporter;
+pub mod guess;
 pub mod http;
 pub mod logging;
 pub mod metrics;

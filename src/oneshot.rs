@@ -11,9 +11,11 @@ use std::time::Duration;
 
 use crate::cli::{CheckArgs, OutputFormat};
 use crate::config::{self, Config, SesSource};
+use crate::guess;
 use crate::metrics::Metrics;
 use crate::provider;
 use crate::report::Report;
+use crate::resolver::ResolverClient;
 use crate::scheduler::{self, Work};
 use crate::ses::{self, Discovered};
 use crate::state::State;
@@ -39,6 +41,9 @@ pub async fn run(args: CheckArgs, nameserver_port: u16) -> u8 {
         },
         None => None,
     };
+    if args.discover {
+        return discover(file, &args).await;
+    }
     let sources = match ses_sources(file.as_ref(), &args) {
         Ok(sources) => sources,
         Err(message) => {
@@ -89,6 +94,66 @@ pub async fn run(args: CheckArgs, nameserver_port: u16) -> u8 {
         println!("{}", text.trim_end());
     }
     if ok { EXIT_CORRECT } else { EXIT_PROBLEM }
+}
+
+/// `check DOMAIN --discover`: the common selectors tried through the first resolver. Exit 0
+/// when one was found, 1 when none was, 2 for bad usage.
+async fn discover(file: Option<Config>, args: &CheckArgs) -> u8 {
+    let domain = match args
+        .domain
+        .as_deref()
+        .map(|d| config::normalise_name(d, "name"))
+    {
+        Some(Ok(domain)) => domain,
+        Some(Err(message)) => {
+            eprintln!("dkim_exporter check: {message}");
+            return EXIT_USAGE;
+        }
+        None => {
+            eprintln!("dkim_exporter check: --discover needs a DOMAIN");
+            return EXIT_USAGE;
+        }
+    };
+    let given: Vec<&str> = args.resolvers.iter().map(String::as_str).collect();
+    let mut config = file.unwrap_or_default();
+    match config::resolvers_at(&given) {
+        Ok(resolvers) if !resolvers.is_empty() => config.resolvers = resolvers,
+        Ok(_) => {}
+        Err(message) => {
+            eprintln!("dkim_exporter check: {message}");
+            return EXIT_USAGE;
+        }
+    }
+    if let Some(timeout) = args.timeout.filter(|t| !t.is_zero()) {
+        config.timeout = timeout;
+    }
+    let Some(first) = config.resolvers.first() else {
+        eprintln!("dkim_exporter check: no resolver to ask");
+        return EXIT_USAGE;
+    };
+    let metrics = match Metrics::new() {
+        Ok(metrics) => metrics,
+        Err(e) => {
+            eprintln!("dkim_exporter check: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    let resolver = ResolverClient::new(first, config.timeout, metrics.resolver(&first.name));
+    let search = guess::search(&resolver, &domain).await;
+    let text = match args.format {
+        OutputFormat::Json => serde_json::to_string_pretty(&search)
+            .unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}")),
+        OutputFormat::Text => search.to_text(),
+    };
+    #[allow(clippy::print_stdout)]
+    {
+        println!("{}", text.trim_end());
+    }
+    if search.found.is_empty() {
+        EXIT_PROBLEM
+    } else {
+        EXIT_CORRECT
+    }
 }
 
 /// The SES sources to discover from: the one `--ses-region` describes, or else the config

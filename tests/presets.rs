@@ -494,3 +494,56 @@ async fn check_for_people_and_scripts() {
         assert!(err.contains(reason), "{args:?}: {err}");
     }
 }
+
+#[tokio::test]
+async fn discover_tries_the_common_selectors_and_names_the_provider() {
+    let key = support::rsa_public_key_base64(2048);
+    let zone = zone(&key)
+        .cname(
+            "s1._domainkey.mixed.test.",
+            "s1.domainkey.u1234.wl001.sendgrid.net.",
+        )
+        .cname(
+            "selector1._domainkey.mixed.test.",
+            "selector1-mixed-test._domainkey.contoso.onmicrosoft.com.",
+        )
+        .txt(
+            "google._domainkey.mixed.test.",
+            &["v=DKIM1; k=rsa; p=", &key],
+        )
+        .cname("mail._domainkey.mixed.test.", "mail.keys.example.net.")
+        .a("mixed.test.", [192, 0, 2, 1]);
+    let dns = TestDns::start(Behaviour::Answer(zone)).await;
+    let resolver = format!("--resolver={}", dns.addr);
+    let (code, out, err) =
+        support::run_check(&["mixed.test", "--discover", &resolver], Default::default()).await;
+    assert_eq!(code, 0, "{out}\n{err}");
+    for line in [
+        "  found s1._domainkey.mixed.test  CNAME s1.domainkey.u1234.wl001.sendgrid.net  (looks like sendgrid)\n",
+        "  found selector1._domainkey.mixed.test  CNAME selector1-mixed-test._domainkey.contoso.onmicrosoft.com  (looks like microsoft365)\n",
+        "  found google._domainkey.mixed.test  TXT DKIM key, 2048 bits  (looks like google)\n",
+        "  found mail._domainkey.mixed.test  CNAME mail.keys.example.net\n",
+        "  Amazon SES tokens are random and cannot be guessed",
+    ] {
+        assert!(out.contains(line), "{line:?} not in:\n{out}");
+    }
+    assert_eq!(out.matches("  found ").count(), 4, "{out}");
+
+    let (code, out, _) = support::run_check(
+        &["nothing.test", "--discover", "--format=json", &resolver],
+        Default::default(),
+    )
+    .await;
+    assert_eq!(code, 1, "{out}");
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(json["found"], serde_json::json!([]));
+    assert_eq!(json["failed"], 0);
+    assert!(json["tried"].as_u64().unwrap() >= 30);
+
+    let (code, _, err) = support::run_check(
+        &["mixed.test", "--discover", "--selector=s1", &resolver],
+        Default::default(),
+    )
+    .await;
+    assert_eq!(code, 2, "{err}");
+}

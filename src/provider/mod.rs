@@ -145,6 +145,26 @@ impl Provider {
         }
     }
 
+    /// The provider whose targets look like `target` (lower case, no trailing dot).
+    pub fn recognise(target: &str) -> Option<Provider> {
+        let ends = |suffix: &str| target.ends_with(suffix);
+        if ends(".amazonses.com") {
+            Some(Provider::Ses)
+        } else if ends(".sendgrid.net") {
+            Some(Provider::Sendgrid)
+        } else if ends(".onmicrosoft.com") || ends(".dkim.mail.microsoft") {
+            Some(Provider::Microsoft365)
+        } else if ends(".mcsv.net") {
+            Some(Provider::Mailchimp)
+        } else if ends(".mandrillapp.com") {
+            Some(Provider::Mandrill)
+        } else if ends(".brevo.com") || ends(".sendinblue.com") {
+            Some(Provider::Brevo)
+        } else {
+            None
+        }
+    }
+
     /// The provider called `text` (any case).
     pub fn from_name(text: &str) -> Result<Provider, String> {
         let wanted = text.trim().to_ascii_lowercase();
