@@ -107,6 +107,7 @@ fn synthetic_state(domains: usize, resolvers: &[String]) -> State {
         domains: (1..=domains)
             .map(|i| DomainConfig {
                 domain: format!("d{i:05}.bench"),
+                rotating_pair: None,
                 records: (0..SELECTORS)
                     .map(|s| {
                         let token = token(i, s);

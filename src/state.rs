@@ -60,6 +60,8 @@ pub struct DomainState {
     /// Where the domain's records are in [`State::records`], which keeps each domain's records
     /// together: per-domain verdicts read these instead of searching every record.
     pub records: Range<usize>,
+    /// The two records (indices into [`State::records`]) of a rotating pair of selectors.
+    pub rotating_pair: Option<(usize, usize)>,
 }
 
 /// Round bookkeeping.
@@ -94,6 +96,9 @@ pub struct RecordState {
     pub key: Option<KeyLookup>,
     /// Whether the domain exists, while the record is NXDOMAIN everywhere.
     pub domain_exists: Option<bool>,
+    /// The record is the inactive one of a rotating pair: its target holds no key while its
+    /// partner is healthy, so that is not a problem.
+    pub inactive_key: bool,
     /// What the walk of the domain's delegation found, while no resolver resolves the record.
     pub walk: Option<Arc<Walk>>,
     /// When the current hour of logged problem changes began, and how many were logged in it
@@ -181,6 +186,7 @@ impl RecordState {
             extra: None,
             key: None,
             domain_exists: None,
+            inactive_key: false,
             walk: None,
             logged: None,
         }
@@ -457,6 +463,7 @@ impl State {
                         name: domain.name.clone(),
                         last_check: None,
                         records: 0..0,
+                        rotating_pair: None,
                     });
             let first = self.records.len();
             for record in &domain.records {
@@ -485,6 +492,15 @@ impl State {
                 self.records.push(state);
             }
             domain_state.records = first..self.records.len();
+            domain_state.rotating_pair = domain.rotating_pair.as_ref().and_then(|(a, b)| {
+                let at = |selector: &str| {
+                    self.records[first..]
+                        .iter()
+                        .position(|r| r.selector == selector)
+                        .map(|i| first + i)
+                };
+                Some((at(a)?, at(b)?))
+            });
             self.domains.push(domain_state);
         }
         self.resolvers = config
@@ -566,8 +582,36 @@ impl State {
                 .log_changes
                 .then(|| record.findings.iter().map(|f| f.problem).collect());
             record.follow_up(resolvers, follow_up);
+            let domain = self.domain_index.get(&record.domain).copied();
+            if let Some(pair) = domain.and_then(|d| self.domains[d].rotating_pair) {
+                self.judge_pair(pair);
+            }
             if let Some(before) = before {
-                record.log_changes(&before, Instant::now());
+                self.records[r].log_changes(&before, Instant::now());
+            }
+        }
+    }
+
+    /// Of a rotating pair, the record whose only problem is a missing key while its partner is
+    /// healthy holds the inactive key: that is not a problem. Both are diagnosed afresh, so a
+    /// record whose partner stops being healthy gets its `key_missing` back.
+    fn judge_pair(&mut self, (a, b): (usize, usize)) {
+        let resolvers = &self.resolvers;
+        for i in [a, b] {
+            self.records[i].diagnose(resolvers);
+            self.records[i].inactive_key = false;
+        }
+        let only_key_missing =
+            |r: &RecordState| r.findings.len() == 1 && r.findings[0].problem == Problem::KeyMissing;
+        let healthy = |r: &RecordState| r.healthy(resolvers) == Some(true);
+        let (a_inactive, b_inactive) = (
+            only_key_missing(&self.records[a]) && healthy(&self.records[b]),
+            only_key_missing(&self.records[b]) && healthy(&self.records[a]),
+        );
+        for (i, inactive) in [(a, a_inactive), (b, b_inactive)] {
+            if inactive {
+                self.records[i].findings.clear();
+                self.records[i].inactive_key = true;
             }
         }
     }

@@ -547,3 +547,80 @@ async fn discover_tries_the_common_selectors_and_names_the_provider() {
     .await;
     assert_eq!(code, 2, "{err}");
 }
+
+#[tokio::test]
+async fn the_inactive_key_of_microsofts_rotating_pair_is_not_a_problem() {
+    let key = support::rsa_public_key_base64(2048);
+    // selector1 holds the active key; selector2's target has none until Microsoft rotates.
+    let zone = cname_with_key(
+        Zone::new(),
+        "selector1",
+        "pair.test",
+        "selector1-pair-test._domainkey.contoso.onmicrosoft.com",
+        &key,
+    )
+    .cname(
+        "selector2._domainkey.pair.test.",
+        "selector2-pair-test._domainkey.contoso.onmicrosoft.com.",
+    )
+    // Neither target of nokey.test holds a key: both are missing, and that pages.
+    .cname(
+        "selector1._domainkey.nokey.test.",
+        "selector1-nokey-test._domainkey.contoso.onmicrosoft.com.",
+    )
+    .cname(
+        "selector2._domainkey.nokey.test.",
+        "selector2-nokey-test._domainkey.contoso.onmicrosoft.com.",
+    );
+    let dns = TestDns::start(Behaviour::Answer(zone)).await;
+    let yaml = format!(
+        "interval: 1s\ntimeout: 1s\nauthoritative: false\nresolvers:\n{}domains:
+  - domain: pair.test
+    provider: microsoft365
+    tenant_domain: contoso.onmicrosoft.com
+  - domain: nokey.test
+    provider: microsoft365
+    tenant_domain: contoso.onmicrosoft.com
+",
+        support::resolver("dns", dns.addr)
+    );
+    let daemon = Daemon::start(&yaml).await;
+    let s = daemon
+        .wait_for("nokey.test diagnosed", |s| {
+            problems(s, "nokey.test", "selector2") == ["key_missing"]
+        })
+        .await;
+    assert!(problems(&s, "pair.test", "selector1").is_empty());
+    assert!(
+        problems(&s, "pair.test", "selector2").is_empty(),
+        "{}",
+        s.text
+    );
+    assert_eq!(
+        s.value(
+            dkim_exporter::metrics::DOMAIN_HEALTHY.name,
+            &[("domain", "pair.test")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(problems(&s, "nokey.test", "selector1"), ["key_missing"]);
+    let (_, page) = daemon.get("/").await;
+    assert!(page.contains("inactive key of a rotating pair"), "{page}");
+    daemon.stop().await;
+
+    let (code, out, _) = support::run_check(
+        &[
+            "pair.test",
+            "--provider=microsoft365",
+            "--tenant-domain=contoso.onmicrosoft.com",
+            &format!("--resolver={}", dns.addr),
+        ],
+        Default::default(),
+    )
+    .await;
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("note: the inactive key of a rotating pair"),
+        "{out}"
+    );
+}

@@ -60,6 +60,7 @@ fn config(domains: usize) -> Config {
                     16 => format!("ünï{i}.example"),
                     _ => format!("d{i:05}.example"),
                 },
+                rotating_pair: None,
                 records: (0..1 + i % 4)
                     .map(|s| RecordConfig {
                         selector: if i % 17 == 7 {

@@ -167,6 +167,8 @@ pub struct DomainConfig {
     pub domain: String,
     /// The records, in config order.
     pub records: Vec<RecordConfig>,
+    /// Two selectors of which only one holds a key at a time (a preset's rotating pair).
+    pub rotating_pair: Option<(String, String)>,
 }
 
 /// One DKIM record: `{selector}._domainkey.{domain}`.

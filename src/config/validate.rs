@@ -344,9 +344,17 @@ impl RawConfig {
                     ),
                 );
             }
+            let rotating_pair = provider
+                .and_then(|p| p.rotating_pair())
+                .filter(|(a, b)| {
+                    records.iter().any(|r| r.selector == *a)
+                        && records.iter().any(|r| r.selector == *b)
+                })
+                .map(|(a, b)| (a.to_string(), b.to_string()));
             domains.push(DomainConfig {
                 domain: d.domain.0,
                 records,
+                rotating_pair,
             });
         }
 

@@ -103,6 +103,15 @@ impl Provider {
         }
     }
 
+    /// The two selectors of which only one holds a key at a time (Microsoft 365 rotates
+    /// between them): while one is healthy, the other's missing key is its inactive one.
+    pub fn rotating_pair(self) -> Option<(&'static str, &'static str)> {
+        match self {
+            Provider::Microsoft365 => Some(("selector1", "selector2")),
+            _ => None,
+        }
+    }
+
     /// The providers a parameter belongs to.
     pub fn taking(param: &str) -> impl Iterator<Item = Provider> + '_ {
         Provider::ALL

@@ -100,6 +100,9 @@ pub fn landing_page(state: &State, discovered: &[Discovered], telemetry_path: &s
             if let Some(source) = &record.from_ses {
                 let _ = write!(key, "<br>from SES {}", esc(source));
             }
+            if record.inactive_key {
+                key.push_str("<br>inactive key of a rotating pair (no key until rotation)");
+            }
             let _ = write!(
                 html,
                 "<tr class=\"{class}\"><td>{}</td><td>{status}</td><td>{}{key}</td><td><ul>",

@@ -102,6 +102,10 @@ pub struct RecordReport {
     pub resolvers: Vec<ResolverReport>,
     /// Size of the key the record leads to.
     pub key_bits: Option<u32>,
+    /// The inactive selector of a rotating pair: no key at its target while its partner is
+    /// healthy, which is how the provider rotates keys, not a problem.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub inactive_key: bool,
     /// The problems found.
     pub problems: Vec<ProblemReport>,
 }
@@ -396,6 +400,7 @@ impl RecordReport {
             status,
             resolvers,
             key_bits: record.key_bits(&state.resolvers),
+            inactive_key: record.inactive_key,
             problems,
         }
     }

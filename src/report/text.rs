@@ -89,6 +89,13 @@ impl Report {
                     };
                     let _ = writeln!(out, "      {:width$}  {said}", resolver.resolver);
                 }
+                if record.inactive_key {
+                    let _ = writeln!(
+                        out,
+                        "      note: the inactive key of a rotating pair: its target holds no key \
+                         until the provider rotates to it, while the other selector is healthy"
+                    );
+                }
                 write_problems(&mut out, &record.problems, &paint);
             }
         }

@@ -13,6 +13,7 @@ pub fn split(mut config: Config) -> (Config, Targets) {
             .into_iter()
             .map(|domain| Domain {
                 name: domain.domain,
+                rotating_pair: domain.rotating_pair,
                 records: domain
                     .records
                     .into_iter()

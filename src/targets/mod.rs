@@ -27,6 +27,8 @@ pub struct Domain {
     pub name: String,
     /// The records, in source order; never two with one selector.
     pub records: Vec<Record>,
+    /// Two selectors of which only one holds a key at a time (a preset's rotating pair).
+    pub rotating_pair: Option<(String, String)>,
 }
 
 /// One DKIM record: `{selector}._domainkey.{domain}`.

@@ -122,7 +122,17 @@ impl Request<'_> {
                 from_ses: None,
             });
         }
-        Ok(Domain { name, records })
+        let rotating_pair = provider
+            .and_then(|p| p.rotating_pair())
+            .filter(|(a, b)| {
+                records.iter().any(|r| r.selector == *a) && records.iter().any(|r| r.selector == *b)
+            })
+            .map(|(a, b)| (a.to_string(), b.to_string()));
+        Ok(Domain {
+            name,
+            records,
+            rotating_pair,
+        })
     }
 }
 

@@ -25,6 +25,7 @@ pub fn merge(file: &Targets, discovered: &[Discovered]) -> Targets {
                 targets.domains.push(Domain {
                     name: identity.domain.clone(),
                     records: Vec::new(),
+                    rotating_pair: None,
                 });
                 targets.domains.len() - 1
             });
