@@ -17,7 +17,7 @@ use crate::provider::Expected;
 use crate::resolver::authoritative::{Nameservers, RoundNameservers};
 use crate::resolver::message::ede;
 use crate::resolver::message::{
-    addresses_at, cname_at, end_of_chain, negative_ttl, normalise, same_name,
+    addresses_at, chain_from, cname_at, end_of_chain, negative_ttl, normalise, same_name,
 };
 use crate::resolver::{Ask, Place, ResolverClient, walk};
 
@@ -138,6 +138,7 @@ pub async fn follow_up(
         && let Ok(reply) = resolver.query(&target, RecordType::TXT).await
     {
         follow_up.key = Some(read_key(&target, &reply));
+        follow_up.key_chain = Some(chain_from(&reply, &target));
     }
     follow_up
 }

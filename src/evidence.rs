@@ -219,6 +219,9 @@ pub struct FollowUp {
     pub extra: Option<Extra>,
     /// The key at the end of the record, when it was looked up and the lookup answered.
     pub key: Option<KeyLookup>,
+    /// The names the expected target's own CNAME chain passed through to the key (Brevo's
+    /// targets are CNAMEs themselves), when the key was looked up.
+    pub key_chain: Option<Vec<String>>,
     /// Whether the domain itself exists, asked when the record was NXDOMAIN everywhere;
     /// `None` when not asked or not answered.
     pub domain_exists: Option<bool>,

@@ -94,6 +94,8 @@ pub struct RecordState {
     pub extra: Option<Extra>,
     /// The key at the end of the record, for CNAME records that are correct somewhere.
     pub key: Option<KeyLookup>,
+    /// The names the target's own CNAME chain passes through to the key, when it has one.
+    pub key_chain: Option<Box<[String]>>,
     /// Whether the domain exists, while the record is NXDOMAIN everywhere.
     pub domain_exists: Option<bool>,
     /// The record is the inactive one of a rotating pair: its target holds no key while its
@@ -185,6 +187,7 @@ impl RecordState {
             findings: Vec::new(),
             extra: None,
             key: None,
+            key_chain: None,
             domain_exists: None,
             inactive_key: false,
             walk: None,
@@ -317,6 +320,13 @@ impl RecordState {
         match follow_up.key {
             Some(key) => self.key = Some(key),
             None if !self.correct_somewhere(resolvers) => self.key = None,
+            None => {}
+        }
+        match follow_up.key_chain {
+            Some(chain) => {
+                self.key_chain = (!chain.is_empty()).then(|| chain.into_boxed_slice());
+            }
+            None if self.key.is_none() => self.key_chain = None,
             None => {}
         }
         let nxdomain_everywhere = self.missing(resolvers) == Some(true)

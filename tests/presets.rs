@@ -624,3 +624,49 @@ async fn the_inactive_key_of_microsofts_rotating_pair_is_not_a_problem() {
         "{out}"
     );
 }
+
+#[tokio::test]
+async fn a_target_that_is_a_cname_is_followed_to_the_key_and_the_chain_shown() {
+    let key = support::rsa_public_key_base64(2048);
+    // Brevo's target is itself a CNAME; the key is at the end of the chain.
+    let zone = Zone::new()
+        .cname(
+            "brevo1._domainkey.chain.test.",
+            "b1.chain-test.dkim.brevo.com.",
+        )
+        .cname("b1.chain-test.dkim.brevo.com.", "b1.keys.brevo.example.")
+        .txt("b1.keys.brevo.example.", &["v=DKIM1; k=rsa; p=", &key])
+        .cname(
+            "brevo2._domainkey.chain.test.",
+            "b2.chain-test.dkim.brevo.com.",
+        )
+        .cname("b2.chain-test.dkim.brevo.com.", "b2.keys.brevo.example.")
+        .a("chain.test.", [192, 0, 2, 1]);
+    let dns = TestDns::start(Behaviour::Answer(zone)).await;
+    let (code, out, err) = support::run_check(
+        &[
+            "chain.test",
+            "--provider=brevo",
+            &format!("--resolver={}", dns.addr),
+        ],
+        Default::default(),
+    )
+    .await;
+    assert_eq!(code, 1, "{out}\n{err}");
+    assert!(
+        out.contains(
+            "  OK      brevo1._domainkey.chain.test  (expects CNAME b1.chain-test.dkim.brevo.com, key 2048 bits)\n"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("      chain: b1.chain-test.dkim.brevo.com -> b1.keys.brevo.example\n"),
+        "{out}"
+    );
+    // The end of the second chain holds no key.
+    assert!(
+        out.contains("      chain: b2.chain-test.dkim.brevo.com -> b2.keys.brevo.example\n"),
+        "{out}"
+    );
+    assert!(out.contains("problem key_missing"), "{out}");
+}

@@ -100,6 +100,9 @@ pub fn landing_page(state: &State, discovered: &[Discovered], telemetry_path: &s
             if let Some(source) = &record.from_ses {
                 let _ = write!(key, "<br>from SES {}", esc(source));
             }
+            if !record.key_chain.is_empty() {
+                let _ = write!(key, "<br>chain: {}", esc(&record.key_chain.join(" → ")));
+            }
             if record.inactive_key {
                 key.push_str("<br>inactive key of a rotating pair (no key until rotation)");
             }

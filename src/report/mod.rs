@@ -102,6 +102,9 @@ pub struct RecordReport {
     pub resolvers: Vec<ResolverReport>,
     /// Size of the key the record leads to.
     pub key_bits: Option<u32>,
+    /// The names the expected target's own CNAME chain passes through to the key.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub key_chain: Vec<String>,
     /// The inactive selector of a rotating pair: no key at its target while its partner is
     /// healthy, which is how the provider rotates keys, not a problem.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
@@ -400,6 +403,7 @@ impl RecordReport {
             status,
             resolvers,
             key_bits: record.key_bits(&state.resolvers),
+            key_chain: record.key_chain.as_deref().unwrap_or_default().to_vec(),
             inactive_key: record.inactive_key,
             problems,
         }

@@ -89,6 +89,14 @@ impl Report {
                     };
                     let _ = writeln!(out, "      {:width$}  {said}", resolver.resolver);
                 }
+                if !record.key_chain.is_empty() {
+                    let _ = writeln!(
+                        out,
+                        "      chain: {} -> {}",
+                        record.expected_target.as_deref().unwrap_or_default(),
+                        record.key_chain.join(" -> ")
+                    );
+                }
                 if record.inactive_key {
                     let _ = writeln!(
                         out,

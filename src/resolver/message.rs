@@ -119,6 +119,27 @@ pub fn end_of_chain(reply: &Message, qname: &Name) -> Name {
     owner
 }
 
+/// The names a CNAME chain from `qname` passes through in `reply`, after `qname` itself, up to
+/// the name that holds the data: empty when `qname` is not a CNAME there.
+pub fn chain_from(reply: &Message, qname: &Name) -> Vec<String> {
+    let mut chain = Vec::new();
+    let mut owner = qname.clone();
+    for _ in 0..MAX_CHAIN {
+        match reply
+            .answers
+            .iter()
+            .find_map(|r| same_name(&r.name, &owner).then_some(&r.data))
+        {
+            Some(RData::CNAME(next)) => {
+                owner = next.0.clone();
+                chain.push(normalise(&owner));
+            }
+            _ => break,
+        }
+    }
+    chain
+}
+
 /// The same name, label by label and ignoring case and the trailing dot. Compared in place:
 /// this runs for every record of every answer, and turning both names into strings made it
 /// one of the costliest steps of a check.
