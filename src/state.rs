@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::Config;
 use crate::diagnosis::{Evidence, Failed, Finding, diagnose};
+use crate::dkim::DkimKey;
 use crate::evidence::{
     Ede, Extra, Failure, FailureReason, FollowUp, Found, KeyLookup, Observation, Walk,
 };
@@ -253,7 +254,12 @@ impl RecordState {
 
     /// The size of the key the record leads to, when a usable key was read.
     pub fn key_bits(&self, resolvers: &[ResolverState]) -> Option<u32> {
-        let key = match self.expected {
+        self.key(resolvers).map(|k| k.bits)
+    }
+
+    /// The usable key the record leads to, when one was read.
+    pub fn key<'a>(&'a self, resolvers: &'a [ResolverState]) -> Option<&'a DkimKey> {
+        match self.expected {
             Expected::Cname(_) => match &self.key {
                 Some(KeyLookup::Found(Ok(key))) => Some(key),
                 _ => None,
@@ -261,8 +267,7 @@ impl RecordState {
             Expected::Txt => self
                 .answering(resolvers)
                 .find_map(|(_, o)| o.key.as_ref().and_then(|k| k.as_ref().ok())),
-        };
-        key.map(|k| k.bits)
+        }
     }
 
     /// Whether no answering resolver has a record of the expected type; `None` when none answered.

@@ -297,6 +297,11 @@ async fn key_tags_are_read_from_real_keys() {
         "{out}"
     );
     assert!(out.contains("unknown key type k=dsa"), "{out}");
+    // The tags are shown, not only a hash of the TXT.
+    assert!(
+        out.contains("testing._domainkey.keys.test  (expects TXT DKIM key, key 2048 bits t=y)"),
+        "{out}"
+    );
     daemon.stop().await;
 }
 

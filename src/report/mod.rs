@@ -8,6 +8,7 @@ mod text;
 
 use serde::Serialize;
 
+use crate::dkim::KeyType;
 use crate::provider::Expected;
 use crate::ses::Discovered;
 use crate::state::{RecordState, State};
@@ -102,6 +103,10 @@ pub struct RecordReport {
     pub resolvers: Vec<ResolverReport>,
     /// Size of the key the record leads to.
     pub key_bits: Option<u32>,
+    /// The key's algorithm and the tags that change how receivers treat it (`t=y`,
+    /// `h=sha1`), as the key record writes them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub key_tags: Vec<&'static str>,
     /// The names the expected target's own CNAME chain passes through to the key.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub key_chain: Vec<String>,
@@ -403,6 +408,22 @@ impl RecordReport {
             status,
             resolvers,
             key_bits: record.key_bits(&state.resolvers),
+            key_tags: record
+                .key(&state.resolvers)
+                .map(|key| {
+                    let mut tags = vec![match key.key_type {
+                        KeyType::Rsa => "k=rsa",
+                        KeyType::Ed25519 => "k=ed25519",
+                    }];
+                    if key.flags.testing {
+                        tags.push("t=y");
+                    }
+                    if key.flags.sha1_only {
+                        tags.push("h=sha1");
+                    }
+                    tags
+                })
+                .unwrap_or_default(),
             key_chain: record.key_chain.as_deref().unwrap_or_default().to_vec(),
             inactive_key: record.inactive_key,
             problems,

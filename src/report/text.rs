@@ -60,7 +60,15 @@ impl Report {
                 };
                 let key = record
                     .key_bits
-                    .map(|bits| format!(", key {bits} bits"))
+                    .map(|bits| {
+                        let tags = record
+                            .key_tags
+                            .iter()
+                            .filter(|t| !t.starts_with("k=rsa"))
+                            .map(|t| format!(" {t}"))
+                            .collect::<String>();
+                        format!(", key {bits} bits{tags}")
+                    })
                     .unwrap_or_default();
                 let from = record
                     .from_ses
