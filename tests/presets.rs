@@ -52,8 +52,12 @@ fn zone(key: &str) -> Zone {
     // Brevo: both correct.
     zone = cname_with_key(zone, "brevo1", "bv.test", "b1.bv-test.dkim.brevo.com", key);
     zone = cname_with_key(zone, "brevo2", "bv.test", "b2.bv-test.dkim.brevo.com", key);
-    // Google Workspace: a TXT key.
+    // Brevo on another domain: brevo1 pointing at the first domain's target (one character
+    // off: a typo), brevo2 missing.
+    zone = cname_with_key(zone, "brevo1", "bv2.test", "b1.bv-test.dkim.brevo.com", key);
+    // Google Workspace: a TXT key; on another domain, a revoked one.
     zone = zone.txt("google._domainkey.gw.test.", &["v=DKIM1; k=rsa; p=", key]);
+    zone = zone.txt("google._domainkey.gw2.test.", &["v=DKIM1; k=rsa; p="]);
     // A template: {selector}-{domain_dashed}.
     zone = cname_with_key(
         zone,
@@ -90,6 +94,10 @@ const DOMAINS: &str = "domains:
   - domain: bv.test
     provider: brevo
   - domain: gw.test
+    provider: google
+  - domain: bv2.test
+    provider: brevo
+  - domain: gw2.test
     provider: google
   - domain: tpl.test
     records:
@@ -146,6 +154,9 @@ async fn every_preset_through_the_daemon() {
     assert_eq!(problems(&s, "mail.m365.test", "selector2"), ["missing"]);
     assert_eq!(problems(&s, "mc.test", "k3"), ["target_typo"]);
     assert_eq!(problems(&s, "md.test", "mte2"), ["missing"]);
+    assert_eq!(problems(&s, "bv2.test", "brevo1"), ["target_typo"]);
+    assert_eq!(problems(&s, "bv2.test", "brevo2"), ["missing"]);
+    assert_eq!(problems(&s, "gw2.test", "google"), ["key_invalid"]);
     daemon.stop().await;
 }
 
