@@ -103,26 +103,22 @@ pub fn normalise(name: &Name) -> String {
     }
 }
 
-/// Where the CNAME chain from `qname` ends, as far as the answer goes.
+/// The name a CNAME chain from `qname` ends at in `reply` (at most [`MAX_CHAIN`] steps).
 pub fn end_of_chain(reply: &Message, qname: &Name) -> Name {
-    let mut owner = qname.clone();
-    for _ in 0..MAX_CHAIN {
-        match reply
-            .answers
-            .iter()
-            .find_map(|r| same_name(&r.name, &owner).then_some(&r.data))
-        {
-            Some(RData::CNAME(next)) => owner = next.0.clone(),
-            _ => break,
-        }
-    }
-    owner
+    follow_chain(reply, qname, |_| {})
 }
 
 /// The names a CNAME chain from `qname` passes through in `reply`, after `qname` itself, up to
 /// the name that holds the data: empty when `qname` is not a CNAME there.
 pub fn chain_from(reply: &Message, qname: &Name) -> Vec<String> {
     let mut chain = Vec::new();
+    follow_chain(reply, qname, |name| chain.push(normalise(name)));
+    chain
+}
+
+/// Follows the CNAMEs from `qname` in `reply`, calling `each` with every target; returns the
+/// last name.
+fn follow_chain(reply: &Message, qname: &Name, mut each: impl FnMut(&Name)) -> Name {
     let mut owner = qname.clone();
     for _ in 0..MAX_CHAIN {
         match reply
@@ -132,12 +128,12 @@ pub fn chain_from(reply: &Message, qname: &Name) -> Vec<String> {
         {
             Some(RData::CNAME(next)) => {
                 owner = next.0.clone();
-                chain.push(normalise(&owner));
+                each(&owner);
             }
             _ => break,
         }
     }
-    chain
+    owner
 }
 
 /// The same name, label by label and ignoring case and the trailing dot. Compared in place:
