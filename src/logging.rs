@@ -49,8 +49,7 @@ pub fn init(level: LogLevel, format: LogFormat) {
         LogFormat::Json => tracing_subscriber::registry()
             .with(
                 tracing_subscriber::fmt::layer()
-                    .json()
-                    .flatten_event(true)
+                    .event_format(Json)
                     .with_writer(std::io::stderr),
             )
             .with(filter)
@@ -99,6 +98,82 @@ where
             write!(writer, " msg={}", quote(&message))?;
         }
         writeln!(writer, "{}", visitor.fields)
+    }
+}
+
+/// Formats events as one JSON object per line, with the keys logfmt uses: `ts`, `level`,
+/// `source`, `msg`, then the event's fields (numbers and booleans as such, the rest as text).
+pub struct Json;
+
+impl<S, N> FormatEvent<S, N> for Json
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        _ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        let meta = event.metadata();
+        let mut object = serde_json::Map::new();
+        object.insert("ts".into(), rfc3339_now().into());
+        object.insert(
+            "level".into(),
+            meta.level().as_str().to_ascii_lowercase().into(),
+        );
+        object.insert("source".into(), meta.target().into());
+        let mut visitor = JsonVisitor {
+            message: None,
+            fields: serde_json::Map::new(),
+        };
+        event.record(&mut visitor);
+        if let Some(message) = visitor.message {
+            object.insert("msg".into(), message.into());
+        }
+        object.extend(visitor.fields);
+        let line = serde_json::Value::Object(object).to_string();
+        writeln!(writer, "{line}")
+    }
+}
+
+struct JsonVisitor {
+    message: Option<String>,
+    fields: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Visit for JsonVisitor {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.push(field, value.into());
+    }
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.push(field, value.into());
+    }
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.push(field, value.into());
+    }
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.push(field, value.into());
+    }
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.push(field, value.into());
+    }
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.push(field, format!("{value:?}").into());
+    }
+}
+
+impl JsonVisitor {
+    fn push(&mut self, field: &Field, value: serde_json::Value) {
+        if field.name() == "message" {
+            self.message = Some(match value {
+                serde_json::Value::String(text) => text,
+                other => other.to_string(),
+            });
+        } else {
+            self.fields.insert(field.name().to_string(), value);
+        }
     }
 }
 

@@ -124,7 +124,11 @@ fn invalid_config_stops_start_with_the_error_in_json_logs() {
     ]);
     let line = wait_line(&lines, "cannot load config");
     let parsed: serde_json::Value = serde_json::from_str(&line).expect("a JSON log line");
-    assert_eq!(parsed["level"], "ERROR");
+    // The keys logfmt uses, in lower case.
+    assert_eq!(parsed["level"], "error");
+    assert_eq!(parsed["msg"], "cannot load config");
+    assert!(parsed["ts"].as_str().unwrap().ends_with('Z'), "{line}");
+    assert_eq!(parsed["source"], "dkim_exporter");
     assert!(
         parsed["error"]
             .as_str()
