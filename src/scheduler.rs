@@ -384,7 +384,14 @@ async fn run_round(
                         let resolver = &work.clients[slot.resolver].name;
                         match &outcome {
                             Ok(observation) => {
-                                tracing::debug!(record = %record.key, resolver = %resolver, found = ?observation.found, correct = observation.correct, "checked")
+                                tracing::debug!(
+                                    record = %record.key,
+                                    resolver = %resolver,
+                                    record_type = observation.found.record_type(),
+                                    value = observation.found.value(),
+                                    correct = observation.correct,
+                                    "checked"
+                                )
                             }
                             Err(failure) => {
                                 tracing::debug!(record = %record.key, resolver = %resolver, reason = failure.reason.as_str(), "lookup failed")

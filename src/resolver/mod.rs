@@ -208,21 +208,35 @@ impl ResolverClient {
                 Ok(reply)
             }
         });
-        self.metrics
-            .duration
-            .observe(started.elapsed().as_secs_f64());
-        match &result {
-            Ok(_) => {}
-            Err(failure) => {
-                self.metrics.error(failure.reason).inc();
-                tracing::debug!(
+        let elapsed = started.elapsed();
+        self.metrics.duration.observe(elapsed.as_secs_f64());
+        if let Err(failure) = &result {
+            self.metrics.error(failure.reason).inc();
+        }
+        // Every query at debug: who was asked what, what came back, how fast.
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            let latency_ms = elapsed.as_secs_f64() * 1000.0;
+            match &result {
+                Ok(reply) => tracing::debug!(
+                    resolver = %self.name,
+                    query = %name,
+                    record_type = %record_type,
+                    rcode = %reply.metadata.response_code,
+                    answers = reply.answers.len(),
+                    ede = %ede(reply).map(|e| e.to_string()).unwrap_or_default(),
+                    latency_ms,
+                    "query"
+                ),
+                Err(failure) => tracing::debug!(
                     resolver = %self.name,
                     query = %name,
                     record_type = %record_type,
                     reason = failure.reason.as_str(),
                     detail = %failure.detail,
-                    "lookup failed"
-                );
+                    ede = %failure.ede.as_ref().map(|e| e.to_string()).unwrap_or_default(),
+                    latency_ms,
+                    "query failed"
+                ),
             }
         }
         result
