@@ -72,7 +72,13 @@ async fn serves_logs_logfmt_reloads_on_sighup_and_exits_zero_on_sigterm() {
     // --log.level=debug shows each query and each check, in plain words (no Rust debug text).
     let query = wait_line(&lines, "msg=query ");
     assert!(query.contains(" level=debug "), "{query}");
-    for field in [" resolver=", " query=", " record_type=", " rcode=", " latency_ms="] {
+    for field in [
+        " resolver=",
+        " query=",
+        " record_type=",
+        " rcode=",
+        " latency_ms=",
+    ] {
         assert!(query.contains(field), "{field} not in {query}");
     }
     let checked = wait_line(&lines, "msg=checked");

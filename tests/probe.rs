@@ -146,6 +146,8 @@ async fn the_scrape_timeout_bounds_the_probe() {
     // Answered within the budget (1.5s less the 0.5s offset), long before the 5s query timeout.
     assert!(took < Duration::from_secs(4), "probe took {took:?}");
     assert!(s.value(PROBE_DURATION_SECONDS.name, &[]) < Some(1.5));
+    // And it says the budget ran out.
+    assert_eq!(s.value("dkim_probe_timed_out", &[]), Some(1.0), "{body}");
     daemon.stop().await;
 }
 

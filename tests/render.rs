@@ -320,8 +320,13 @@ fn metrics_text_is_the_golden_one() {
 
 #[test]
 fn probe_text_is_the_golden_one() {
-    let mut text = Metrics::render_probe(&state(6), true, 0.25);
-    text.push_str(&Metrics::render_probe(&State::default(), false, 1.0 / 3.0));
+    let mut text = Metrics::render_probe(&state(6), true, 0.25, false);
+    text.push_str(&Metrics::render_probe(
+        &State::default(),
+        false,
+        1.0 / 3.0,
+        true,
+    ));
     golden("probe.prom", &text);
 }
 

@@ -121,6 +121,11 @@ pub(super) async fn probe<B>(app: &App, req: &Request<B>) -> Response<Body> {
             "probe ran out of time: its answer is partial and dkim_probe_success is 0"
         );
     }
-    let body = Metrics::render_probe(&state, finished && healthy, started.elapsed().as_secs_f64());
+    let body = Metrics::render_probe(
+        &state,
+        finished && healthy,
+        started.elapsed().as_secs_f64(),
+        !finished,
+    );
     with_type(StatusCode::OK, METRICS_CONTENT_TYPE, body)
 }

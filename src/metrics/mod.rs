@@ -151,6 +151,8 @@ metrics! {
     PROBE_SUCCESS = "dkim_probe_success", Gauge, Probe, [];
     /// How long the probe took, in seconds.
     PROBE_DURATION_SECONDS = "dkim_probe_duration_seconds", Gauge, Probe, [];
+    /// 1 when the probe's time budget (the scrape timeout) ran out before every lookup ended.
+    PROBE_TIMED_OUT = "dkim_probe_timed_out", Gauge, Probe, [];
 }
 
 /// Label names.

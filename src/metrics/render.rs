@@ -9,20 +9,20 @@ use super::text::{Family, bool_value};
 use super::{
     CHECK_ROUND_DURATION_SECONDS, CHECK_ROUNDS_TOTAL, DOMAIN_HEALTHY,
     DOMAIN_LAST_CHECK_TIMESTAMP_SECONDS, EXPORTER_RECORDS, KEY_LENGTH, Metric, Metrics,
-    PROBE_DURATION_SECONDS, PROBE_SUCCESS, RECORD_CORRECT, RECORD_INFO, RECORD_LOOKUP_SUCCESS,
-    RECORD_PRESENT, RECORD_PROBLEM, RECORD_PROPAGATION_RATIO, RECORD_RESOLVERS_AGREE,
-    RECORD_TTL_SECONDS, RESOLVER_UP, SES_DISCOVERY_LAST_SUCCESS_TIMESTAMP_SECONDS,
-    SES_DISCOVERY_SUCCESS, SES_IDENTITIES, SES_IDENTITY_DKIM_STATUS,
-    SES_IDENTITY_LAST_KEY_GENERATION_TIMESTAMP_SECONDS, SES_IDENTITY_PROBLEM,
-    SES_IDENTITY_SIGNING_ENABLED, SES_IDENTITY_SIGNING_KEY_LENGTH, Scope,
+    PROBE_DURATION_SECONDS, PROBE_SUCCESS, PROBE_TIMED_OUT, RECORD_CORRECT, RECORD_INFO,
+    RECORD_LOOKUP_SUCCESS, RECORD_PRESENT, RECORD_PROBLEM, RECORD_PROPAGATION_RATIO,
+    RECORD_RESOLVERS_AGREE, RECORD_TTL_SECONDS, RESOLVER_UP,
+    SES_DISCOVERY_LAST_SUCCESS_TIMESTAMP_SECONDS, SES_DISCOVERY_SUCCESS, SES_IDENTITIES,
+    SES_IDENTITY_DKIM_STATUS, SES_IDENTITY_LAST_KEY_GENERATION_TIMESTAMP_SECONDS,
+    SES_IDENTITY_PROBLEM, SES_IDENTITY_SIGNING_ENABLED, SES_IDENTITY_SIGNING_KEY_LENGTH, Scope,
 };
 use crate::ses::{Discovered, DkimStatus};
 use crate::state::{State, View};
 
 impl Metrics {
-    /// The `/probe` text: the probed records' gauges, then whether the probe succeeded and how
-    /// long it took.
-    pub fn render_probe(state: &State, success: bool, seconds: f64) -> String {
+    /// The `/probe` text: the probed records' gauges, then whether the probe succeeded, how
+    /// long it took, and whether its budget ran out.
+    pub fn render_probe(state: &State, success: bool, seconds: f64, timed_out: bool) -> String {
         let mut out = String::with_capacity(2048 + state.records.len() * 1024);
         render_parts(
             RECORD_PARTS,
@@ -33,6 +33,7 @@ impl Metrics {
         );
         Family::new(&mut out, PROBE_SUCCESS).sample(&[], bool_value(success));
         Family::new(&mut out, PROBE_DURATION_SECONDS).sample(&[], seconds);
+        Family::new(&mut out, PROBE_TIMED_OUT).sample(&[], bool_value(timed_out));
         out
     }
 
