@@ -211,6 +211,7 @@ fn what_to_check(
         account: args.account.as_deref(),
         tenant_domain: args.tenant_domain.as_deref(),
         cname: args.cname.as_deref(),
+        origin: Default::default(),
     };
     if !discovered.is_empty()
         && args.domain.is_none()

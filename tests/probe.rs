@@ -83,7 +83,7 @@ async fn bad_parameters_are_400_with_a_reason() {
         ),
         (
             "target=example.com&selector=a%20b",
-            "invalid selector \"a b\"",
+            "selector=\"a b\": invalid selector \"a b\"",
         ),
         (
             "target=example.com&provider=ses",
@@ -105,7 +105,14 @@ async fn bad_parameters_are_400_with_a_reason() {
             "target=example.com&selector=s&provider=ses&region=mars-1",
             "unknown region",
         ),
-        ("target=exa_mple..com&selector=s", "invalid name"),
+        (
+            "target=exa_mple..com&selector=s",
+            "target=\"exa_mple..com\": invalid name",
+        ),
+        (
+            "target=example.com&selector=s&provider=ses&region=mars-1",
+            "region=\"mars-1\": unknown region",
+        ),
     ] {
         let (status, body) = probe(&daemon, query).await;
         assert_eq!(status, 400, "{query}: {body}");

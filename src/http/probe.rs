@@ -7,7 +7,7 @@ use hyper::{Request, Response, StatusCode};
 
 use super::{App, Body, METRICS_CONTENT_TYPE, text, with_type};
 use crate::metrics::Metrics;
-use crate::targets::request::Request as Wanted;
+use crate::targets::request::{Origin, Request as Wanted};
 
 /// Probes running at once; more wait for a slot within their own timeout.
 pub const MAX_CONCURRENT_PROBES: usize = 64;
@@ -35,7 +35,10 @@ pub(super) async fn probe<B>(app: &App, req: &Request<B>) -> Response<Body> {
         form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
             .map(|(k, v)| (k.into_owned(), v.into_owned()))
             .collect();
-    let mut target = Wanted::default();
+    let mut target = Wanted {
+        origin: Origin::Query,
+        ..Wanted::default()
+    };
     let mut domain = None;
     fn once<'a>(slot: &mut Option<&'a str>, key: &str, value: &'a str) -> Result<(), String> {
         match slot.replace(value) {

@@ -25,13 +25,37 @@ pub struct Request<'a> {
     pub tenant_domain: Option<&'a str>,
     /// The expected CNAME target (or a template) of a record of no preset.
     pub cname: Option<&'a str>,
+    /// Where the request comes from, which decides how an error names what it is about.
+    pub origin: Origin,
+}
+
+/// Where a request comes from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Origin {
+    /// `dkim_exporter check`: errors name the value.
+    #[default]
+    CommandLine,
+    /// `/probe`: errors name the URL parameter first (`selector="a b": …`).
+    Query,
 }
 
 impl Request<'_> {
+    /// `result`, its error naming the URL parameter `param` given `value` when the request is
+    /// a URL's.
+    fn at<T>(&self, param: &str, value: &str, result: Result<T, String>) -> Result<T, String> {
+        match self.origin {
+            Origin::CommandLine => result,
+            Origin::Query => result.map_err(|e| format!("{param}={value:?}: {e}")),
+        }
+    }
+
     /// The records asked for: the selectors given, or else the domain's records in
     /// `configured` (all of them when no domain is given).
     pub fn targets(&self, configured: Option<&Targets>) -> Result<Targets, String> {
-        let provider = self.provider.map(Provider::from_name).transpose()?;
+        let provider = self
+            .provider
+            .map(|p| self.at("provider", p, Provider::from_name(p)))
+            .transpose()?;
         let presets_selectors = provider.is_some_and(|p| !p.default_selectors().is_empty());
         let described = self.region.is_some()
             || self.account.is_some()
@@ -52,7 +76,7 @@ impl Request<'_> {
                 domains: vec![self.domain_given(domain)?],
             },
             (Some(domain), configured) => {
-                let name = normalise_name(domain, "domain")?;
+                let name = self.at("target", domain, normalise_name(domain, "domain"))?;
                 match configured.and_then(|c| c.domain(&name)) {
                     Some(found) => Targets {
                         domains: vec![found.clone()],
@@ -75,19 +99,25 @@ impl Request<'_> {
 
     /// The domain and the records its selectors make.
     fn domain_given(&self, domain: &str) -> Result<Domain, String> {
-        let name = normalise_name(domain, "name")?;
+        let name = self.at("target", domain, normalise_name(domain, "name"))?;
         // Parameters only mean something to a provider that takes them.
-        let provider = self.provider.map(Provider::from_name).transpose()?;
+        let provider = self
+            .provider
+            .map(|p| self.at("provider", p, Provider::from_name(p)))
+            .transpose()?;
         let params = Params {
-            region: self.region.map(ses::region).transpose()?,
+            region: self
+                .region
+                .map(|r| self.at("region", r, ses::region(r)))
+                .transpose()?,
             dkim_domain: None,
             account: self
                 .account
-                .map(|a| normalise_name(a, "account"))
+                .map(|a| self.at("account", a, normalise_name(a, "account")))
                 .transpose()?,
             tenant_domain: self
                 .tenant_domain
-                .map(|t| normalise_name(t, "tenant_domain"))
+                .map(|t| self.at("tenant_domain", t, normalise_name(t, "tenant_domain")))
                 .transpose()?,
         };
         for param in params.given() {
@@ -102,18 +132,20 @@ impl Request<'_> {
         };
         let mut records: Vec<Record> = Vec::with_capacity(selectors.len());
         for text in selectors {
-            let selector = parse_selector(text)?;
+            let selector = self.at("selector", text, parse_selector(text))?;
             if records.iter().any(|r| r.selector == selector) {
                 return Err(format!(
                     "duplicate record: selector {selector:?} is listed twice for {name}"
                 ));
             }
-            check_record_name(&selector, &name)?;
+            self.at("selector", text, check_record_name(&selector, &name))?;
             let expected = match (provider, self.cname) {
                 (Some(p), _) => p.expected(&params, &selector, &name)?,
-                (None, Some(template)) => {
-                    Expected::Cname(expand_cname(template, &selector, &name)?)
-                }
+                (None, Some(template)) => Expected::Cname(self.at(
+                    "cname",
+                    template,
+                    expand_cname(template, &selector, &name),
+                )?),
                 (None, None) => Expected::Txt,
             };
             records.push(Record {
