@@ -49,7 +49,7 @@ pub fn init(level: LogLevel, format: LogFormat) {
         LogFormat::Json => tracing_subscriber::registry()
             .with(
                 tracing_subscriber::fmt::layer()
-                    .event_format(Json)
+                    .event_format(EventFormat { json: true })
                     .with_writer(std::io::stderr),
             )
             .with(filter)
@@ -57,7 +57,7 @@ pub fn init(level: LogLevel, format: LogFormat) {
         LogFormat::Logfmt => tracing_subscriber::registry()
             .with(
                 tracing_subscriber::fmt::layer()
-                    .event_format(Logfmt)
+                    .event_format(EventFormat { json: false })
                     .with_writer(std::io::stderr),
             )
             .with(filter)
@@ -67,10 +67,15 @@ pub fn init(level: LogLevel, format: LogFormat) {
     let _ = result;
 }
 
-/// Formats events as logfmt.
-pub struct Logfmt;
+/// Formats events as logfmt (`ts=… level=… source=… msg=… key=value`) or as one JSON object a
+/// line, with the same keys in the same order: `ts`, `level`, `source`, `msg`, then the event's
+/// fields (in JSON, numbers and booleans as such, the rest as text).
+pub struct EventFormat {
+    /// JSON instead of logfmt.
+    pub json: bool,
+}
 
-impl<S, N> FormatEvent<S, N> for Logfmt
+impl<S, N> FormatEvent<S, N> for EventFormat
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
     N: for<'a> FormatFields<'a> + 'static,
@@ -82,68 +87,49 @@ where
         event: &Event<'_>,
     ) -> fmt::Result {
         let meta = event.metadata();
-        write!(
-            writer,
-            "ts={} level={} source={}",
-            rfc3339_now(),
-            meta.level().as_str().to_ascii_lowercase(),
-            meta.target()
-        )?;
-        let mut visitor = LogfmtVisitor {
-            message: None,
-            fields: String::new(),
-        };
-        event.record(&mut visitor);
-        if let Some(message) = visitor.message {
-            write!(writer, " msg={}", quote(&message))?;
+        let mut fields = Fields::default();
+        event.record(&mut fields);
+        let head = [
+            ("ts", serde_json::Value::from(rfc3339_now())),
+            ("level", meta.level().as_str().to_ascii_lowercase().into()),
+            ("source", meta.target().into()),
+        ];
+        let message = fields.message.map(|m| ("msg".to_string(), m.into()));
+        let all = head
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .chain(message)
+            .chain(fields.fields);
+        if self.json {
+            let object: serde_json::Map<String, serde_json::Value> = all.collect();
+            writeln!(writer, "{}", serde_json::Value::Object(object))
+        } else {
+            let mut line = String::new();
+            for (key, value) in all {
+                let text = match value {
+                    serde_json::Value::String(text) => text,
+                    other => other.to_string(),
+                };
+                if !line.is_empty() {
+                    line.push(' ');
+                }
+                line.push_str(&key);
+                line.push('=');
+                line.push_str(&quote(&text));
+            }
+            writeln!(writer, "{line}")
         }
-        writeln!(writer, "{}", visitor.fields)
     }
 }
 
-/// Formats events as one JSON object per line, with the keys logfmt uses: `ts`, `level`,
-/// `source`, `msg`, then the event's fields (numbers and booleans as such, the rest as text).
-pub struct Json;
-
-impl<S, N> FormatEvent<S, N> for Json
-where
-    S: Subscriber + for<'a> LookupSpan<'a>,
-    N: for<'a> FormatFields<'a> + 'static,
-{
-    fn format_event(
-        &self,
-        _ctx: &FmtContext<'_, S, N>,
-        mut writer: Writer<'_>,
-        event: &Event<'_>,
-    ) -> fmt::Result {
-        let meta = event.metadata();
-        let mut object = serde_json::Map::new();
-        object.insert("ts".into(), rfc3339_now().into());
-        object.insert(
-            "level".into(),
-            meta.level().as_str().to_ascii_lowercase().into(),
-        );
-        object.insert("source".into(), meta.target().into());
-        let mut visitor = JsonVisitor {
-            message: None,
-            fields: serde_json::Map::new(),
-        };
-        event.record(&mut visitor);
-        if let Some(message) = visitor.message {
-            object.insert("msg".into(), message.into());
-        }
-        object.extend(visitor.fields);
-        let line = serde_json::Value::Object(object).to_string();
-        writeln!(writer, "{line}")
-    }
-}
-
-struct JsonVisitor {
+/// An event's message and fields, in the order they were given.
+#[derive(Default)]
+struct Fields {
     message: Option<String>,
-    fields: serde_json::Map<String, serde_json::Value>,
+    fields: Vec<(String, serde_json::Value)>,
 }
 
-impl Visit for JsonVisitor {
+impl Visit for Fields {
     fn record_str(&mut self, field: &Field, value: &str) {
         self.push(field, value.into());
     }
@@ -164,7 +150,7 @@ impl Visit for JsonVisitor {
     }
 }
 
-impl JsonVisitor {
+impl Fields {
     fn push(&mut self, field: &Field, value: serde_json::Value) {
         if field.name() == "message" {
             self.message = Some(match value {
@@ -172,35 +158,7 @@ impl JsonVisitor {
                 other => other.to_string(),
             });
         } else {
-            self.fields.insert(field.name().to_string(), value);
-        }
-    }
-}
-
-struct LogfmtVisitor {
-    message: Option<String>,
-    fields: String,
-}
-
-impl Visit for LogfmtVisitor {
-    fn record_str(&mut self, field: &Field, value: &str) {
-        self.push(field, value.to_string());
-    }
-
-    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.push(field, format!("{value:?}"));
-    }
-}
-
-impl LogfmtVisitor {
-    fn push(&mut self, field: &Field, value: String) {
-        if field.name() == "message" {
-            self.message = Some(value);
-        } else {
-            self.fields.push(' ');
-            self.fields.push_str(field.name());
-            self.fields.push('=');
-            self.fields.push_str(&quote(&value));
+            self.fields.push((field.name().to_string(), value));
         }
     }
 }
