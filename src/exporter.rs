@@ -257,11 +257,14 @@ impl Exporter {
     /// scheduler gets new work and the state is reconciled, when the records or settings
     /// changed. `why` is the log message.
     async fn put_in_force(&self, current: &mut InForce, config: Config, file: Targets, why: &str) {
-        let discovered = self.ses.read().unwrap_or_else(|e| e.into_inner()).clone();
-        let (targets, file) = if discovered.is_empty() {
-            (file, None)
-        } else {
-            (targets::ses::merge(&file, &discovered), Some(file))
+        // Merged under the read lock: no await in between, and nothing discovered is copied.
+        let merged = {
+            let discovered = self.ses.read().unwrap_or_else(|e| e.into_inner());
+            (!discovered.is_empty()).then(|| targets::ses::merge(&file, &discovered))
+        };
+        let (targets, file) = match merged {
+            Some(merged) => (merged, Some(file)),
+            None => (file, None),
         };
         if config == current.config && targets == current.targets {
             current.file = file;
@@ -404,8 +407,13 @@ impl Exporter {
             log_listing(discovered, &listing);
             discovered.update(listing, scheduler::unix_now());
         }
+        // The file's records move out of the config in force rather than being copied; with a
+        // source configured they are kept apart, so `file` is there.
         let config = current.config.clone();
-        let file = current.file_targets().clone();
+        let file = match current.file.take() {
+            Some(file) => file,
+            None => current.targets.clone(),
+        };
         self.put_in_force(
             &mut current,
             config,

@@ -5,7 +5,7 @@
 use hickory_proto::rr::{Name, RecordType};
 use serde::Serialize;
 
-use crate::check::{has_key_record, read_key};
+use crate::check::read_key;
 use crate::evidence::KeyLookup;
 use crate::provider::Provider;
 use crate::resolver::ResolverClient;
@@ -119,20 +119,23 @@ pub async fn search(resolver: &ResolverClient, domain: &str) -> Search {
                 value: target,
             }),
             None => match resolver.query(&owner, RecordType::TXT).await {
-                Ok(reply) if has_key_record(&owner, &reply) => Some(Found {
-                    selector: (*selector).to_string(),
-                    name,
-                    record_type: "txt",
-                    value: match read_key(&owner, &reply) {
-                        KeyLookup::Found(Ok(key)) => format!("DKIM key, {} bits", key.bits),
+                // One reading of the reply: no key-like TXT there means no key record.
+                Ok(reply) => {
+                    let value = match read_key(&owner, &reply) {
+                        KeyLookup::NotFound => None,
+                        KeyLookup::Found(Ok(key)) => Some(format!("DKIM key, {} bits", key.bits)),
                         KeyLookup::Found(Err(e)) => {
-                            format!("DKIM key record that is not usable: {e}")
+                            Some(format!("DKIM key record that is not usable: {e}"))
                         }
-                        KeyLookup::NotFound => "DKIM key record".to_string(),
-                    },
-                    provider: (*selector == "google").then_some(Provider::Google.name()),
-                }),
-                Ok(_) => None,
+                    };
+                    value.map(|value| Found {
+                        selector: (*selector).to_string(),
+                        name,
+                        record_type: "txt",
+                        value,
+                        provider: (*selector == "google").then_some(Provider::Google.name()),
+                    })
+                }
                 Err(_) => {
                     search.failed += 1;
                     None

@@ -608,13 +608,16 @@ impl State {
     }
 
     /// Of a rotating pair, the record whose only problem is a missing key while its partner is
-    /// healthy holds the inactive key: that is not a problem. Both are diagnosed afresh, so a
-    /// record whose partner stops being healthy gets its `key_missing` back.
+    /// healthy holds the inactive key: that is not a problem. An inactive record is diagnosed
+    /// afresh each time, so it gets its `key_missing` back when its partner stops being healthy.
     fn judge_pair(&mut self, (a, b): (usize, usize)) {
         let resolvers = &self.resolvers;
+        // A record judged inactive had its findings cleared: diagnose it again to read them
+        // afresh. The other one's findings are its own diagnosis already.
         for i in [a, b] {
-            self.records[i].diagnose(resolvers);
-            self.records[i].inactive_key = false;
+            if std::mem::take(&mut self.records[i].inactive_key) {
+                self.records[i].diagnose(resolvers);
+            }
         }
         let only_key_missing =
             |r: &RecordState| r.findings.len() == 1 && r.findings[0].problem == Problem::KeyMissing;

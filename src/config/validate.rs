@@ -231,14 +231,8 @@ impl RawConfig {
                 account: d.account.map(|n| n.0),
                 tenant_domain: d.tenant_domain.map(|n| n.0),
             };
-            for param in params.given() {
-                if !provider.is_some_and(|p| p.params().contains(&param)) {
-                    let owners: Vec<&str> = Provider::taking(param).map(|p| p.name()).collect();
-                    return fail(
-                        at(param),
-                        format!("{param} needs provider: {}", owners.join(" or ")),
-                    );
-                }
+            if let Some((param, owners)) = params.foreign_to(provider) {
+                return fail(at(param), format!("{param} needs provider: {owners}"));
             }
             if provider.is_none() && d.selectors.is_some() {
                 return fail(
@@ -344,13 +338,10 @@ impl RawConfig {
                     ),
                 );
             }
-            let rotating_pair = provider
-                .and_then(|p| p.rotating_pair())
-                .filter(|(a, b)| {
-                    records.iter().any(|r| r.selector == *a)
-                        && records.iter().any(|r| r.selector == *b)
-                })
-                .map(|(a, b)| (a.to_string(), b.to_string()));
+            let rotating_pair = Provider::rotating_pair_among(
+                provider,
+                records.iter().map(|r| r.selector.as_str()),
+            );
             domains.push(DomainConfig {
                 domain: d.domain.0,
                 records,

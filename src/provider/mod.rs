@@ -54,6 +54,18 @@ pub struct Params {
 }
 
 impl Params {
+    /// The first parameter given that `provider` does not take, with the providers that do
+    /// (`"sendgrid"`, or `"a or b"`).
+    pub fn foreign_to(&self, provider: Option<Provider>) -> Option<(&'static str, String)> {
+        self.given()
+            .into_iter()
+            .find(|param| !provider.is_some_and(|p| p.params().contains(param)))
+            .map(|param| {
+                let owners: Vec<&str> = Provider::taking(param).map(|p| p.name()).collect();
+                (param, owners.join(" or "))
+            })
+    }
+
     /// The names of the parameters given, in the order a domain entry lists its keys.
     pub fn given(&self) -> Vec<&'static str> {
         [
@@ -110,6 +122,16 @@ impl Provider {
             Provider::Microsoft365 => Some(("selector1", "selector2")),
             _ => None,
         }
+    }
+
+    /// `provider`'s rotating pair, when a domain has records for both of its selectors.
+    pub fn rotating_pair_among<'s>(
+        provider: Option<Provider>,
+        selectors: impl Iterator<Item = &'s str> + Clone,
+    ) -> Option<(String, String)> {
+        let (a, b) = provider?.rotating_pair()?;
+        let has = |wanted: &str| selectors.clone().any(|s| s == wanted);
+        (has(a) && has(b)).then(|| (a.to_string(), b.to_string()))
     }
 
     /// The providers a parameter belongs to.

@@ -5,8 +5,9 @@
 //! - `discover`: listing a source's domain identities and reading each one's DKIM attributes;
 //! - `problem`: the SES problems, and how SES's status and the records' DNS verdicts combine.
 //!
-//! What discovery finds becomes records to check ([`crate::targets::ses`]) and the
-//! `dkim_ses_*` series; a listing that fails keeps the identities of the last good one.
+//! What discovery finds becomes records to check (`targets/ses.rs` merges them into the
+//! file's) and the `dkim_ses_*` series; a listing that fails keeps the identities of the last
+//! good one. Nothing here knows about targets: data flows from here to them.
 
 pub mod client;
 pub mod discover;

@@ -57,14 +57,14 @@ impl Request<'_> {
             .map(|p| self.at("provider", p, Provider::from_name(p)))
             .transpose()?;
         let presets_selectors = provider.is_some_and(|p| !p.default_selectors().is_empty());
-        let described = self.region.is_some()
-            || self.account.is_some()
-            || self.tenant_domain.is_some()
-            || self.provider.is_some();
         if self.cname.is_some() && self.provider.is_some() {
             return Err("give a provider or a cname, not both".into());
         }
-        let described = described || self.cname.is_some();
+        let described = self.region.is_some()
+            || self.account.is_some()
+            || self.tenant_domain.is_some()
+            || self.provider.is_some()
+            || self.cname.is_some();
         if self.selectors.is_empty() && described && !presets_selectors {
             return Err(
                 "provider and its parameters describe selectors: give at least one selector".into(),
@@ -120,11 +120,8 @@ impl Request<'_> {
                 .map(|t| self.at("tenant_domain", t, normalise_name(t, "tenant_domain")))
                 .transpose()?,
         };
-        for param in params.given() {
-            if !provider.is_some_and(|p| p.params().contains(&param)) {
-                let owners: Vec<&str> = Provider::taking(param).map(|p| p.name()).collect();
-                return Err(format!("{param} needs provider {}", owners.join(" or ")));
-            }
+        if let Some((param, owners)) = params.foreign_to(provider) {
+            return Err(format!("{param} needs provider {owners}"));
         }
         let selectors: Vec<&str> = match (self.selectors.is_empty(), provider) {
             (true, Some(provider)) => provider.default_selectors().to_vec(),
@@ -154,12 +151,8 @@ impl Request<'_> {
                 from_ses: None,
             });
         }
-        let rotating_pair = provider
-            .and_then(|p| p.rotating_pair())
-            .filter(|(a, b)| {
-                records.iter().any(|r| r.selector == *a) && records.iter().any(|r| r.selector == *b)
-            })
-            .map(|(a, b)| (a.to_string(), b.to_string()));
+        let rotating_pair =
+            Provider::rotating_pair_among(provider, records.iter().map(|r| r.selector.as_str()));
         Ok(Domain {
             name,
             records,
