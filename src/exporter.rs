@@ -47,6 +47,8 @@ pub struct Exporter {
     scrapes: watch::Sender<usize>,
     /// What each `ses:` source discovered, in config order.
     pub ses: RwLock<Vec<Discovered>>,
+    /// Why the latest reload failed, until one succeeds: the status page says it.
+    reload_error: std::sync::Mutex<Option<String>>,
     /// The discovery task of each `ses:` source, to stop it when a reload changes or removes
     /// the source; and the token that stops them all with the daemon.
     discovery: std::sync::Mutex<Discovery>,
@@ -138,6 +140,7 @@ impl Exporter {
             scrapes: watch::Sender::new(0),
             ses: RwLock::new(ses),
             discovery: std::sync::Mutex::new(Discovery::default()),
+            reload_error: std::sync::Mutex::new(None),
         };
         Ok((Arc::new(exporter), receiver))
     }
@@ -187,6 +190,14 @@ impl Exporter {
         }
     }
 
+    /// Why the latest reload failed, while the config loaded before it stays in force.
+    pub fn reload_error(&self) -> Option<String> {
+        self.reload_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     /// The work of the config in force.
     pub fn work(&self) -> Arc<Work> {
         self.work.borrow().clone()
@@ -226,6 +237,8 @@ impl Exporter {
             Ok(loaded) => loaded,
             Err(message) => {
                 self.metrics.config_reload_successful.set(0);
+                *self.reload_error.lock().unwrap_or_else(|e| e.into_inner()) =
+                    Some(message.clone());
                 tracing::error!(error = %message, "config reload failed; keeping the config in force");
                 return Err(message);
             }
@@ -245,6 +258,7 @@ impl Exporter {
             self.sync_discovery(&current.config.ses);
         }
         self.metrics.config_reload_successful.set(1);
+        *self.reload_error.lock().unwrap_or_else(|e| e.into_inner()) = None;
         self.metrics
             .config_reload_timestamp
             .set(scheduler::unix_now());

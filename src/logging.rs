@@ -184,6 +184,12 @@ pub fn rfc3339_now() -> String {
     rfc3339(now.as_secs(), now.subsec_millis())
 }
 
+/// Unix time `at` as RFC 3339 UTC, with milliseconds.
+pub fn rfc3339_at(at: f64) -> String {
+    let at = at.max(0.0);
+    rfc3339(at as u64, (at.fract() * 1000.0) as u32)
+}
+
 fn rfc3339(secs: u64, millis: u32) -> String {
     let days = (secs / 86_400) as i64;
     let rem = secs % 86_400;

@@ -483,6 +483,7 @@ async fn run_round(
     }
     state.rounds.completed += 1;
     state.rounds.last_duration = Some(seconds);
+    state.rounds.last_finished = Some(unix_now());
     tracing::debug!(round = state.rounds.completed, seconds, "round complete");
 }
 

@@ -72,6 +72,8 @@ pub struct RoundState {
     pub completed: u64,
     /// Length in seconds of the latest completed round.
     pub last_duration: Option<f64>,
+    /// Unix time at which the latest round finished.
+    pub last_finished: Option<f64>,
 }
 
 /// One record and what each resolver last said about it.

@@ -181,7 +181,10 @@ async fn every_scenario_over_udp_tcp_and_truncated_udp() {
     assert_eq!(daemon.get("/-/ready").await.0, 200);
     let (status, page) = daemon.get("/").await;
     assert_eq!(status, 200);
-    assert!(page.contains("typo.dkim.amazonses.co") && page.contains("<h2>example.org</h2>"));
+    assert!(
+        page.contains("typo.dkim.amazonses.co")
+            && page.contains("<a href=\"/domain/example.org\">example.org</a>")
+    );
     assert!(page.contains("<b>target_typo</b>") && page.contains("Fix: Fix the spelling"));
 
     // CI lints a real scrape with promtool.

@@ -620,7 +620,7 @@ async fn the_inactive_key_of_microsofts_rotating_pair_is_not_a_problem() {
         Some(1.0)
     );
     assert_eq!(problems(&s, "nokey.test", "selector1"), ["key_missing"]);
-    let (_, page) = daemon.get("/").await;
+    let (_, page) = daemon.get("/domain/pair.test").await;
     assert!(page.contains("inactive key of a rotating pair"), "{page}");
     daemon.stop().await;
 

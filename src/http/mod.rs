@@ -22,7 +22,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::exporter::Exporter;
-use crate::report::html::landing_page;
+use crate::report::html::{self, Overview, PageQuery, ResolverRow};
 use body::MetricsBody;
 pub use body::{METRICS_CHUNK_SIZE, METRICS_CHUNK_SLACK};
 pub use probe::MAX_CONCURRENT_PROBES;
@@ -171,6 +171,7 @@ pub async fn bind(address: &str) -> std::io::Result<TcpListener> {
 pub async fn handle<B>(app: &App, req: &Request<B>) -> Response<Body> {
     let path = req.uri().path();
     let known = path == app.telemetry_path
+        || path.starts_with(DOMAIN_PAGES)
         || matches!(
             path,
             "/" | "/probe" | "/-/healthy" | "/-/ready" | "/-/reload"
@@ -244,16 +245,95 @@ pub async fn handle<B>(app: &App, req: &Request<B>) -> Response<Body> {
                 )
             }
         }
-        _ => {
-            let state = exporter.state.read().unwrap_or_else(|e| e.into_inner());
-            let ses = exporter.ses.read().unwrap_or_else(|e| e.into_inner());
-            with_type(
-                StatusCode::OK,
-                "text/html; charset=utf-8",
-                landing_page(&state, &ses, &app.telemetry_path),
-            )
+        _ => page(app, path, req.uri().query()),
+    }
+}
+
+/// Where the domains' pages are: `/domain/{name}`.
+const DOMAIN_PAGES: &str = "/domain/";
+
+/// The landing page, or a domain's page.
+fn page(app: &App, path: &str, query: Option<&str>) -> Response<Body> {
+    const HTML: &str = "text/html; charset=utf-8";
+    let exporter = &app.exporter;
+    let work = exporter.work();
+    let mut resolvers: Vec<ResolverRow> = work
+        .clients
+        .iter()
+        .map(|c| ResolverRow {
+            name: c.name.clone(),
+            up: c.up(),
+            queries: c.queries(),
+            mean_query_seconds: c.mean_query_seconds(),
+        })
+        .collect();
+    let mut nameservers: Vec<ResolverRow> = work
+        .nameservers
+        .clients()
+        .iter()
+        .map(|c| ResolverRow {
+            name: c.name.clone(),
+            up: c.up(),
+            queries: c.queries(),
+            mean_query_seconds: c.mean_query_seconds(),
+        })
+        .collect();
+    nameservers.sort_by(|a, b| a.name.cmp(&b.name));
+    nameservers.dedup_by(|a, b| a.name == b.name);
+    resolvers.extend(nameservers);
+    let overview = Overview {
+        telemetry_path: &app.telemetry_path,
+        now: crate::scheduler::unix_now(),
+        resolvers,
+        reload_error: exporter.reload_error(),
+        loaded_at: exporter.metrics.config_reload_timestamp.get(),
+    };
+    let query = PageQuery::parse(query);
+    let state = exporter.state.read().unwrap_or_else(|e| e.into_inner());
+    let ses = exporter.ses.read().unwrap_or_else(|e| e.into_inner());
+    match path.strip_prefix(DOMAIN_PAGES) {
+        None => with_type(
+            StatusCode::OK,
+            HTML,
+            html::landing_page(&state, &ses, &overview, &query),
+        ),
+        Some(name) => {
+            let name = percent_decode(name);
+            match html::domain_page(&state, &ses, &overview, &name, &query) {
+                Some(page) => with_type(StatusCode::OK, HTML, page),
+                None => with_type(
+                    StatusCode::NOT_FOUND,
+                    HTML,
+                    html::no_such_domain(&overview, &name),
+                ),
+            }
         }
     }
+}
+
+/// A path segment with its `%XX` escapes decoded; invalid UTF-8 is replaced.
+fn percent_decode(segment: &str) -> String {
+    let bytes = segment.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| char::from(b).to_digit(16);
+        match (
+            bytes[i],
+            bytes.get(i + 1).copied().and_then(hex),
+            bytes.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(high), Some(low)) => {
+                out.push((high * 16 + low) as u8);
+                i += 3;
+            }
+            (byte, _, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// A plain-text response.

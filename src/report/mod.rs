@@ -11,7 +11,7 @@ use serde::Serialize;
 use crate::dkim::KeyType;
 use crate::provider::Expected;
 use crate::ses::Discovered;
-use crate::state::{RecordState, State};
+use crate::state::{DomainState, RecordState, State};
 use crate::targets::record_name;
 pub use paste::Paste;
 
@@ -172,9 +172,16 @@ pub struct ProblemReport {
 impl Report {
     /// Builds the report from the latest state.
     pub fn from_state(state: &State) -> Report {
-        let domains: Vec<DomainReport> = state
-            .domains
-            .iter()
+        Report::of_domains(state, &state.domains)
+    }
+
+    /// Builds the report of `domains` (the state's) alone.
+    pub fn of_domains<'a>(
+        state: &State,
+        domains: impl IntoIterator<Item = &'a DomainState>,
+    ) -> Report {
+        let domains: Vec<DomainReport> = domains
+            .into_iter()
             .map(|domain| DomainReport {
                 domain: domain.name.clone(),
                 status: Status::Unknown,
@@ -219,16 +226,10 @@ impl Report {
                     Status::Unknown => summary.unknown += 1,
                 }
             }
-            let statuses = domain.records.iter().map(|r| r.status);
-            domain.status = if statuses.clone().any(|s| s == Status::Problem)
-                || domain.ses.iter().any(|s| !s.problems.is_empty())
-            {
-                Status::Problem
-            } else if statuses.clone().all(|s| s == Status::Correct) {
-                Status::Correct
-            } else {
-                Status::Unknown
-            };
+            domain.status = Status::of_domain(
+                domain.records.iter().map(|r| r.status),
+                domain.ses.iter().any(|s| !s.problems.is_empty()),
+            );
             summary.domains_needing_attention += usize::from(domain.status != Status::Correct);
         }
         self.summary = summary;
@@ -294,6 +295,37 @@ pub enum Tone {
     Failed,
     /// Not asked yet.
     NotAsked,
+}
+
+impl Status {
+    /// A record's verdict.
+    pub fn of_record(state: &State, record: &RecordState) -> Status {
+        match record.healthy(&state.resolvers) {
+            None if record.findings.is_empty() => Status::Unknown,
+            Some(true) => Status::Correct,
+            _ => Status::Problem,
+        }
+    }
+
+    /// A domain's verdict from its records' and whether SES reports trouble for it: a problem
+    /// anywhere makes it a problem, else it is correct when every record is.
+    pub fn of_domain(statuses: impl Iterator<Item = Status>, ses_trouble: bool) -> Status {
+        let mut all_correct = true;
+        for status in statuses {
+            match status {
+                Status::Problem => return Status::Problem,
+                Status::Unknown => all_correct = false,
+                Status::Correct => {}
+            }
+        }
+        if ses_trouble {
+            Status::Problem
+        } else if all_correct {
+            Status::Correct
+        } else {
+            Status::Unknown
+        }
+    }
 }
 
 impl ResolverReport {
@@ -390,11 +422,7 @@ impl RecordReport {
                 ),
             })
             .collect();
-        let status = match record.healthy(&state.resolvers) {
-            None if problems.is_empty() => Status::Unknown,
-            Some(true) => Status::Correct,
-            _ => Status::Problem,
-        };
+        let status = Status::of_record(state, record);
         let (expected_type, expected_target) = match &record.expected {
             Expected::Cname(target) => ("cname", Some(target.clone())),
             Expected::Txt => ("txt", None),

@@ -255,6 +255,17 @@ impl ResolverClient {
         }
     }
 
+    /// Queries sent since the client was made (or since the resolver entered the config).
+    pub fn queries(&self) -> u64 {
+        self.metrics.queries.get()
+    }
+
+    /// The mean time a query took, timeouts included; `None` before the first.
+    pub fn mean_query_seconds(&self) -> Option<f64> {
+        let count = self.metrics.duration.get_sample_count();
+        (count > 0).then(|| self.metrics.duration.get_sample_sum() / count as f64)
+    }
+
     /// Whether this is a domain's own nameserver, asked without recursion.
     pub fn is_authoritative(&self) -> bool {
         self.authoritative

@@ -88,6 +88,18 @@ impl Zone {
         self
     }
 
+    /// Adds a CNAME to a target made of raw labels, which may hold any bytes (as DNS allows and
+    /// a name in text cannot say).
+    pub fn cname_raw(mut self, owner: &str, target: &[&[u8]]) -> Self {
+        let target = Name::from_labels(target.iter().copied()).expect("labels of 63 bytes or less");
+        self.records.push(Record::from_rdata(
+            name(owner),
+            300,
+            RData::CNAME(CNAME(target)),
+        ));
+        self
+    }
+
     /// Adds a TXT record made of `strings`, each cut into DNS character-strings of at most 255
     /// bytes as DNS providers do.
     pub fn txt(mut self, owner: &str, strings: &[&str]) -> Self {

@@ -2,8 +2,10 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod dns;
+pub mod page;
 pub mod ses;
 pub mod tls;
+pub mod webdriver;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
