@@ -56,20 +56,99 @@ async fn slow_clients_cannot_hold_the_server_and_are_cut_off() {
     daemon.stop().await;
 }
 
-#[tokio::test]
-async fn oversized_request_heads_are_refused() {
-    let daemon = Daemon::start(YAML).await;
-    let mut stream = TcpStream::connect(daemon.addr).await.unwrap();
-    let huge = "a".repeat(200 * 1024);
-    let request = format!("GET /metrics HTTP/1.1\r\nHost: x\r\nX-Big: {huge}\r\n\r\n");
-    // The server may close before the whole head is written.
-    let _ = stream.write_all(request.as_bytes()).await;
+/// Sends `request` on a new connection and reads the answer until the server closes.
+async fn exchange_raw(addr: std::net::SocketAddr, request: &[u8]) -> String {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    // The server may answer before the whole request is written.
+    let _ = stream.write_all(request).await;
     let mut response = Vec::new();
     let _ = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut response)).await;
-    let text = String::from_utf8_lossy(&response);
-    assert!(!text.starts_with("HTTP/1.1 200"), "{text}");
+    String::from_utf8_lossy(&response).into_owned()
+}
+
+#[tokio::test]
+async fn oversized_request_heads_are_refused_with_a_reason() {
+    let daemon = Daemon::start(YAML).await;
+    // Headers past 64 KiB: 431, saying so.
+    let huge = "a".repeat(200 * 1024);
+    let text = exchange_raw(
+        daemon.addr,
+        format!("GET /metrics HTTP/1.1\r\nHost: x\r\nX-Big: {huge}\r\n\r\n").as_bytes(),
+    )
+    .await;
+    assert!(
+        text.starts_with("HTTP/1.1 431 Request Header Fields Too Large\r\n"),
+        "{text}"
+    );
+    assert!(
+        text.ends_with("\r\n\r\nthe request head is larger than 65536 bytes\n"),
+        "{text}"
+    );
+    // A URL of 70 KB (the issue's) and one of 20 KB: 414, saying so.
+    for selectors in [1000, 300] {
+        let url = format!(
+            "/probe?target=example.com{}",
+            "&selector=abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyz01234567"
+                .repeat(selectors)
+        );
+        let text = exchange_raw(
+            daemon.addr,
+            format!("GET {url} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes(),
+        )
+        .await;
+        assert!(text.starts_with("HTTP/1.1 414 URI Too Long\r\n"), "{text}");
+        assert!(
+            text.contains("content-type: text/plain; charset=utf-8\r\n")
+                && text.contains("the request line is longer than 16384 bytes"),
+            "{text}"
+        );
+    }
+    // Within the limits, the request reaches its handler.
+    let url = format!("/probe?target=example.com{}", "&selector=s".repeat(65));
+    let (status, body) = daemon.get(&url).await;
+    assert_eq!(status, 400);
+    assert!(body.contains("at most 64 selectors"), "{body}");
     // And the server still serves.
     assert_eq!(daemon.get("/-/healthy").await.0, 200);
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn a_kept_alive_connection_serves_every_request() {
+    let daemon = Daemon::start(YAML).await;
+    // Two requests in one write, then a third: the first head is read ahead of hyper and
+    // handed to it with what followed.
+    let mut stream = TcpStream::connect(daemon.addr).await.unwrap();
+    stream
+        .write_all(
+            b"GET /-/healthy HTTP/1.1\r\nHost: x\r\n\r\nGET /-/ready HTTP/1.1\r\nHost: x\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    stream
+        .write_all(b"GET /nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut response = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut response))
+        .await
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8_lossy(&response);
+    let statuses: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("HTTP/1.1 "))
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            "HTTP/1.1 200 OK",
+            "HTTP/1.1 200 OK",
+            "HTTP/1.1 404 Not Found"
+        ],
+        "{text}"
+    );
     daemon.stop().await;
 }
 

@@ -3,6 +3,7 @@
 //! Handlers only read the latest snapshot; nothing here waits for DNS.
 
 mod body;
+mod head;
 mod probe;
 pub mod web;
 
@@ -30,8 +31,9 @@ use web::WebConfigFile;
 
 /// How long a client may take to send its request headers.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
-/// The most a request head (line and headers) may take; no endpoint reads a body.
-const MAX_REQUEST_HEAD: usize = 64 * 1024;
+/// hyper's own bound on a request head, above [`head::MAX_REQUEST_HEAD`] so that the first
+/// request of a connection meets ours, which answers with a text body, first.
+const HYPER_MAX_BUF: usize = 2 * head::MAX_REQUEST_HEAD;
 /// How long open connections get to finish when the server stops.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// The content type of the Prometheus text format.
@@ -81,7 +83,7 @@ pub async fn serve(listeners: Vec<TcpListener>, app: Arc<App>, shutdown: Cancell
                 .http1()
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEADER_READ_TIMEOUT)
-                .max_buf_size(MAX_REQUEST_HEAD);
+                .max_buf_size(HYPER_MAX_BUF);
             loop {
                 let (stream, peer) = tokio::select! {
                     _ = shutdown.cancelled() => break,
@@ -108,6 +110,10 @@ pub async fn serve(listeners: Vec<TcpListener>, app: Arc<App>, shutdown: Cancell
                     });
                     let result = match tls {
                         None => {
+                            let Some(stream) = head::screen(stream, HEADER_READ_TIMEOUT).await
+                            else {
+                                return;
+                            };
                             let connection =
                                 builder.serve_connection(TokioIo::new(stream), service);
                             watcher.watch(connection.into_owned()).await
@@ -126,6 +132,10 @@ pub async fn serve(listeners: Vec<TcpListener>, app: Arc<App>, shutdown: Cancell
                                     tracing::debug!(%peer, "TLS handshake timed out");
                                     return;
                                 }
+                            };
+                            let Some(stream) = head::screen(stream, HEADER_READ_TIMEOUT).await
+                            else {
+                                return;
                             };
                             let connection =
                                 builder.serve_connection(TokioIo::new(stream), service);

@@ -139,6 +139,15 @@ impl Browser {
         .await;
     }
 
+    /// A PNG of what the window shows: the first screen.
+    pub async fn window_screenshot(&self) -> Vec<u8> {
+        use base64::Engine as _;
+        let shot = self.command("GET", "screenshot", Value::Null).await;
+        base64::engine::general_purpose::STANDARD
+            .decode(shot.as_str().expect("PNG data"))
+            .expect("base64 PNG")
+    }
+
     /// A PNG of the whole page, not only the window.
     pub async fn screenshot(&self) -> Vec<u8> {
         use base64::Engine as _;
@@ -169,7 +178,8 @@ impl Browser {
     /// A session command; panics with the driver's message when it fails.
     async fn command(&self, method: &str, command: &str, body: Value) -> Value {
         let path = format!("/session/{}/{command}", self.session);
-        let (status, reply) = request(self.addr, method, &path, Some(&body))
+        let body = (!body.is_null()).then_some(&body);
+        let (status, reply) = request(self.addr, method, &path, body)
             .await
             .unwrap_or_else(|e| panic!("{command}: {e}"));
         assert_eq!(status, 200, "{command}: {reply}");
