@@ -1,4 +1,5 @@
-//! A real browser for the status page tests: Debian's `chromium`, headless, driven through
+//! A real browser for the status page tests (and `examples/page_bench.rs`, which includes this
+//! file): Debian's `chromium`, headless, driven through
 //! `chromedriver` over the W3C WebDriver protocol (JSON over HTTP on loopback), with no client
 //! library.
 
@@ -242,13 +243,8 @@ async fn request(
         .nth(1)
         .and_then(|s| s.parse().ok())
         .ok_or("no status")?;
-    let mut body = response[end + 4..].to_vec();
-    if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        body = super::dechunk(&body)?.concat();
-    }
-    let value = serde_json::from_slice(&body).map_err(|e| format!("{e}: {head}"))?;
+    // chromedriver announces its length; it never sends chunks.
+    let body = &response[end + 4..];
+    let value = serde_json::from_slice(body).map_err(|e| format!("{e}: {head}"))?;
     Ok((status, value))
 }
