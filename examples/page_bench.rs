@@ -78,10 +78,7 @@ async fn main() {
                 ));
             }
             let median = |i: usize| {
-                let mut v: Vec<f64> = loads
-                    .iter()
-                    .map(|l| [l.0, l.1, l.2][i])
-                    .collect();
+                let mut v: Vec<f64> = loads.iter().map(|l| [l.0, l.1, l.2][i]).collect();
                 v.sort_by(f64::total_cmp);
                 v[v.len() / 2]
             };

@@ -9,9 +9,10 @@
 //! merged into the file's records and put in force the way a reload is, without reading the
 //! file. A reload that changes the `ses:` sources restarts their tasks.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{Mutex, watch};
 use tokio_util::sync::CancellationToken;
@@ -19,8 +20,9 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{self, Config, SesSource};
 use crate::metrics::Metrics;
 use crate::scheduler::{self, Work};
+use crate::ses::problem::{SesFinding, SesProblem};
 use crate::ses::{self, Discovered, Listing};
-use crate::state::State;
+use crate::state::{self, State};
 use crate::targets::request::Request;
 use crate::targets::{self, Targets};
 use crate::{Error, Options};
@@ -334,6 +336,34 @@ impl Exporter {
             .unwrap_or_else(|e| e.into_inner())
             .stop = Some(stop.clone());
         self.sync_discovery(&sources);
+        tokio::spawn(self.clone().watch_ses_problems(stop.clone()));
+    }
+
+    /// Logs SES problems appearing and clearing until `stop`. They change with rounds, with
+    /// listings and with time (PENDING for 72 hours), so they are judged again every
+    /// [`SES_PROBLEMS_EVERY`] once the first round is complete.
+    async fn watch_ses_problems(self: Arc<Self>, stop: CancellationToken) {
+        let mut log = SesProblemLog::default();
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(SES_PROBLEMS_EVERY) => {}
+            }
+            let state = self.state.read().unwrap_or_else(|e| e.into_inner());
+            if state.rounds.completed == 0 {
+                continue;
+            }
+            let discovered = self.ses.read().unwrap_or_else(|e| e.into_inner());
+            let now = scheduler::unix_now();
+            log.begin();
+            for source in discovered.iter() {
+                for identity in &source.identities {
+                    let findings = state.ses_findings(source, identity, now);
+                    log.observe(&source.source.name, &identity.domain, &findings);
+                }
+            }
+            log.forget_unseen();
+        }
     }
 
     /// Keeps what was discovered from the sources of `sources` that did not change, and
@@ -435,6 +465,93 @@ impl Exporter {
             "SES discovery changed the records",
         )
         .await;
+    }
+}
+
+/// How often SES problems are judged again for the log.
+const SES_PROBLEMS_EVERY: Duration = Duration::from_secs(10);
+
+/// The SES problems of each identity last logged, to log what appears and clears.
+#[derive(Default)]
+struct SesProblemLog {
+    /// By source and domain.
+    identities: HashMap<(String, String), LoggedIdentity>,
+}
+
+/// What was logged of one SES identity.
+#[derive(Default)]
+struct LoggedIdentity {
+    /// Its problems at the last pass.
+    problems: Vec<SesProblem>,
+    /// The hour's logged changes ([`state::log_budget`]).
+    logged: Option<(Instant, u32)>,
+    /// Seen in the current pass.
+    seen: bool,
+}
+
+impl SesProblemLog {
+    /// Starts a pass over every identity.
+    fn begin(&mut self) {
+        for entry in self.identities.values_mut() {
+            entry.seen = false;
+        }
+    }
+
+    /// Logs the problems of `source`'s identity `domain` that appeared or cleared since the
+    /// last pass, within the same hourly budget as a record's ([`state::log_budget`]).
+    fn observe(&mut self, source: &str, domain: &str, findings: &[SesFinding]) {
+        let key = (source.to_string(), domain.to_string());
+        let entry = self.identities.entry(key).or_default();
+        entry.seen = true;
+        let appeared: Vec<&SesFinding> = findings
+            .iter()
+            .filter(|f| !entry.problems.contains(&f.problem))
+            .collect();
+        let cleared: Vec<SesProblem> = entry
+            .problems
+            .iter()
+            .copied()
+            .filter(|p| !findings.iter().any(|f| f.problem == *p))
+            .collect();
+        let changes = (appeared.len() + cleared.len()) as u32;
+        if changes == 0 {
+            return;
+        }
+        entry.problems = findings.iter().map(|f| f.problem).collect();
+        let Some(logged) = state::log_budget(&mut entry.logged, changes, Instant::now()) else {
+            return;
+        };
+        for finding in appeared {
+            tracing::info!(
+                source,
+                domain,
+                problem = finding.problem.as_str(),
+                detail = %finding.detail,
+                fix = finding.problem.fix(),
+                "SES problem appeared"
+            );
+        }
+        for problem in cleared {
+            tracing::info!(
+                source,
+                domain,
+                problem = problem.as_str(),
+                "SES problem cleared"
+            );
+        }
+        if logged + changes >= state::CHANGES_LOGGED_PER_HOUR {
+            tracing::warn!(
+                source,
+                domain,
+                changes = logged + changes,
+                "the identity's SES problems keep changing; its changes are not logged for the rest of the hour"
+            );
+        }
+    }
+
+    /// Forgets the identities not seen in this pass: removed from SES, or their source gone.
+    fn forget_unseen(&mut self) {
+        self.identities.retain(|_, entry| entry.seen);
     }
 }
 

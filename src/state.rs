@@ -118,6 +118,19 @@ pub const CHANGES_LOGGED_PER_HOUR: u32 = 6;
 /// The window of [`CHANGES_LOGGED_PER_HOUR`].
 const LOG_WINDOW: Duration = Duration::from_secs(3600);
 
+/// Counts `changes` more against one record's (or identity's) hour of logged changes, kept in
+/// `logged` as (start of the hour, changes in it). Returns how many were logged before them in
+/// this hour, or `None` when the hour's [`CHANGES_LOGGED_PER_HOUR`] are used up and these are
+/// not to be logged.
+pub fn log_budget(logged: &mut Option<(Instant, u32)>, changes: u32, now: Instant) -> Option<u32> {
+    let (since, before) = match *logged {
+        Some((since, before)) if now.duration_since(since) < LOG_WINDOW => (since, before),
+        _ => (now, 0),
+    };
+    *logged = Some((since, before.saturating_add(changes)));
+    (before < CHANGES_LOGGED_PER_HOUR).then_some(before)
+}
+
 /// What one resolver last said about one record.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct View {
@@ -370,14 +383,9 @@ impl RecordState {
         if changes == 0 {
             return;
         }
-        let (since, logged) = match self.logged {
-            Some((since, logged)) if now.duration_since(since) < LOG_WINDOW => (since, logged),
-            _ => (now, 0),
-        };
-        self.logged = Some((since, logged.saturating_add(changes)));
-        if logged >= CHANGES_LOGGED_PER_HOUR {
+        let Some(logged) = log_budget(&mut self.logged, changes, now) else {
             return;
-        }
+        };
         for finding in appeared {
             tracing::info!(
                 domain = %self.domain,

@@ -656,3 +656,60 @@ async fn a_reload_adds_and_removes_sources() {
     );
     daemon.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ses_problems_appearing_and_clearing_are_logged() {
+    let key = support::rsa_public_key_base64(1024);
+    let dns = TestDns::start(Behaviour::Answer(easy_dkim(
+        Zone::new(),
+        "failed.example",
+        &["f1"],
+        &key,
+    )))
+    .await;
+    // SES says FAILED while the record is correct: two SES problems.
+    let ses = FakeSes::start(vec![
+        FakeIdentity::domain("failed.example", &["f1"]).status("FAILED"),
+    ])
+    .await;
+    let home = support::TempDir::new("ses-events");
+    let config = home.write(
+        "dkim_exporter.yaml",
+        &ses_config(
+            &dns,
+            &format!(
+                "  - name: prod\n    region: us-east-1\n    endpoint: {}\n    refresh: 1s\n    max_requests_per_second: 100\n",
+                ses.endpoint()
+            ),
+            "",
+        ),
+    );
+    let (mut child, lines) = support::spawn_binary(
+        &[
+            "--config.file",
+            config.to_str().unwrap(),
+            "--web.listen-address=127.0.0.1:0",
+        ],
+        support::ses::aws_env(home.path(), true),
+    );
+    let appeared = support::wait_line(&lines, "problem=ses_failed");
+    for field in [
+        "level=info",
+        "msg=\"SES problem appeared\"",
+        "source=prod",
+        "domain=failed.example",
+        "detail=",
+        "fix=",
+    ] {
+        assert!(appeared.contains(field), "{field}: {appeared}");
+    }
+    // Verification restarted and passed: both clear.
+    ses.with(|state| state.identities = vec![FakeIdentity::domain("failed.example", &["f1"])]);
+    let cleared = support::wait_line(&lines, "msg=\"SES problem cleared\"");
+    assert!(
+        cleared.contains("source=prod") && cleared.contains("domain=failed.example"),
+        "{cleared}"
+    );
+    child.kill().unwrap();
+    let _ = child.wait();
+}
