@@ -145,6 +145,11 @@ async fn dead_nameservers_among_healthy_domains_are_unresolvable_and_no_resolver
         ),
         "{page}"
     );
+    // The resolver panel counts the nameservers the walk asked, apart from the resolvers.
+    assert!(
+        page.contains("The domains' own nameservers: 2 asked"),
+        "{page}"
+    );
     // The nameservers the walk asks keep their counters from round to round, and are not
     // judged as resolvers.
     let dead = [("resolver", "auth:ns1.broken.test")];

@@ -135,3 +135,38 @@ async fn many_domains_come_a_page_at_a_time() {
     );
     daemon.stop().await;
 }
+
+#[tokio::test]
+async fn a_failed_reload_is_said_at_the_top_while_the_old_config_stays() {
+    let dns = TestDns::start(Behaviour::Answer(Zone::new())).await;
+    let dir = support::TempDir::new("page-reload");
+    let yaml = format!(
+        "interval: 1s\ntimeout: 1s\nauthoritative: false\nresolvers:\n{}domains:\n  - domain: a.test\n    provider: ses\n    selectors: [s1]\n",
+        support::resolver("r1", dns.addr)
+    );
+    let file = dir.write("config.yaml", &yaml);
+    let options = dkim_exporter::Options {
+        config_file: Some(file.clone()),
+        ..dkim_exporter::Options::default()
+    };
+    let daemon = Daemon::start_with(&yaml, options).await;
+    daemon.wait_rounds(1.0).await;
+    std::fs::write(&file, "domains: [").unwrap();
+    let (status, _) = support::http_request(daemon.addr, "POST", "/-/reload").await;
+    assert_eq!(status, 500);
+    let (_, landing) = daemon.get("/").await;
+    at(
+        &landing,
+        "<p class=\"verdict bad\">The latest config reload failed: ",
+    );
+    at(&landing, "config.yaml:");
+    at(&landing, "stays in force.</p>");
+    at(&landing, ">a.test</a>");
+    // A good reload clears it.
+    std::fs::write(&file, &yaml).unwrap();
+    let (status, _) = support::http_request(daemon.addr, "POST", "/-/reload").await;
+    assert_eq!(status, 200);
+    let (_, landing) = daemon.get("/").await;
+    assert!(!landing.contains("reload failed"), "{landing}");
+    daemon.stop().await;
+}

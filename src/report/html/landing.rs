@@ -329,12 +329,15 @@ fn resolver_panel(html: &mut String, state: &State, rows: &[ResolverRow]) {
         .filter(|r| r.up == Some(false))
         .map(|r| r.name.as_str())
         .collect();
+    let working = nameservers.iter().filter(|r| r.up == Some(true)).count();
     let _ = write!(
         html,
-        "<p class=\"meta\">The domains' own nameservers: {} asked, {} working",
+        "<p class=\"meta\" id=\"nameservers\">The domains' own nameservers: {} asked",
         nameservers.len(),
-        nameservers.iter().filter(|r| r.up == Some(true)).count()
     );
+    if working > 0 {
+        let _ = write!(html, ", {working} working");
+    }
     if !down.is_empty() {
         let mut reasons: HashMap<&str, Vec<FailureReason>> = HashMap::new();
         for record in &state.records {
