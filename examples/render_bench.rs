@@ -120,6 +120,7 @@ fn synthetic_state(domains: usize, resolvers: &[String]) -> State {
             })
             .collect(),
         ses: Vec::new(),
+        detail: dkim_exporter::config::Detail::Full,
     };
     let mut state = State::default();
     state.reconcile(&config, &dkim_exporter::targets::file::targets(&config));

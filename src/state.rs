@@ -7,7 +7,7 @@ use std::ops::Range;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::config::Config;
+use crate::config::{Config, Detail};
 use crate::diagnosis::{Evidence, Failed, Finding, diagnose};
 use crate::dkim::DkimKey;
 use crate::evidence::{
@@ -33,6 +33,8 @@ pub struct State {
     pub records: Vec<RecordState>,
     /// Completed check rounds.
     pub rounds: RoundState,
+    /// How much of each record `/metrics` exports, from the config in force.
+    pub detail: Detail,
     /// Index into `records` by record name (`{selector}._domainkey.{domain}`).
     record_index: HashMap<String, usize>,
     /// Index into `resolvers` by name.
@@ -458,6 +460,7 @@ impl State {
     /// `config`: records, domains and resolvers that are gone are dropped, new ones start
     /// unknown, and what is known about the rest is kept.
     pub fn reconcile(&mut self, config: &Config, targets: &Targets) {
+        self.detail = config.detail;
         let old_resolvers: HashMap<&str, usize> = self
             .resolvers
             .iter()

@@ -39,6 +39,10 @@ const BAD: &[(&str, &str)] = &[
         r#"2:13: domains[0].domain: invalid name "exa mple.com": character ' ' is not allowed"#,
     ),
     (
+        "metrics_unknown_detail.yaml",
+        "2:11: metrics.detail: unknown variant `summry`, expected `full` or `summary`",
+    ),
+    (
         "no_records.yaml",
         "2:5: domains[0]: domain example.com lists no records: give selectors (with a provider) or records",
     ),
@@ -125,7 +129,7 @@ const BAD: &[(&str, &str)] = &[
     ),
     (
         "unknown_field.yaml",
-        "2:1: unknown field `intervall`, expected one of `interval`, `timeout`, `authoritative`, `resolvers`, `domains`, `ses`",
+        "2:1: unknown field `intervall`, expected one of `interval`, `timeout`, `authoritative`, `resolvers`, `domains`, `ses`, `metrics`",
     ),
     (
         "unknown_protocol.yaml",

@@ -8,7 +8,7 @@ use std::time::Duration;
 use dkim_exporter::metrics::{
     CHECK_ROUNDS_TOTAL, DNS_QUERIES_TOTAL, DOMAIN_HEALTHY, DOMAIN_LAST_CHECK_TIMESTAMP_SECONDS,
     EXPORTER_BUILD_INFO, EXPORTER_RECORDS, KEY_LENGTH, LOOKUP_ERRORS_TOTAL, RECORD_CORRECT,
-    RECORD_INFO, RECORD_LOOKUP_SUCCESS, RECORD_PRESENT, RECORD_PROPAGATION_RATIO,
+    RECORD_INFO, RECORD_LOOKUP_SUCCESS, RECORD_PRESENT, RECORD_PROBLEM, RECORD_PROPAGATION_RATIO,
     RECORD_RESOLVERS_AGREE, RECORD_TTL_SECONDS, RESOLVER_UP,
 };
 use hickory_proto::op::ResponseCode;
@@ -430,4 +430,56 @@ async fn rounds_do_not_pile_up_behind_a_slow_resolver() {
             "{in_window} queries within 3.5s: {arrivals:?}"
         );
     }
+}
+
+#[tokio::test]
+async fn summary_detail_leaves_out_the_per_resolver_series() {
+    let zone = Zone::new()
+        .cname("good._domainkey.example.com.", "good.dkim.amazonses.com.")
+        .txt(
+            "good.dkim.amazonses.com.",
+            &["v=DKIM1; k=rsa; p=", &support::rsa_public_key_base64(2048)],
+        );
+    let dns = TestDns::start(Behaviour::Answer(zone)).await;
+    let yaml = config(
+        &[resolver("a", dns.addr)],
+        "metrics:\n  detail: summary\ndomains:\n  - domain: example.com\n    provider: ses\n    selectors: [good, missing]\n",
+    );
+    let daemon = Daemon::start(&yaml).await;
+    let s = daemon.wait_rounds(1.0).await;
+    for family in [
+        "dkim_record_present",
+        "dkim_record_correct",
+        "dkim_record_lookup_success",
+        "dkim_record_ttl_seconds",
+        "dkim_record_info",
+    ] {
+        assert!(!s.text.contains(family), "{family}\n{}", s.text);
+    }
+    assert_eq!(
+        s.value(
+            RECORD_PROPAGATION_RATIO.name,
+            &[("domain", "example.com"), ("selector", "good")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        s.value(
+            RECORD_PROBLEM.name,
+            &[
+                ("domain", "example.com"),
+                ("selector", "missing"),
+                ("problem", "missing")
+            ]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(s.value(RESOLVER_UP.name, &[("resolver", "a")]), Some(1.0));
+    // A probe of the same exporter keeps every series.
+    let (status, probe) = daemon.get("/probe?target=example.com").await;
+    assert_eq!(status, 200);
+    assert!(probe.contains("dkim_record_correct{"), "{probe}");
+    // CI lints this scrape with promtool too.
+    support::keep_scrape("summary.prom", &s.text);
+    daemon.stop().await;
 }

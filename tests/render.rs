@@ -78,6 +78,7 @@ fn config(domains: usize) -> Config {
             })
             .collect(),
         ses: Vec::new(),
+        detail: dkim_exporter::config::Detail::Full,
     }
 }
 
@@ -316,6 +317,52 @@ fn metrics_text_is_the_golden_one() {
         assert!(registry.starts_with("# HELP dkim_"), "{registry}");
         assert!(registry.contains("dkim_exporter_build_info{"), "{registry}");
     }
+}
+
+#[test]
+fn summary_text_is_the_full_text_without_the_per_resolver_record_series() {
+    let mut state = state(24);
+    let metrics = Metrics::new().unwrap();
+    let full = metrics.render(&state, &RESOLVERS_UP);
+    state.detail = dkim_exporter::config::Detail::Summary;
+    let whole = metrics.render(&state, &RESOLVERS_UP);
+    let text = rendered_part(&whole);
+    golden("metrics-summary.prom", text);
+    // The contract's "(full)" families are gone, every other line is the full text's.
+    let per_resolver = [
+        "dkim_record_present",
+        "dkim_record_correct",
+        "dkim_record_lookup_success",
+        "dkim_record_ttl_seconds",
+        "dkim_record_info",
+    ];
+    let expected: String = rendered_part(&full)
+        .lines()
+        .filter(|line| {
+            !per_resolver
+                .iter()
+                .any(|family| line.split([' ', '{']).any(|word| word == *family))
+        })
+        .map(|line| format!("{line}\n"))
+        .collect();
+    assert_eq!(text, expected);
+    for family in [
+        "dkim_record_propagation_ratio{",
+        "dkim_record_problem{",
+        "dkim_key_length{",
+        "dkim_domain_healthy{",
+    ] {
+        assert!(text.contains(family), "{family}");
+    }
+    // And in chunks, the same.
+    for size in [1, 4096, usize::MAX] {
+        let mut chunks = chunked(&state, size);
+        metrics.render_tail(&mut chunks, &RESOLVERS_UP);
+        assert_eq!(rendered_part(&chunks), text, "chunk size {size}");
+    }
+    // A probe keeps every series.
+    let probe = Metrics::render_probe(&state, true, 0.25, false);
+    assert!(probe.contains("dkim_record_correct{"), "{probe}");
 }
 
 #[test]

@@ -66,6 +66,20 @@ pub struct Config {
     pub domains: Vec<DomainConfig>,
     /// The Amazon SES accounts and regions whose domain identities are discovered.
     pub ses: Vec<SesSource>,
+    /// How much of each record `/metrics` exports (`metrics.detail`).
+    pub detail: Detail,
+}
+
+/// `metrics.detail`: how much of each record `/metrics` exports.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Detail {
+    /// Every series, the per-resolver record series included.
+    #[default]
+    Full,
+    /// Only the per-record series without a resolver label, and the domain, resolver, SES and
+    /// exporter series: for very large lists, where per-resolver series would be millions.
+    Summary,
 }
 
 /// One `ses:` entry: an AWS account and region whose domain identities, with their DKIM tokens
@@ -190,6 +204,7 @@ impl Default for Config {
             resolvers: validate::default_resolvers(),
             domains: Vec::new(),
             ses: Vec::new(),
+            detail: Detail::Full,
         }
     }
 }

@@ -15,7 +15,7 @@ use super::scalar::{
 };
 use super::{
     Config, DEFAULT_INTERVAL, DEFAULT_MAX_QPS, DEFAULT_RESOLVERS, DEFAULT_SES_REFRESH,
-    DEFAULT_SES_REQUESTS_PER_SECOND, DEFAULT_TIMEOUT, DomainConfig, MIN_INTERVAL, Protocol,
+    DEFAULT_SES_REQUESTS_PER_SECOND, DEFAULT_TIMEOUT, Detail, DomainConfig, MIN_INTERVAL, Protocol,
     RecordConfig, ResolverConfig, SesSource, TlsSettings,
 };
 use crate::provider::{Expected, Params, Provider};
@@ -31,6 +31,15 @@ pub(super) struct RawConfig {
     domains: Vec<RawDomain>,
     #[serde(default)]
     ses: Vec<RawSes>,
+    #[serde(default)]
+    metrics: RawMetrics,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMetrics {
+    #[serde(default)]
+    detail: Detail,
 }
 
 #[derive(Debug, Deserialize)]
@@ -394,6 +403,7 @@ impl RawConfig {
             resolvers,
             domains,
             ses,
+            detail: self.metrics.detail,
         })
     }
 }

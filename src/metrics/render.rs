@@ -16,12 +16,14 @@ use super::{
     SES_IDENTITY_DKIM_STATUS, SES_IDENTITY_LAST_KEY_GENERATION_TIMESTAMP_SECONDS,
     SES_IDENTITY_PROBLEM, SES_IDENTITY_SIGNING_ENABLED, SES_IDENTITY_SIGNING_KEY_LENGTH, Scope,
 };
+use crate::config::Detail;
 use crate::ses::{Discovered, DkimStatus};
 use crate::state::{State, View};
 
 impl Metrics {
     /// The `/probe` text: the probed records' gauges, then whether the probe succeeded, how
-    /// long it took, and whether its budget ran out.
+    /// long it took, and whether its budget ran out. A probe is one domain: it always has the
+    /// per-resolver series, whatever `metrics.detail` says of `/metrics`.
     pub fn render_probe(state: &State, success: bool, seconds: f64, timed_out: bool) -> String {
         let mut out = String::with_capacity(2048 + state.records.len() * 1024);
         render_parts(
@@ -46,7 +48,7 @@ impl Metrics {
     ) -> String {
         let mut out = String::with_capacity(4096 + state.records.len() * 1024);
         render_parts(
-            STATE_PARTS,
+            state_parts(state),
             state,
             &mut Cursor::default(),
             &mut out,
@@ -194,7 +196,7 @@ impl StateChunks {
             return Err(ReloadedDuringScrape);
         }
         Ok(
-            if render_parts(STATE_PARTS, state, &mut self.cursor, out, size) {
+            if render_parts(state_parts(state), state, &mut self.cursor, out, size) {
                 Progress::Done
             } else {
                 Progress::More
@@ -257,6 +259,18 @@ const STATE_PARTS: &[Part] = &[
 /// The per-record and per-domain verdicts that `/metrics` starts with: all `/probe` shows of
 /// the state.
 const RECORD_PARTS: &[Part] = STATE_PARTS.split_at(10).0;
+
+/// What `/metrics` renders from the state with `metrics.detail: summary`: all but the five
+/// per-resolver record families, the contract's "(full)" ones.
+const SUMMARY_PARTS: &[Part] = STATE_PARTS.split_at(5).1;
+
+/// The families `/metrics` renders from `state`, as its `metrics.detail` says.
+fn state_parts(state: &State) -> &'static [Part] {
+    match state.detail {
+        Detail::Full => STATE_PARTS,
+        Detail::Summary => SUMMARY_PARTS,
+    }
+}
 
 impl Part {
     /// The family's description.
