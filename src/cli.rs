@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::logging::{LogFormat, LogLevel};
+use crate::targets::shard::Shard;
 
 /// Default `--web.listen-address`: all interfaces, port 10053.
 pub const DEFAULT_LISTEN_ADDRESS: &str = ":10053";
@@ -44,6 +45,11 @@ pub struct Cli {
     /// Log format.
     #[arg(long = "log.format", value_enum, default_value = "logfmt")]
     pub log_format: LogFormat,
+
+    /// I/N: check only the domains whose stable hash modulo N is I; N replicas with
+    /// I = 0…N−1 cover every domain exactly once. /probe is not sharded.
+    #[arg(long = "shard", value_name = "I/N", default_value = "0/1")]
+    pub shard: Shard,
 
     /// Run a one-shot command instead of the exporter.
     #[command(subcommand)]
@@ -155,8 +161,17 @@ mod tests {
     use super::*;
 
     #[test]
+    fn shards_are_i_of_n() {
+        let cli = Cli::try_parse_from(["dkim_exporter", "--shard=1/3"]).unwrap();
+        assert_eq!(cli.shard, Shard { index: 1, count: 3 });
+        let err = Cli::try_parse_from(["dkim_exporter", "--shard", "3/3"]).unwrap_err();
+        assert!(err.to_string().contains("use I/N"), "{err}");
+    }
+
+    #[test]
     fn defaults_follow_the_contract() {
         let cli = Cli::try_parse_from(["dkim_exporter"]).unwrap();
+        assert_eq!(cli.shard, Shard::default());
         assert_eq!(cli.config_file, PathBuf::from("dkim_exporter.yaml"));
         assert_eq!(cli.listen_addresses, [":10053"]);
         assert_eq!(cli.telemetry_path, "/metrics");

@@ -11,6 +11,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -24,6 +25,7 @@ use crate::ses::problem::{SesFinding, SesProblem};
 use crate::ses::{self, Discovered, Listing};
 use crate::state::{self, State};
 use crate::targets::request::Request;
+use crate::targets::shard::Shard;
 use crate::targets::{self, Targets};
 use crate::{Error, Options};
 
@@ -51,6 +53,11 @@ pub struct Exporter {
     pub ses: RwLock<Vec<Discovered>>,
     /// Why the latest reload failed, until one succeeds: the status page says it.
     reload_error: std::sync::Mutex<Option<String>>,
+    /// This replica's share of the domains (`--shard`): the state and the scheduler have its
+    /// domains alone, the config in force has them all (`/probe` is not sharded).
+    pub shard: Shard,
+    /// Domains in force over every shard, for the status page.
+    domains_in_force: AtomicUsize,
     /// The discovery task of each `ses:` source, to stop it when a reload changes or removes
     /// the source; and the token that stops them all with the daemon.
     discovery: std::sync::Mutex<Discovery>,
@@ -110,12 +117,14 @@ impl Exporter {
         metrics.config_reload_timestamp.set(scheduler::unix_now());
         // The domains live on as targets alone.
         let (config, targets) = targets::file::split(config);
+        let mine = options.shard.of(&targets);
+        let domains_in_force = AtomicUsize::new(targets.domains.len());
         let mut state = State::default();
         state.log_changes = true;
-        state.reconcile(&config, &targets);
+        state.reconcile(&config, &mine);
         let work = Arc::new(Work::from_config(
             &config,
-            &targets,
+            &mine,
             &metrics,
             options.nameserver_port,
             None,
@@ -143,6 +152,8 @@ impl Exporter {
             ses: RwLock::new(ses),
             discovery: std::sync::Mutex::new(Discovery::default()),
             reload_error: std::sync::Mutex::new(None),
+            shard: options.shard,
+            domains_in_force,
         };
         Ok((Arc::new(exporter), receiver))
     }
@@ -190,6 +201,11 @@ impl Exporter {
         Scrape {
             scrapes: self.scrapes.clone(),
         }
+    }
+
+    /// How many domains are in force over every shard.
+    pub fn domains_in_force(&self) -> usize {
+        self.domains_in_force.load(Ordering::Relaxed)
     }
 
     /// Why the latest reload failed, while the config loaded before it stays in force.
@@ -287,9 +303,10 @@ impl Exporter {
             return;
         }
         let old = self.work();
+        let mine = self.shard.of(&targets);
         let work = Work::from_config(
             &config,
-            &targets,
+            &mine,
             &self.metrics,
             self.nameserver_port,
             Some(&old),
@@ -311,11 +328,13 @@ impl Exporter {
         self.state
             .write()
             .unwrap_or_else(|e| e.into_inner())
-            .reconcile(&config, &targets);
+            .reconcile(&config, &mine);
         self.work.send_replace(Arc::new(work));
+        self.domains_in_force
+            .store(targets.domains.len(), Ordering::Relaxed);
         tracing::info!(
-            domains = targets.domains.len(),
-            records = targets.record_count(),
+            domains = mine.domains.len(),
+            records = mine.record_count(),
             resolvers = config.resolvers.len(),
             domains_added = %names_not_in(&targets, &current.targets),
             domains_removed = %names_not_in(&current.targets, &targets),
@@ -357,7 +376,11 @@ impl Exporter {
             let now = scheduler::unix_now();
             log.begin();
             for source in discovered.iter() {
-                for identity in &source.identities {
+                for identity in source
+                    .identities
+                    .iter()
+                    .filter(|i| self.shard.owns(&i.domain))
+                {
                     let findings = state.ses_findings(source, identity, now);
                     log.observe(&source.source.name, &identity.domain, &findings);
                 }

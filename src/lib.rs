@@ -77,6 +77,8 @@ pub struct Options {
     /// The port authoritative nameservers are asked on: 53. Tests run their nameservers on
     /// loopback addresses with another port; there is no flag for it.
     pub nameserver_port: u16,
+    /// This replica's share of the domains (`--shard`).
+    pub shard: targets::shard::Shard,
     /// The AWS credentials of every `ses:` source, instead of the standard chain and
     /// `profile`. In-process tests set fixed ones, so that the chain never looks for instance
     /// metadata; there is no flag for it.
@@ -92,6 +94,7 @@ impl Default for Options {
             web: None,
             nameserver_port: resolver::authoritative::DNS_PORT,
             aws_credentials: None,
+            shard: targets::shard::Shard::default(),
         }
     }
 }
@@ -118,6 +121,7 @@ pub async fn run(
         resolvers = config.resolvers.len(),
         ses_sources = config.ses.len(),
         interval = %config::format_duration(config.interval),
+        shard = %options.shard,
         "starting checks"
     );
     let (exporter, works) = Exporter::new(config, &options)?;

@@ -90,6 +90,7 @@ async fn main() -> ExitCode {
         config_file: Some(cli.config_file),
         reload_on_sighup: true,
         web,
+        shard: cli.shard,
         ..Options::default()
     };
     match dkim_exporter::run(listeners, config, options, shutdown_signal()).await {

@@ -713,3 +713,59 @@ async fn ses_problems_appearing_and_clearing_are_logged() {
     child.kill().unwrap();
     let _ = child.wait();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shards_split_the_identities_as_they_split_the_records() {
+    let dns = TestDns::start(Behaviour::Answer(Zone::new())).await;
+    let names: Vec<String> = (0..12).map(|i| format!("id{i}.example")).collect();
+    let ses = FakeSes::start(
+        names
+            .iter()
+            .map(|d| FakeIdentity::domain(d, &["t1"]).status("FAILED"))
+            .collect(),
+    )
+    .await;
+    let yaml = ses_config(
+        &dns,
+        &format!(
+            "  - name: prod\n    region: us-east-1\n    endpoint: {}\n    refresh: 1s\n    max_requests_per_second: 1000\n",
+            ses.endpoint()
+        ),
+        "",
+    );
+    let mut seen = std::collections::BTreeSet::new();
+    for index in 0..2 {
+        let options = dkim_exporter::Options {
+            shard: dkim_exporter::targets::shard::Shard { index, count: 2 },
+            ..options()
+        };
+        let daemon = Daemon::start_with(&yaml, options).await;
+        let s = daemon
+            .wait_for("discovered, and the records checked", |s| {
+                let checked = s
+                    .find(dkim_exporter::metrics::DOMAIN_HEALTHY.name, &[])
+                    .len();
+                s.value(SES_IDENTITIES.name, &[("source", "prod")]) == Some(12.0)
+                    && checked > 0
+                    && checked == s.find(SES_IDENTITY_SIGNING_ENABLED.name, &[]).len()
+            })
+            .await;
+        // Every replica lists every identity, and exports the identity series of its own
+        // domains alone: those it checks the records of.
+        let identities: std::collections::BTreeSet<String> = s
+            .find(SES_IDENTITY_SIGNING_ENABLED.name, &[])
+            .iter()
+            .map(|x| x.labels["domain"].clone())
+            .collect();
+        let records: std::collections::BTreeSet<String> = s
+            .find(dkim_exporter::metrics::DOMAIN_HEALTHY.name, &[])
+            .iter()
+            .map(|x| x.labels["domain"].clone())
+            .collect();
+        assert_eq!(identities, records);
+        assert!(identities.is_disjoint(&seen));
+        seen.extend(identities);
+        daemon.stop().await;
+    }
+    assert_eq!(seen.len(), 12);
+}

@@ -70,7 +70,7 @@ impl MetricsBody {
                         .read()
                         .unwrap_or_else(|e| e.into_inner());
                     let ses = self.exporter.ses.read().unwrap_or_else(|e| e.into_inner());
-                    Metrics::render_ses(&mut out, &ses, &state, unix_now());
+                    Metrics::render_ses(&mut out, &ses, &state, unix_now(), self.exporter.shard);
                 }
                 let resolvers_up = self.exporter.resolvers_up();
                 self.exporter.metrics.render_tail(&mut out, &resolvers_up);

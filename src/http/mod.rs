@@ -297,6 +297,7 @@ fn page(app: &App, path: &str, query: Option<&str>) -> Response<Body> {
         resolvers,
         reload_error: exporter.reload_error(),
         loaded_at: exporter.metrics.config_reload_timestamp.get(),
+        shard: (exporter.shard, exporter.domains_in_force()),
     };
     let query = PageQuery::parse(query);
     let state = exporter.state.read().unwrap_or_else(|e| e.into_inner());

@@ -19,6 +19,7 @@ use super::{
 use crate::config::Detail;
 use crate::ses::{Discovered, DkimStatus};
 use crate::state::{State, View};
+use crate::targets::shard::Shard;
 
 impl Metrics {
     /// The `/probe` text: the probed records' gauges, then whether the probe succeeded, how
@@ -59,8 +60,16 @@ impl Metrics {
     }
 
     /// The `dkim_ses_*` series of what each source discovered, its identities' SES problems
-    /// judged against the records in `state`, at unix time `now`.
-    pub fn render_ses(out: &mut String, discovered: &[Discovered], state: &State, now: f64) {
+    /// judged against the records in `state`, at unix time `now`. Each replica lists every
+    /// identity, but has the identity series of its `shard`'s domains alone, as it has their
+    /// records: an alert per identity then fires once, not once per replica.
+    pub fn render_ses(
+        out: &mut String,
+        discovered: &[Discovered],
+        state: &State,
+        now: f64,
+        shard: Shard,
+    ) {
         let sources = || discovered.iter().map(|d| (d, d.source.name.as_str()));
         let mut family = Family::new(out, SES_DISCOVERY_SUCCESS);
         for (d, source) in sources() {
@@ -82,17 +91,20 @@ impl Metrics {
         }
         let identities = || {
             discovered.iter().flat_map(|d| {
-                d.identities.iter().map(move |i| {
-                    (
-                        d,
-                        [
-                            d.source.name.as_str(),
-                            d.source.region.as_str(),
-                            i.domain.as_str(),
-                        ],
-                        i,
-                    )
-                })
+                d.identities
+                    .iter()
+                    .filter(|i| shard.owns(&i.domain))
+                    .map(move |i| {
+                        (
+                            d,
+                            [
+                                d.source.name.as_str(),
+                                d.source.region.as_str(),
+                                i.domain.as_str(),
+                            ],
+                            i,
+                        )
+                    })
             })
         };
         let mut family = Family::new(out, SES_IDENTITY_DKIM_STATUS);

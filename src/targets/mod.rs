@@ -8,6 +8,7 @@
 pub mod file;
 pub mod request;
 pub mod ses;
+pub mod shard;
 
 use std::sync::Arc;
 

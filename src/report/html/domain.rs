@@ -8,6 +8,7 @@ use super::{Overview, PageQuery, esc, nav, open, record, when};
 use crate::report::{Report, Status};
 use crate::ses::Discovered;
 use crate::state::State;
+use crate::targets::shard::Shard;
 
 /// The page of `name` (any case, with or without the trailing dot); `None` when no such
 /// domain is checked.
@@ -85,15 +86,30 @@ pub fn domain_page(
     Some(html)
 }
 
-/// The page for a name no domain has.
+/// The page for a name no domain of this replica has.
 pub fn no_such_domain(overview: &Overview<'_>, name: &str) -> String {
     let mut html = String::with_capacity(4096);
     open(&mut html, "Not found · DKIM Exporter", false);
     nav(&mut html, overview, "/");
+    let (shard, _) = overview.shard;
+    let elsewhere = if shard.is_whole() {
+        String::new()
+    } else {
+        let name = name.trim_end_matches('.').to_ascii_lowercase();
+        let owner = (0..shard.count)
+            .map(|index| Shard { index, ..shard })
+            .find(|s| s.owns(&name))
+            .unwrap_or(shard);
+        format!(
+            "<p>This replica is shard {shard}; if {} is configured, the replica of shard \
+             {owner} checks it.</p>",
+            esc(&name)
+        )
+    };
     let _ = writeln!(
         html,
-        "<h1 class=\"verdict warn\">No domain {} is checked</h1><p><a href=\"/\">All domains</a></p>\
-         </body></html>",
+        "<h1 class=\"verdict warn\">No domain {} is checked</h1>{elsewhere}\
+         <p><a href=\"/\">All domains</a></p></body></html>",
         esc(name)
     );
     html

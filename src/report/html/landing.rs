@@ -250,9 +250,18 @@ fn header(
             esc(&when(overview.loaded_at, overview.now))
         );
     }
+    let (shard, domains_in_force) = overview.shard;
+    html.push_str("<p class=\"meta\">");
+    if !shard.is_whole() {
+        let _ = write!(
+            html,
+            "<span id=\"shard\">shard {shard}: this replica checks {domains} of the \
+             {domains_in_force} domains</span> · ",
+        );
+    }
     let _ = write!(
         html,
-        "<p class=\"meta\">{} record{} · config loaded {}",
+        "{} record{} · config loaded {}",
         state.records.len(),
         plural(state.records.len()),
         esc(&when(overview.loaded_at, overview.now)),

@@ -12,6 +12,7 @@ pub use domain::{domain_page, no_such_domain};
 pub use landing::landing_page;
 
 use super::{ProblemReport, RecordReport, Status, Tone};
+use crate::targets::shard::Shard;
 
 /// Seconds between reloads of a page left open (off with `?refresh=0`).
 pub const REFRESH_SECONDS: u32 = 60;
@@ -31,6 +32,9 @@ pub struct Overview<'a> {
     pub reload_error: Option<String>,
     /// Unix time of the latest successful config load.
     pub loaded_at: f64,
+    /// This replica's share of the domains (`--shard`), and how many domains are in force
+    /// over every shard.
+    pub shard: (Shard, usize),
 }
 
 /// One resolver in the resolver panel.
