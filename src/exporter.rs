@@ -118,6 +118,7 @@ impl Exporter {
         // The domains live on as targets alone.
         let (config, targets) = targets::file::split(config);
         let mine = options.shard.of(&targets);
+        judge_capacity(&metrics, &config, &mine, options.shard);
         let domains_in_force = AtomicUsize::new(targets.domains.len());
         let mut state = State::default();
         state.log_changes = true;
@@ -304,6 +305,7 @@ impl Exporter {
         }
         let old = self.work();
         let mine = self.shard.of(&targets);
+        judge_capacity(&self.metrics, &config, &mine, self.shard);
         let work = Work::from_config(
             &config,
             &mine,
@@ -488,6 +490,37 @@ impl Exporter {
             "SES discovery changed the records",
         )
         .await;
+    }
+}
+
+/// Sets the capacity gauges for `mine`, this replica's records under `config`, and warns,
+/// with the numbers and the remedies, when the politeness limits make a round longer than the
+/// interval: the exporter would fall behind.
+fn judge_capacity(metrics: &Metrics, config: &Config, mine: &Targets, shard: Shard) {
+    let records = mine.record_count();
+    let shortest = scheduler::shortest_round(config, records);
+    metrics.interval.set(config.interval.as_secs_f64());
+    metrics
+        .shortest_round
+        .set(shortest.map_or(0.0, |(_, _, d)| d.as_secs_f64()));
+    if let Some((resolver, limit, round)) = shortest
+        && round > config.interval
+    {
+        let needed = (records as f64 / config.interval.as_secs_f64()).ceil();
+        let shards = (round.as_secs_f64() / config.interval.as_secs_f64()).ceil() as u64
+            * u64::from(shard.count);
+        tracing::warn!(
+            records,
+            resolver,
+            max_queries_per_second = limit,
+            shortest_round = %config::format_duration(round),
+            interval = %config::format_duration(config.interval),
+            "the politeness limits make a round longer than the interval, so every record is \
+             checked less often than configured: raise max_queries_per_second to {needed} where \
+             the resolver allows it, lengthen the interval to {}, or shard over {shards} replicas \
+             (--shard)",
+            config::format_duration(round),
+        );
     }
 }
 

@@ -675,6 +675,26 @@ pub fn unix_now() -> f64 {
         .map_or(0.0, |d| d.as_secs_f64())
 }
 
+/// The shortest round the politeness limits allow for `records` records: on each resolver
+/// with a `max_queries_per_second`, one query per record at that rate (follow-ups only add to
+/// it). Returns the resolver that takes longest, its limit, and that time; `None` when no
+/// resolver has a limit.
+pub fn shortest_round(config: &Config, records: usize) -> Option<(&str, u32, Duration)> {
+    config
+        .resolvers
+        .iter()
+        .filter(|r| r.max_queries_per_second > 0)
+        .map(|r| {
+            let seconds = records as f64 / f64::from(r.max_queries_per_second);
+            (
+                r.name.as_str(),
+                r.max_queries_per_second,
+                Duration::from_secs_f64(seconds),
+            )
+        })
+        .max_by_key(|(_, _, d)| *d)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

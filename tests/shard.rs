@@ -104,3 +104,28 @@ async fn three_replicas_check_every_domain_exactly_once() {
     assert_eq!(domains(&s), shares[1]);
     daemon.stop().await;
 }
+
+#[tokio::test]
+async fn the_shortest_round_the_limits_allow_is_exported_and_shrinks_with_shards() {
+    let dns = TestDns::start(Behaviour::Answer(Zone::new())).await;
+    // 60 domains × 2 records at 10 queries a second: 12 s a round, on a 1 s interval.
+    let yaml = yaml(&dns).replace("max_queries_per_second: 0", "max_queries_per_second: 10");
+    assert!(yaml.contains("max_queries_per_second: 10"));
+    let whole = Daemon::start(&yaml).await;
+    let s = whole.scrape().await;
+    assert_eq!(
+        s.value("dkim_exporter_shortest_round_seconds", &[]),
+        Some(12.0)
+    );
+    assert_eq!(s.value("dkim_exporter_interval_seconds", &[]), Some(1.0));
+    whole.stop().await;
+    // A third of the records on one of three replicas.
+    let part = replica(&yaml, 0).await;
+    let s = part.scrape().await;
+    let records = s.value(EXPORTER_RECORDS.name, &[]).unwrap();
+    assert_eq!(
+        s.value("dkim_exporter_shortest_round_seconds", &[]),
+        Some(records / 10.0)
+    );
+    part.stop().await;
+}

@@ -11,7 +11,8 @@ use prometheus::{
 
 use super::{
     CONFIG_LAST_RELOAD_SUCCESS_TIMESTAMP_SECONDS, CONFIG_LAST_RELOAD_SUCCESSFUL, DNS_QUERIES_TOTAL,
-    EXPORTER_BUILD_INFO, LOOKUP_DURATION_SECONDS, LOOKUP_ERRORS_TOTAL, Metric,
+    EXPORTER_BUILD_INFO, EXPORTER_INTERVAL_SECONDS, EXPORTER_SHORTEST_ROUND_SECONDS,
+    LOOKUP_DURATION_SECONDS, LOOKUP_ERRORS_TOTAL, Metric,
 };
 use crate::evidence::FailureReason;
 
@@ -34,6 +35,10 @@ pub struct Metrics {
     pub config_reload_successful: IntGauge,
     /// `dkim_exporter_config_last_reload_success_timestamp_seconds`.
     pub config_reload_timestamp: Gauge,
+    /// `dkim_exporter_shortest_round_seconds`.
+    pub shortest_round: Gauge,
+    /// `dkim_exporter_interval_seconds`.
+    pub interval: Gauge,
 }
 
 /// One resolver's handles into [`Metrics`], so queries do not look labels up by name.
@@ -80,6 +85,8 @@ impl Metrics {
         let config_reload_successful = IntGauge::with_opts(opts(CONFIG_LAST_RELOAD_SUCCESSFUL))?;
         let config_reload_timestamp =
             Gauge::with_opts(opts(CONFIG_LAST_RELOAD_SUCCESS_TIMESTAMP_SECONDS))?;
+        let shortest_round = Gauge::with_opts(opts(EXPORTER_SHORTEST_ROUND_SECONDS))?;
+        let interval = Gauge::with_opts(opts(EXPORTER_INTERVAL_SECONDS))?;
 
         registry.register(Box::new(dns_queries.clone()))?;
         registry.register(Box::new(lookup_errors.clone()))?;
@@ -87,6 +94,8 @@ impl Metrics {
         registry.register(Box::new(build_info))?;
         registry.register(Box::new(config_reload_successful.clone()))?;
         registry.register(Box::new(config_reload_timestamp.clone()))?;
+        registry.register(Box::new(shortest_round.clone()))?;
+        registry.register(Box::new(interval.clone()))?;
         #[cfg(target_os = "linux")]
         registry.register(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),
@@ -99,6 +108,8 @@ impl Metrics {
             lookup_duration,
             config_reload_successful,
             config_reload_timestamp,
+            shortest_round,
+            interval,
         })
     }
 

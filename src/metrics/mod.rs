@@ -123,8 +123,12 @@ metrics! {
     CHECK_ROUNDS_TOTAL = "dkim_check_rounds_total", Counter, Exporter, [];
     /// Length of the latest completed check round, in seconds.
     CHECK_ROUND_DURATION_SECONDS = "dkim_check_round_duration_seconds", Gauge, Exporter, [];
-    /// Records configured.
+    /// Records checked by this replica: the config file's and those discovered from SES, of its shard.
     EXPORTER_RECORDS = "dkim_exporter_records", Gauge, Exporter, [];
+    /// The shortest round the resolvers' max_queries_per_second allow for this replica's records, in seconds (0: no limit).
+    EXPORTER_SHORTEST_ROUND_SECONDS = "dkim_exporter_shortest_round_seconds", Gauge, Exporter, [];
+    /// The configured interval between checks of a record, in seconds.
+    EXPORTER_INTERVAL_SECONDS = "dkim_exporter_interval_seconds", Gauge, Exporter, [];
     /// Build information. Always 1.
     EXPORTER_BUILD_INFO = "dkim_exporter_build_info", Gauge, Exporter, [VERSION, REVISION, RUSTVERSION];
     /// 1 when the latest config load succeeded.
