@@ -1,7 +1,7 @@
 //! Run: `cargo run --release --example render_bench [-- DOMAINS...]` (default: 1000 10000).
 //!
 //! How long `/metrics` takes to render, and how large it is, for N domains × 3 SES selectors ×
-//! 4 resolvers, every record correct, as in the end-to-end benchmark of `bench/` (issue 6):
+//! 4 resolvers, every record correct, in full detail and with `metrics.detail: summary`, as in the end-to-end benchmark of `bench/` (issue 6):
 //! streamed in chunks as `/metrics` sends it, then in one buffer, with the peak RSS after each.
 //! It prints figures; it asserts nothing, so it is not a test.
 #![allow(clippy::print_stdout)]
@@ -9,7 +9,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use dkim_exporter::config::{Config, DomainConfig, Protocol, RecordConfig, ResolverConfig};
+use dkim_exporter::config::{Config, Detail, DomainConfig, Protocol, RecordConfig, ResolverConfig};
 use dkim_exporter::dkim::{DkimKey, KeyType};
 use dkim_exporter::evidence::{FollowUp, Found, KeyLookup, Observation};
 use dkim_exporter::http::{METRICS_CHUNK_SIZE, METRICS_CHUNK_SLACK};
@@ -38,10 +38,14 @@ fn main() {
     let resolvers: Vec<String> = (1..=RESOLVERS).map(|k| format!("r{k}")).collect();
     let resolvers_up: Vec<(&str, Option<bool>)> =
         resolvers.iter().map(|r| (r.as_str(), Some(true))).collect();
-    for domains in sizes {
-        let state = synthetic_state(domains, &resolvers);
+    let runs = sizes
+        .iter()
+        .flat_map(|&n| [(n, Detail::Full), (n, Detail::Summary)]);
+    for (domains, detail) in runs {
+        let mut state = synthetic_state(domains, &resolvers);
+        state.detail = detail;
         println!(
-            "N = {domains} domains: {} records, {} record/resolver views",
+            "N = {domains} domains, metrics.detail {detail:?}: {} records, {} record/resolver views",
             state.records.len(),
             state.records.len() * RESOLVERS
         );
@@ -120,7 +124,7 @@ fn synthetic_state(domains: usize, resolvers: &[String]) -> State {
             })
             .collect(),
         ses: Vec::new(),
-        detail: dkim_exporter::config::Detail::Full,
+        detail: Detail::Full,
     };
     let mut state = State::default();
     state.reconcile(&config, &dkim_exporter::targets::file::targets(&config));
