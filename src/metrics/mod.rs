@@ -123,7 +123,7 @@ metrics! {
     CHECK_ROUNDS_TOTAL = "dkim_check_rounds_total", Counter, Exporter, [];
     /// Length of the latest completed check round, in seconds.
     CHECK_ROUND_DURATION_SECONDS = "dkim_check_round_duration_seconds", Gauge, Exporter, [];
-    /// Records checked by this replica: the config file's and those discovered from SES, of its shard.
+    /// Records checked by this replica: the config file's and SES's, of its shard.
     EXPORTER_RECORDS = "dkim_exporter_records", Gauge, Exporter, [];
     /// The shortest round the resolvers' max_queries_per_second allow for this replica's records, in seconds (0: no limit).
     EXPORTER_SHORTEST_ROUND_SECONDS = "dkim_exporter_shortest_round_seconds", Gauge, Exporter, [];
