@@ -5,7 +5,10 @@ Environment: BENCH_WORK (scratch dir, required), BENCH_SIZES (default "1000 1000
 BENCH_DURATION (seconds for dnsperf / wrk runs, default 15), BENCH_POLITE_SECONDS (default 20),
 BENCH_SCRAPES (default 100),
 BENCH_AUTH_SIZES (sizes whose scrape test runs with authoritative: true, default "1000"),
-BENCH_RSS_LIMIT_MB (an exporter above this RSS is killed to protect the machine, default 4096), BENCH_EXPORTER (binary, default target/release/dkim_exporter).
+BENCH_RSS_LIMIT_MB (an exporter above this RSS is killed to protect the machine, default 4096), BENCH_EXPORTER (binary, default target/release/dkim_exporter),
+BENCH_SCRAPE_SECONDS (time budget of each size's and mode's scrape series, default 120: at least 10 scrapes,
+then it stops early and says so), BENCH_SHARDS (replicas of the shard run at the largest size, default 3; 0 = skip),
+BENCH_GEN_SECONDS (set by bench/run: how long gen.py took).
 Every process started is recorded in $BENCH_WORK/pids for bench/run's trap.
 """
 import http.client
@@ -30,6 +33,9 @@ SCRAPES = int(os.environ.get("BENCH_SCRAPES", "100"))
 AUTH_SIZES = [int(x) for x in os.environ.get("BENCH_AUTH_SIZES", "1000").split()]
 RSS_LIMIT_MB = float(os.environ.get("BENCH_RSS_LIMIT_MB", "4096"))
 EXE = os.environ.get("BENCH_EXPORTER", os.path.join(ROOT, "target/release/dkim_exporter"))
+SCRAPE_S = float(os.environ.get("BENCH_SCRAPE_SECONDS", "120"))
+SHARDS = int(os.environ.get("BENCH_SHARDS", "3"))
+GEN_S = os.environ.get("BENCH_GEN_SECONDS")
 KNOT = ["127.0.0.%d" % (100 + k) for k in range(1, 5)]
 PORT = 19053
 BB_PORT = 19115
@@ -115,6 +121,23 @@ def dns_ok(ip, port, name):
         s.close()
 
 
+def dns_cname_ok(ip, port, name):
+    """Whether a CNAME query for name gets an answer."""
+    q = struct.pack(">HHHHHH", 4343, 0x0100, 1, 0, 0, 0)
+    q += b"".join(bytes([len(l)]) + l.encode() for l in name.strip(".").split(".")) + b"\0"
+    q += struct.pack(">HH", 5, 1)
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(0.5)
+    try:
+        s.sendto(q, (ip, port))
+        r = s.recv(4096)
+        return (r[3] & 0xF) == 0 and struct.unpack(">H", r[6:8])[0] > 0
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
 def get(port, path, timeout=30):
     c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     c.request("GET", path)
@@ -124,10 +147,31 @@ def get(port, path, timeout=30):
     return r.status, body
 
 
-def metrics(port):
-    _, body = get(port, "/metrics")
-    m = {}
-    for line in body.decode().splitlines():
+# Families with a series per record, record x resolver or domain: at 100,000 domains they are
+# hundreds of MB, too much to parse in Python at every poll. metrics() sums every other family
+# and keeps where these are in the body (`families`), for the few figures that need them.
+BIG = ("dkim_record_", "dkim_domain_", "dkim_key_length")
+
+
+def families(body):
+    """{family name: (start, end)} of each `# HELP` block of a Prometheus text body."""
+    out, pos = {}, 0
+    starts = []
+    while True:
+        i = body.find(b"# HELP ", pos)
+        if i < 0:
+            break
+        if i == 0 or body[i - 1] == 10:
+            starts.append(i)
+        pos = i + 7
+    for k, i in enumerate(starts):
+        name = body[i + 7:body.index(b" ", i + 7)].decode()
+        out[name] = (i, starts[k + 1] if k + 1 < len(starts) else len(body))
+    return out
+
+
+def parse_lines(text, m):
+    for line in text.splitlines():
         if not line or line[0] == "#":
             continue
         name = re.split(r"[{ ]", line, 1)[0]
@@ -135,7 +179,36 @@ def metrics(port):
             m[name] = m.get(name, 0.0) + float(line.rsplit(" ", 1)[1])
         except ValueError:
             pass
-    return m
+
+
+def metrics(port, keep=False):
+    """Sums of every series by name, but for the BIG families (use body_of / ones_in for those).
+    With keep, also returns the body and its families."""
+    _, body = get(port, "/metrics")
+    fam = families(body)
+    m = {}
+    if not fam:
+        parse_lines(body.decode(), m)
+    for name, (a, b) in fam.items():
+        if not name.startswith(BIG):
+            parse_lines(body[a:b].decode(), m)
+    # the one BIG figure the rounds need, cheaply: series of dkim_record_correct equal to 1
+    if "dkim_record_correct" in fam:
+        a, b = fam["dkim_record_correct"]
+        m["dkim_record_correct"] = float(body.count(b"} 1\n", a, b))
+    return (m, body, fam) if keep else m
+
+
+def label_values(body, fam, name, label):
+    """The values of `label` in the series of family `name`."""
+    if name not in fam:
+        return []
+    a, b = fam[name]
+    return [v.decode() for v in re.findall(rb'\n' + name.encode() + rb'\{[^\n]*?' + label.encode() + rb'="([^"]*)"', body[a:b])]
+
+
+def series_count(body):
+    return body.count(b"\n") - body.count(b"\n#") - (1 if body.startswith(b"#") else 0)
 
 
 def wait_until(pred, limit, what, step=0.2):
@@ -180,20 +253,183 @@ def reload_and_settle(p, port, cfg_src, extra_rounds):
         wait_until(lambda: rounds(port) >= r0 + 1 + extra_rounds, 300, "rounds after reload", 0.5)
     else:
         # the new config may already drive the next round (interval 1h: it never ends here), so
-        # settle when the round in progress ends or the query rate has dropped to a trickle
+        # settle when the round in progress ends or 3 s have passed, and the query rate has
+        # dropped to a trickle (the 1 h round spreads N x 12 checks and their key follow-ups
+        # over the hour: 3x that rate, at least 200 qps). With rounds longer than the interval
+        # two are in flight, hence the rate test after the round count too.
         prev = [m0.get("dkim_dns_queries_total", 0), time.time()]
+        trickle = max(200.0, 3 * n_domains(cfg_src) * 15 / 3600.0)
 
         def settled():
             m = metrics(port)
-            if m.get("dkim_check_rounds_total", 0) >= r0 + 1:
-                return True
             q, t = m.get("dkim_dns_queries_total", 0), time.time()
             rate = (q - prev[0]) / max(t - prev[1], 1e-3)
             prev[:] = [q, t]
-            return time.time() - t0 > 3 and rate < 200
+            return (m.get("dkim_check_rounds_total", 0) >= r0 + 1 or time.time() - t0 > 3) and rate < trickle
 
         wait_until(settled, 300, "settle after reload", 1.0)
     return time.time() - t0
+
+
+def n_domains(cfg):
+    m = re.search(r"-(\d+)\.yaml$", cfg)
+    return int(m.group(1)) if m else 1000
+
+
+def install(src, dst):
+    """Copy src to dst through a rename, so an exporter never reads half a file."""
+    with open(src) as s_, open(dst + ".tmp", "w") as d_:
+        d_.write(s_.read())
+    os.replace(dst + ".tmp", dst)
+
+
+def start_exporter(cfg, port, name, extra=()):
+    return start([EXE, "--config.file", cfg, "--web.listen-address", "127.0.0.1:%d" % port, "--log.level", "warn",
+                  *extra], name)
+
+
+def scrape_series(port, mode, n):
+    """Up to SCRAPES sequential GETs of /metrics (full body read): p50 / p99 / max in ms, and the
+    last body. Stops after SCRAPE_S seconds once 10 are done (says so in `cut`)."""
+    lat, body, st = [], None, None
+    t0 = time.time()
+    for k in range(SCRAPES):
+        if k >= 10 and time.time() - t0 > SCRAPE_S:
+            break
+        body = None  # not two bodies at once: 823 MB each in full mode at 100,000 domains
+        s0 = time.perf_counter()
+        st, body = get(port, "/metrics", 120)
+        lat.append(time.perf_counter() - s0)
+    lat.sort()
+    return {
+        "p50": statistics.median(lat) * 1000,
+        "p99": lat[min(len(lat) - 1, int(round(0.99 * len(lat))) - 1)] * 1000,
+        "max": lat[-1] * 1000,
+        "n": len(lat),
+        "cut": len(lat) < SCRAPES,
+        "secs": time.time() - t0,
+        "status": st,
+        "bytes": len(body),
+        "series": series_count(body),
+        "body": body,
+    }
+
+
+def reload_memory(p, port, cfg):
+    """RSS across a reload in the steady state: VmRSS every 20 ms from 1 s before a POST
+    /-/reload until 2 s after it returned; the config in force with its last domain removed.
+    VmHWM is reset (clear_refs 5) just before the reload, so it gives the exact peak too."""
+    import threading
+    text = open(cfg).read()
+    smaller = text[:text.rindex("\n  - domain: ") + 1]
+    samples, done = [], threading.Event()
+
+    def sampler():
+        while not done.is_set():
+            try:
+                samples.append((time.time(), vmrss(p.pid)))
+            except OSError:
+                return
+            time.sleep(0.02)
+
+    th = threading.Thread(target=sampler, daemon=True)
+    th.start()
+    time.sleep(1.0)
+    with open(cfg + ".tmp", "w") as f:
+        f.write(smaller)
+    os.replace(cfg + ".tmp", cfg)
+    try:
+        with open("/proc/%d/clear_refs" % p.pid, "w") as f:
+            f.write("5")
+        hwm_reset = True
+    except OSError:
+        hwm_reset = False
+    t_reload = time.time()
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+    c.request("POST", "/-/reload")
+    resp = c.getresponse()
+    answer = resp.read().decode(errors="replace").strip()
+    c.close()
+    t_done = time.time()
+    time.sleep(2.0)
+    done.set()
+    th.join()
+    hwm = vmhwm(p.pid) if hwm_reset else float("nan")
+    before = [v for t, v in samples if t < t_reload]
+    during = [v for t, v in samples if t >= t_reload]
+    steady = statistics.median(before)
+    peak = max(during + ([hwm] if hwm_reset else []))
+    m = metrics(port)
+    return {
+        "status": resp.status, "answer": answer, "secs": t_done - t_reload, "steady": steady,
+        "steady_range": (min(before), max(before)), "peak_sampled": max(during), "hwm": hwm, "peak": peak,
+        "ratio": peak / steady, "after": during[-1], "samples": len(samples),
+        "records": m.get("dkim_exporter_records", float("nan")),
+        "ok": m.get("dkim_exporter_config_last_reload_successful", float("nan")),
+    }
+
+
+def run_shards(n):
+    """SHARDS exporters, --shard I/SHARDS, the same rounds-N config, each on its own port, at
+    once against the same Knot. Each is scraped once right after its first round."""
+    cfg = os.path.join(WORK, "rounds-%d.yaml" % n)
+    with open(os.path.join(WORK, "domains.txt")) as f:
+        everyone = set(l.strip() for _, l in zip(range(n), f))
+    reps = []
+    for i in range(SHARDS):
+        port = PORT + 2 + i
+        reps.append({"i": i, "port": port, "t0": time.time(),
+                     "p": start_exporter(cfg, port, "exporter-shard-%d" % i, ["--shard", "%d/%d" % (i, SHARDS)])})
+    import threading
+    deadline = time.time() + 900
+
+    def watch(rep):
+        # its own thread, so a scrape of another replica does not delay seeing this one ready
+        while time.time() < deadline and rep["p"].poll() is None:
+            if ready(rep["port"]):
+                rep["ready_s"] = time.time() - rep["t0"]
+                return
+            time.sleep(0.1)
+
+    for rep in reps:
+        threading.Thread(target=watch, args=(rep,), daemon=True).start()
+    pending = list(reps)
+    while pending and time.time() < deadline:
+        for rep in list(pending):
+            if rep["p"].poll() is not None:
+                rep["fail"] = "exited (%s)" % ("killed by RSS guard at %.0f MiB" % killed[rep["p"].pid]
+                                               if rep["p"].pid in killed else rep["p"].returncode)
+                pending.remove(rep)
+            elif "ready_s" in rep:
+                rep["scraped_s"] = time.time() - rep["t0"]
+                m, body, fam = metrics(rep["port"], keep=True)
+                rep["records"] = m.get("dkim_exporter_records", float("nan"))
+                rep["round_s"] = m.get("dkim_check_round_duration_seconds", float("nan"))
+                rep["rounds"] = m.get("dkim_check_rounds_total", 0)
+                rep["shortest"] = m.get("dkim_exporter_shortest_round_seconds", float("nan"))
+                rep["interval"] = m.get("dkim_exporter_interval_seconds", float("nan"))
+                doms = label_values(body, fam, "dkim_domain_healthy", "domain")
+                rep["domains"], rep["domain_series"] = set(doms), len(doms)
+                a, b = fam.get("dkim_domain_healthy", (0, 0))
+                rep["healthy"] = body.count(b"} 1\n", a, b)
+                rep["bytes"] = len(body)
+                del body
+                rep["rss"] = vmhwm(rep["p"].pid)
+                log("shard %d/%d" % (rep["i"], SHARDS), {k: v for k, v in rep.items() if k not in ("p", "domains")})
+                pending.remove(rep)
+        time.sleep(0.2)
+    for rep in pending:
+        rep["fail"] = "not ready after 900 s"
+    for rep in reps:
+        stop(rep["p"])
+    got = [rep.get("domains", set()) for rep in reps]
+    union = set().union(*got)
+    disjoint = sum(len(g) for g in got) == len(union)
+    records = sum(rep.get("records", 0) for rep in reps)
+    return {"n": n, "reps": reps, "union": len(union), "sum": sum(len(g) for g in got), "disjoint": disjoint,
+            "complete": union == everyone, "missing": len(everyone - union), "extra": len(union - everyone),
+            "records": records, "once": disjoint and union == everyone and records == 3 * n and
+            not any("fail" in rep for rep in reps)}
 
 
 def wrk(url, script, env):
@@ -232,9 +468,20 @@ def main():
         c.write("template:\n  - id: default\n    storage: %s\n    file: \"%%s.zone\"\n    zonefile-sync: -1\n"
                 "    zonefile-load: whole\n    journal-content: none\n    semantic-checks: off\n" % WORK)
         c.write("zone:\n  - domain: bench.\n  - domain: dkim.amazonses.com.\n")
+    # zone load: knotd start to both zones answering on the 4 addresses (the last name of each
+    # zone too, so the whole file is in); the limit grows with the zones (300 s more at 100,000)
+    last = os.path.getsize(os.path.join(WORK, "queries.txt"))
+    with open(os.path.join(WORK, "queries.txt"), "rb") as f:
+        f.seek(max(0, last - 200))
+        last_name = f.read().decode().strip().splitlines()[-1].split()[0]
+    tk = time.time()
     knot = start(["knotd", "-c", os.path.join(WORK, "knot.conf")], "knot")
-    wait_until(lambda: all(dns_ok(a, 53, "bench.") and dns_ok(a, 53, "dkim.amazonses.com.") for a in KNOT), 120, "knot")
-    log("knot up")
+    wait_until(lambda: all(dns_ok(a, 53, "bench.") and dns_ok(a, 53, "dkim.amazonses.com.") for a in KNOT)
+               and dns_cname_ok(KNOT[0], 53, last_name), 120 + nmax * 0.003, "knot", 0.05)
+    facts["knot_load"] = time.time() - tk
+    facts["knot_rss"] = vmrss(knot.pid)
+    facts["zone_bytes"] = sum(os.path.getsize(os.path.join(WORK, z)) for z in ("bench.zone", "dkim.amazonses.com.zone"))
+    log("knot up in %.1f s" % facts["knot_load"])
 
     # --- dnsperf baseline ---
     out = subprocess.run(["dnsperf", "-s", KNOT[0], "-p", "53", "-d", os.path.join(WORK, "queries.txt"),
@@ -266,25 +513,26 @@ def main():
     for n in SIZES:
         r = res[n] = {}
         cfg = os.path.join(WORK, "exporter.yaml")
-        with open(os.path.join(WORK, "rounds-%d.yaml" % n)) as s, open(cfg, "w") as d:
-            d.write(s.read())
+        install(os.path.join(WORK, "rounds-%d.yaml" % n), cfg)
         t0 = time.time()
-        p = start([EXE, "--config.file", cfg, "--web.listen-address", "127.0.0.1:%d" % PORT, "--log.level", "warn"],
-                  "exporter-%d" % n)
+        p = start_exporter(cfg, PORT, "exporter-%d" % n)
         wait_until(lambda: ready(PORT), 600, "exporter ready", 0.1)
         r["first_round"] = time.time() - t0
+        # at large sizes every poll renders and parses the whole /metrics (823 MB at 100,000
+        # domains), which takes CPU from the rounds: poll less often there
+        poll = max(0.1, 2.0 * n / 100000)
         m0, t0, c0 = metrics(PORT), time.time(), cpu_s(p.pid)
         durs, last = [], m0["dkim_check_rounds_total"]
-        while last < m0["dkim_check_rounds_total"] + 3 and time.time() - t0 < 300:
-            time.sleep(0.1)
+        while last < m0["dkim_check_rounds_total"] + 3 and time.time() - t0 < (300 if n <= 10000 else 600):
+            time.sleep(poll)
             m = metrics(PORT)
             if m["dkim_check_rounds_total"] > last:
                 last = m["dkim_check_rounds_total"]
                 durs.append(m["dkim_check_round_duration_seconds"])
         m1, t1, c1 = metrics(PORT), time.time(), cpu_s(p.pid)
-        nr = m1["dkim_check_rounds_total"] - m0["dkim_check_rounds_total"]
+        nr = max(1, m1["dkim_check_rounds_total"] - m0["dkim_check_rounds_total"])
         r["rounds"] = nr
-        r["round_s"] = statistics.median(durs)
+        r["round_s"] = statistics.median(durs) if durs else m1["dkim_check_round_duration_seconds"]
         r["ndurs"] = len(durs)
         r["wall_per_round"] = (t1 - t0) / nr
         r["checks_s"] = n * 12 / r["round_s"]
@@ -293,6 +541,9 @@ def main():
         r["cpu_round_proc"] = (c1 - c0) / nr
         r["errors"] = m1.get("dkim_lookup_errors_total", 0)
         r["correct"] = m1.get("dkim_record_correct", 0)
+        r["records"] = m1.get("dkim_exporter_records", float("nan"))
+        r["shortest"] = m1.get("dkim_exporter_shortest_round_seconds", float("nan"))
+        r["interval"] = m1.get("dkim_exporter_interval_seconds", float("nan"))
         r["rss_rounds"] = vmhwm(p.pid)
         log(n, "rounds", r)
 
@@ -318,37 +569,43 @@ def main():
                 r["auth"] = False
         if r["auth_fail"]:
             # fall back: a fresh exporter, authoritative off, one round, then idle
-            with open(os.path.join(WORK, "rounds-%d.yaml" % n)) as s_, open(cfg, "w") as d_:
-                d_.write(s_.read())
-            p = start([EXE, "--config.file", cfg, "--web.listen-address", "127.0.0.1:%d" % PORT, "--log.level", "warn"],
-                      "exporter-%d-b" % n)
+            install(os.path.join(WORK, "rounds-%d.yaml" % n), cfg)
+            p = start_exporter(cfg, PORT, "exporter-%d-b" % n)
             wait_until(lambda: ready(PORT), 600, "exporter ready", 0.1)
             reload_and_settle(p, PORT, os.path.join(WORK, "idle-%d.yaml" % n), 0)
         elif not r["auth"]:
             reload_and_settle(p, PORT, os.path.join(WORK, "idle-%d.yaml" % n), 0)
-        lat, size = [], 0
-        for _ in range(SCRAPES):
-            s0 = time.perf_counter()
-            st, body = get(PORT, "/metrics")
-            lat.append(time.perf_counter() - s0)
-            size = len(body)
-        text = body.decode()
-        lat.sort()
-        r["scrape_p50"] = statistics.median(lat) * 1000
-        r["scrape_p99"] = lat[min(len(lat) - 1, int(round(0.99 * len(lat))) - 1)] * 1000
-        r["scrape_max"] = lat[-1] * 1000
-        r["body"] = size
-        r["series"] = sum(1 for l in text.splitlines() if l and l[0] != "#")
-        r["auth_resolvers"] = sorted(set(re.findall(r'resolver="(auth:[^"]+)"', text)))
+        sc = r["full"] = scrape_series(PORT, "full", n)
+        if r["auth"]:
+            r["auth_resolvers"] = sorted(set(v.decode() for v in re.findall(rb'resolver="(auth:[^"]+)"', sc.pop("body"))))
+        sc.pop("body", None)
         r["rss_peak"] = vmhwm(p.pid)
+        log(n, "scrape full", sc)
+
+        # memory across a reload, in the steady state after the rounds and scrapes: the config
+        # in force (idle-N, or authidle-N) with its last domain removed, POST /-/reload
+        r["reload"] = reload_memory(p, PORT, cfg)
+        log(n, "reload", r["reload"])
         stop(p)
-        log(n, "scrape", r["scrape_p50"], r["scrape_p99"], r["body"], r["auth_resolvers"])
+
+        # summary mode (metrics.detail: summary): a fresh exporter, one round at interval 1s,
+        # then reloaded to interval 1h like the full-mode one, and the same scrape series
+        install(os.path.join(WORK, "rounds-summary-%d.yaml" % n), cfg)
+        t0 = time.time()
+        p = start_exporter(cfg, PORT, "exporter-summary-%d" % n)
+        wait_until(lambda: ready(PORT), 600, "summary exporter ready", 0.1)
+        r["summary_first_round"] = time.time() - t0
+        reload_and_settle(p, PORT, os.path.join(WORK, "idle-summary-%d.yaml" % n), 0)
+        sc = r["summary"] = scrape_series(PORT, "summary", n)
+        sc.pop("body", None)
+        r["summary_rss"] = vmhwm(p.pid)
+        stop(p)
+        log(n, "scrape summary", sc)
 
         # /probe throughput: a second exporter, same records, interval 1h (its first round is
         # spread over an hour, so it is nearly idle), authoritative off: 12 checks per probe
-        p2 = start([EXE, "--config.file", os.path.join(WORK, "idle-%d.yaml" % n), "--web.listen-address",
-                    "127.0.0.1:%d" % (PORT + 1), "--log.level", "warn"], "exporter-probe-%d" % n)
-        wait_until(lambda: ready_any(PORT + 1), 60, "probe exporter up")
+        p2 = start_exporter(os.path.join(WORK, "idle-%d.yaml" % n), PORT + 1, "exporter-probe-%d" % n)
+        wait_until(lambda: ready_any(PORT + 1), 120, "probe exporter up")
         st, body = get(PORT + 1, "/probe?target=d%05d.bench" % n)
         r["probe_ok"] = st == 200 and b"\ndkim_probe_success 1" in body
         r["probe_rps"], r["probe_non2xx"], r["probe_err"], r["probe_lat"] = wrk(
@@ -356,6 +613,9 @@ def main():
         r["probe_checks_s"] = r["probe_rps"] * 12
         stop(p2)
         log(n, "probe", r["probe_rps"], r["probe_ok"])
+
+    # --- shards: SHARDS replicas of the largest size, --shard I/SHARDS, the same config ---
+    shards = run_shards(nmax) if SHARDS > 1 else None
 
     # --- politeness: 50 qps per resolver, counted by a proxy in front of Knot ---
     pol = {}
@@ -380,6 +640,8 @@ def main():
             per.setdefault(a, []).append(int(c))
         pol = {a: (max(v), sum(v)) for a, v in sorted(per.items())}
         pol_exporter = m.get("dkim_dns_queries_total", 0)
+        pol_cap = (m.get("dkim_exporter_shortest_round_seconds", float("nan")),
+                   m.get("dkim_exporter_interval_seconds", float("nan")), m.get("dkim_exporter_records", float("nan")))
     stop(knot)
     facts["load_end"] = open("/proc/loadavg").read().split()[:3]
 
@@ -387,15 +649,27 @@ def main():
     T = []
     T.append(("machine", "%s CPUs, %s, %s RAM, kernel %s" % (facts["nproc"], facts["cpu"], facts["mem"], facts["kernel"]), ""))
     T.append(("load average (1/5/15 min) at start / end", "%s / %s" % (" ".join(facts["load_start"]), " ".join(facts["load_end"])), "others may be using the CPUs"))
+    if GEN_S:
+        T.append(("data generation (gen.py, N=%d: zones, query file, configs)" % nmax, fmt(float(GEN_S), 1) + " s",
+                  "%s domains x 3 records; zone files %s bytes" % (fmt(nmax, 0), fmt(facts["zone_bytes"], 0))))
+    T.append(("Knot zone load (knotd start to both zones answering on the 4 addresses, N=%d)" % nmax,
+              fmt(facts["knot_load"], 1) + " s", "knotd VmRSS then %.0f MiB; %s CNAME + %s TXT records" % (
+                  facts["knot_rss"], fmt(3 * nmax, 0), fmt(3 * nmax, 0))))
     T.append(("dnsperf qps (1 address, -c 4, %ds)" % DUR, fmt(dnsperf_qps), "queries lost: %s" % lost))
     T.append(("blackbox_exporter probes/s = record checks/s (32 conns, %ds)" % DUR, fmt(bb_rps),
               "probe_success=%s, non-2xx %d, socket errors %s, mean latency %s" % (int(bb_ok), bb_non2xx, bb_err, bb_lat)))
+
+    def scrape_note(sc):
+        cut = "; stopped at %d of %d scrapes: BENCH_SCRAPE_SECONDS=%g s budget" % (sc["n"], SCRAPES, SCRAPE_S) if sc["cut"] else ""
+        return "%d sequential in %.1f s%s" % (sc["n"], sc["secs"], cut)
+
     for n in SIZES:
         r = res[n]
         k = "N=%d (%d checks/round)" % (n, n * 12)
         T.append((k + ": first round (start to /-/ready)", fmt(r["first_round"], 2) + " s", ""))
         T.append((k + ": round duration (median of %d)" % r["ndurs"], fmt(r["round_s"], 2) + " s",
-                  "wall per round %.2f s over %d rounds" % (r["wall_per_round"], r["rounds"])))
+                  "wall per round %.2f s over %d rounds" % (r["wall_per_round"], r["rounds"]) +
+                  ("; /metrics polled every %.1f s (each poll renders the whole text)" % max(0.1, 2.0 * n / 100000) if n > 10000 else "")))
         T.append((k + ": record checks/s (N*12 / round)", fmt(r["checks_s"]), ""))
         T.append((k + ": exporter DNS qps (counter delta / wall)", fmt(r["qps"]),
                   "lookup errors total %d; correct series %d of %d" % (r["errors"], r["correct"], n * 12)))
@@ -407,6 +681,9 @@ def main():
                                       "schedule, not by capacity" if paced else "")))
         T.append((k + ": CPU seconds per round", "%.3f (metric) / %.3f (/proc)" % (r["cpu_round"], r["cpu_round_proc"]),
                   "process_cpu_seconds_total delta / rounds; /proc/PID/stat utime+stime delta / rounds"))
+        T.append((k + ": dkim_exporter_shortest_round_seconds / dkim_exporter_interval_seconds",
+                  "%g s / %g s" % (r["shortest"], r["interval"]),
+                  "dkim_exporter_records %s; max_queries_per_second: 0 (no limit) on the 4 resolvers, hence 0" % fmt(r["records"], 0)))
         T.append((k + ": /probe per s (32 conns)", fmt(r["probe_rps"]),
                   "probe_success=%s, non-2xx %d, socket errors %s, mean latency %s" % (int(r["probe_ok"]), r["probe_non2xx"], r["probe_err"], r["probe_lat"])))
         T.append((k + ": /probe record checks/s (x12)", fmt(r["probe_checks_s"]), ""))
@@ -418,19 +695,59 @@ def main():
             T.append((k + ": round duration with authoritative: true", fmt(r["auth_round_s"], 2) + " s",
                       "reload to auth + 2 rounds took %.1f s; VmHWM after it %.1f MiB; auth resolvers: %s" % (
                           r["auth_wall"], r["rss_auth"], ",".join(r["auth_resolvers"]) or "none")))
-        T.append((k + ": /metrics p50 / p99 / max (%d sequential, authoritative %s)" % (SCRAPES, "on" if r["auth"] else "off"),
-                  "%.1f / %.1f / %.1f ms" % (r["scrape_p50"], r["scrape_p99"], r["scrape_max"]),
-                  "target p99 < %s" % ("100 ms" if n <= 1000 else "1 s")))
-        T.append((k + ": /metrics body", "%s bytes, %s series" % (fmt(r["body"], 0), fmt(r["series"], 0)), ""))
+        sc, ss = r["full"], r["summary"]
+        T.append((k + ": /metrics p50 / p99 / max (full detail, authoritative %s)" % ("on" if r["auth"] else "off"),
+                  "%.1f / %.1f / %.1f ms" % (sc["p50"], sc["p99"], sc["max"]),
+                  "target p99 < %s; %s" % ("100 ms" if n <= 1000 else "1 s", scrape_note(sc))))
+        T.append((k + ": /metrics body (full detail)", "%s bytes, %s series" % (fmt(sc["bytes"], 0), fmt(sc["series"], 0)), ""))
+        T.append((k + ": /metrics p50 / p99 / max (metrics.detail: summary)",
+                  "%.1f / %.1f / %.1f ms" % (ss["p50"], ss["p99"], ss["max"]),
+                  "a fresh exporter, first round %.2f s, then interval 1h; %s; p99 %.2fx full's" % (
+                      r["summary_first_round"], scrape_note(ss), ss["p99"] / sc["p99"])))
+        T.append((k + ": /metrics body (metrics.detail: summary)", "%s bytes, %s series" % (fmt(ss["bytes"], 0), fmt(ss["series"], 0)),
+                  "%.1f %% of full's bytes; summary exporter VmHWM at end %.1f MiB (its round, reload to 1h, scrapes)" % (
+                      100.0 * ss["bytes"] / sc["bytes"], r["summary_rss"])))
         T.append((k + ": peak RSS (VmHWM) after rounds / at end", "%.1f / %.1f MiB" % (r["rss_rounds"], r["rss_peak"]),
-                  "target < 100 MiB at 10k"))
-    if 1000 in res and 10000 in res:
-        a, b = res[1000], res[10000]
-        T.append(("growth 1k -> 10k (x10 records): round duration", "%.2fx" % (b["round_s"] / a["round_s"]), "linear = 10x"))
-        T.append(("growth 1k -> 10k: CPU per round (/proc)", "%.2fx" % (b["cpu_round_proc"] / a["cpu_round_proc"]), "linear = 10x"))
-        T.append(("growth 1k -> 10k: VmHWM after the (authoritative off) rounds", "%.2fx (+%.1f MiB)" % (b["rss_rounds"] / a["rss_rounds"], b["rss_rounds"] - a["rss_rounds"]), ""))
-        T.append(("growth 1k -> 10k: /metrics p50", "%.2fx" % (b["scrape_p50"] / a["scrape_p50"]), "linear = 10x"))
-        T.append(("growth 1k -> 10k: /metrics body", "%.2fx" % (b["body"] / a["body"]), ""))
+                  ("target < 100 MiB at 10k; " if n == 10000 else "") + "at end: after the reload to interval 1h and the scrapes"))
+        rl = r["reload"]
+        T.append((k + ": RSS across a reload: steady / peak / ratio", "%.1f / %.1f MiB / %.3f" % (rl["steady"], rl["peak"], rl["ratio"]),
+                  "target <= 1.25; POST /-/reload (the interval 1h config minus its last domain) answered %d in %.2f s "
+                  "(records after: %s); VmRSS every 20 ms from 1 s before to 2 s after (%d samples): steady %.1f-%.1f, "
+                  "sampled peak %.1f, after %.1f MiB; VmHWM reset before the reload: %.1f MiB" % (
+                      rl["status"], rl["secs"], fmt(rl["records"], 0), rl["samples"], rl["steady_range"][0],
+                      rl["steady_range"][1], rl["peak_sampled"], rl["after"], rl["hwm"])))
+    for a, b in zip(SIZES, SIZES[1:]):
+        ra, rb = res[a], res[b]
+        x = "x%g records" % (b / a)
+        lin = "linear = %gx" % (b / a)
+        g = "growth %s -> %s" % (short(a), short(b))
+        T.append(("%s (%s): round duration" % (g, x), "%.2fx" % (rb["round_s"] / ra["round_s"]), lin))
+        T.append(("%s: CPU per round (/proc)" % g, "%.2fx" % (rb["cpu_round_proc"] / ra["cpu_round_proc"]), lin))
+        T.append(("%s: VmHWM after the (authoritative off) rounds" % g, "%.2fx (+%.1f MiB)" % (rb["rss_rounds"] / ra["rss_rounds"], rb["rss_rounds"] - ra["rss_rounds"]), ""))
+        T.append(("%s: /metrics p50" % g, "%.2fx" % (rb["full"]["p50"] / ra["full"]["p50"]), lin))
+        T.append(("%s: /metrics body" % g, "%.2fx" % (rb["full"]["bytes"] / ra["full"]["bytes"]), ""))
+        T.append(("%s: /metrics p50, summary" % g, "%.2fx" % (rb["summary"]["p50"] / ra["summary"]["p50"]), lin))
+    if shards:
+        sh = shards
+        k = "shards N=%d, %d replicas (--shard I/%d, rounds-%d config, interval 1s, at once)" % (sh["n"], SHARDS, SHARDS, sh["n"])
+        for rep in sh["reps"]:
+            if "fail" in rep:
+                T.append(("%s: replica %d/%d" % (k, rep["i"], SHARDS), "FAILED", rep["fail"]))
+                continue
+            T.append(("%s: replica %d/%d records / domains" % (k, rep["i"], SHARDS),
+                      "%s records, %s domains" % (fmt(rep["records"], 0), fmt(len(rep["domains"]), 0)),
+                      "dkim_exporter_records; domains of dkim_domain_healthy (%s healthy)" % fmt(rep["healthy"], 0)))
+            T.append(("%s: replica %d/%d first round" % (k, rep["i"], SHARDS),
+                      "%.2f s (round duration) / %.2f s (start to /-/ready)" % (rep["round_s"], rep["ready_s"]),
+                      "dkim_check_round_duration_seconds at the first scrape after /-/ready (%.1f s after start; rounds "
+                      "total then %d); shortest round %g s, interval %g s; /metrics %s bytes; VmHWM %.1f MiB" % (
+                          rep["scraped_s"], rep["rounds"], rep["shortest"], rep["interval"], fmt(rep["bytes"], 0), rep["rss"])))
+        T.append((k + ": every record checked exactly once", "yes" if sh["once"] else "no",
+                  "domain sets disjoint: %s (%s domains in all, %s distinct); union is every configured domain: %s "
+                  "(%s configured, %d missing, %d extra); records %s of %s" % (
+                      "yes" if sh["disjoint"] else "no", fmt(sh["sum"], 0), fmt(sh["union"], 0),
+                      "yes" if sh["complete"] else "no", fmt(sh["n"], 0), sh["missing"], sh["extra"],
+                      fmt(sh["records"], 0), fmt(3 * sh["n"], 0))))
     for pid, rss in killed.items():
         T.append(("exporter pid %d killed by the bench's RSS guard" % pid, "%.0f MiB" % rss, "limit %.0f MiB" % RSS_LIMIT_MB))
     for a, (mx, tot) in pol.items():
@@ -438,10 +755,16 @@ def main():
                   "%d queries in %d s" % (tot, POLITE_S)))
     if pol:
         T.append(("politeness: exporter's own dkim_dns_queries_total", fmt(pol_exporter, 0), ""))
+        T.append(("politeness: dkim_exporter_shortest_round_seconds / dkim_exporter_interval_seconds", "%g s / %g s" % pol_cap[:2],
+                  "%s records / 50 queries per second per resolver" % fmt(pol_cap[2], 0)))
     print("| figure | value | note |")
     print("|---|---|---|")
     for f, v, note in T:
         print("| %s | %s | %s |" % (f, v, note))
+
+
+def short(n):
+    return "%dk" % (n // 1000) if n % 1000 == 0 else str(n)
 
 
 def ready_any(port):
