@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{self, Config, SesSource};
 use crate::metrics::Metrics;
+use crate::resolver::ResolverClient;
 use crate::scheduler::{self, Work};
 use crate::ses::problem::{SesFinding, SesProblem};
 use crate::ses::{self, Discovered, Listing};
@@ -222,24 +223,24 @@ impl Exporter {
         self.work.borrow().clone()
     }
 
+    /// The clients of every resolver in use: the configured ones in config order, then the
+    /// domains' nameservers (`auth:`) by name, one per name.
+    pub fn clients_in_use(&self) -> (Vec<Arc<ResolverClient>>, Vec<Arc<ResolverClient>>) {
+        let work = self.work();
+        let mut auth = work.nameservers.clients();
+        auth.sort_by(|a, b| a.name.cmp(&b.name));
+        auth.dedup_by(|a, b| a.name == b.name);
+        (work.clients.clone(), auth)
+    }
+
     /// Every resolver in use, configured then `auth:`, with its latest verdict.
     pub fn resolvers_up(&self) -> Vec<(String, Option<bool>)> {
-        let work = self.work();
-        let mut up: Vec<(String, Option<bool>)> = work
-            .clients
+        let (configured, auth) = self.clients_in_use();
+        configured
             .iter()
+            .chain(&auth)
             .map(|c| (c.name.clone(), c.up()))
-            .collect();
-        let mut auth: Vec<(String, Option<bool>)> = work
-            .nameservers
-            .clients()
-            .iter()
-            .map(|c| (c.name.clone(), c.up()))
-            .collect();
-        auth.sort();
-        auth.dedup_by(|a, b| a.0 == b.0);
-        up.extend(auth);
-        up
+            .collect()
     }
 
     /// Reads the config file again and puts it in force; on error, keeps the config in force.

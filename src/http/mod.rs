@@ -266,35 +266,18 @@ const DOMAIN_PAGES: &str = "/domain/";
 fn page(app: &App, path: &str, query: Option<&str>) -> Response<Body> {
     const HTML: &str = "text/html; charset=utf-8";
     let exporter = &app.exporter;
-    let work = exporter.work();
-    let mut resolvers: Vec<ResolverRow> = work
-        .clients
-        .iter()
-        .map(|c| ResolverRow {
-            name: c.name.clone(),
-            up: c.up(),
-            queries: c.queries(),
-            mean_query_seconds: c.mean_query_seconds(),
-        })
-        .collect();
-    let mut nameservers: Vec<ResolverRow> = work
-        .nameservers
-        .clients()
-        .iter()
-        .map(|c| ResolverRow {
-            name: c.name.clone(),
-            up: c.up(),
-            queries: c.queries(),
-            mean_query_seconds: c.mean_query_seconds(),
-        })
-        .collect();
-    nameservers.sort_by(|a, b| a.name.cmp(&b.name));
-    nameservers.dedup_by(|a, b| a.name == b.name);
-    resolvers.extend(nameservers);
+    let row = |c: &Arc<crate::resolver::ResolverClient>| ResolverRow {
+        name: c.name.clone(),
+        up: c.up(),
+        queries: c.queries(),
+        mean_query_seconds: c.mean_query_seconds(),
+    };
+    let (configured, auth) = exporter.clients_in_use();
     let overview = Overview {
         telemetry_path: &app.telemetry_path,
         now: crate::scheduler::unix_now(),
-        resolvers,
+        resolvers: configured.iter().map(row).collect(),
+        nameservers: auth.iter().map(row).collect(),
         reload_error: exporter.reload_error(),
         loaded_at: exporter.metrics.config_reload_timestamp.get(),
         shard: (exporter.shard, exporter.domains_in_force()),
@@ -309,7 +292,9 @@ fn page(app: &App, path: &str, query: Option<&str>) -> Response<Body> {
             html::landing_page(&state, &ses, &overview, &query),
         ),
         Some(name) => {
-            let name = percent_decode(name);
+            let name = percent_encoding::percent_decode_str(name)
+                .decode_utf8_lossy()
+                .into_owned();
             match html::domain_page(&state, &ses, &overview, &name, &query) {
                 Some(page) => with_type(StatusCode::OK, HTML, page),
                 None => with_type(
@@ -320,31 +305,6 @@ fn page(app: &App, path: &str, query: Option<&str>) -> Response<Body> {
             }
         }
     }
-}
-
-/// A path segment with its `%XX` escapes decoded; invalid UTF-8 is replaced.
-fn percent_decode(segment: &str) -> String {
-    let bytes = segment.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| char::from(b).to_digit(16);
-        match (
-            bytes[i],
-            bytes.get(i + 1).copied().and_then(hex),
-            bytes.get(i + 2).copied().and_then(hex),
-        ) {
-            (b'%', Some(high), Some(low)) => {
-                out.push((high * 16 + low) as u8);
-                i += 3;
-            }
-            (byte, _, _) => {
-                out.push(byte);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// A plain-text response.

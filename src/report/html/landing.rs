@@ -56,7 +56,7 @@ pub fn landing_page(
     open(&mut html, "DKIM Exporter", query.refresh);
     nav(&mut html, overview, "/");
     header(&mut html, state, overview, &verdicts, query);
-    resolver_panel(&mut html, state, &overview.resolvers);
+    resolver_panel(&mut html, state, overview);
     if state.domains.is_empty() {
         html.push_str(
             "<h2>Domains</h2><p>No domains are configured: list them under <code>domains:</code> \
@@ -96,7 +96,7 @@ pub fn landing_page(
         let down: Vec<&str> = overview
             .resolvers
             .iter()
-            .filter(|r| r.up == Some(false) && !r.name.starts_with("auth:"))
+            .filter(|r| r.up == Some(false))
             .map(|r| r.name.as_str())
             .collect();
         // Several broken domains: their names first, so the last is a click away.
@@ -192,11 +192,7 @@ fn header(
 ) {
     let domains = verdicts.len();
     let needing = verdicts.iter().filter(|s| **s != Status::Correct).count();
-    let configured: Vec<&ResolverRow> = overview
-        .resolvers
-        .iter()
-        .filter(|r| !r.name.starts_with("auth:"))
-        .collect();
+    let configured = &overview.resolvers;
     let down = configured.iter().filter(|r| r.up == Some(false)).count();
     let mut parts = Vec::new();
     let class = if state.rounds.completed == 0 && verdicts.iter().all(|s| *s == Status::Unknown) {
@@ -306,16 +302,15 @@ fn plural(n: usize) -> &'static str {
 
 /// The configured resolvers, with their state, why their latest lookups failed, queries and
 /// query time; then the domains' own nameservers in one line, naming those not working.
-fn resolver_panel(html: &mut String, state: &State, rows: &[ResolverRow]) {
-    let (nameservers, configured): (Vec<&ResolverRow>, Vec<&ResolverRow>) =
-        rows.iter().partition(|r| r.name.starts_with("auth:"));
+fn resolver_panel(html: &mut String, state: &State, overview: &Overview<'_>) {
+    let (configured, nameservers) = (&overview.resolvers, &overview.nameservers);
     html.push_str(
         "<h2>Resolvers</h2><table id=\"resolvers\"><colgroup><col class=\"name\"><col class=\"num\">\
          <col><col class=\"num\"><col class=\"num\"></colgroup><thead><tr><th>Resolver</th>\
          <th>State</th><th>Latest failures</th><th>Queries</th><th>Mean query time</th></tr>\
          </thead><tbody>",
     );
-    for row in &configured {
+    for row in configured {
         let index = state.resolvers.iter().position(|r| r.name == row.name);
         let failures = index.map(|i| {
             failure_reasons(

@@ -26,8 +26,10 @@ pub struct Overview<'a> {
     pub telemetry_path: &'a str,
     /// Unix time the page is made at.
     pub now: f64,
-    /// The configured resolvers in config order, then the domains' own nameservers (`auth:`).
+    /// The configured resolvers, in config order.
     pub resolvers: Vec<ResolverRow>,
+    /// The domains' own nameservers (`auth:`), by name.
+    pub nameservers: Vec<ResolverRow>,
     /// Why the latest config reload failed, while the config loaded before it stays in force.
     pub reload_error: Option<String>,
     /// Unix time of the latest successful config load.
@@ -135,15 +137,14 @@ pub fn esc(text: &str) -> String {
 /// The path of a domain's page: `/domain/{name}`, the name percent-encoded but for the
 /// characters of host names.
 pub fn domain_path(domain: &str) -> String {
-    let mut path = String::from("/domain/");
-    for byte in domain.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b'-' | b'_') {
-            path.push(char::from(byte));
-        } else {
-            let _ = write!(path, "%{byte:02X}");
-        }
-    }
-    path
+    const ESCAPED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'.')
+        .remove(b'-')
+        .remove(b'_');
+    format!(
+        "/domain/{}",
+        percent_encoding::utf8_percent_encode(domain, ESCAPED)
+    )
 }
 
 /// The colours, light and dark, and a layout that wraps long names instead of scrolling
