@@ -531,8 +531,8 @@ const SES_PROBLEMS_EVERY: Duration = Duration::from_secs(10);
 /// The SES problems of each identity last logged, to log what appears and clears.
 #[derive(Default)]
 struct SesProblemLog {
-    /// By source and domain.
-    identities: HashMap<(String, String), LoggedIdentity>,
+    /// By source, then by domain: looked up without allocating a key on every pass.
+    identities: HashMap<String, HashMap<String, LoggedIdentity>>,
 }
 
 /// What was logged of one SES identity.
@@ -540,7 +540,7 @@ struct SesProblemLog {
 struct LoggedIdentity {
     /// Its problems at the last pass.
     problems: Vec<SesProblem>,
-    /// The hour's logged changes ([`state::log_budget`]).
+    /// The hour's logged changes ([`state::changes_to_log`]).
     logged: Option<(Instant, u32)>,
     /// Seen in the current pass.
     seen: bool,
@@ -549,33 +549,42 @@ struct LoggedIdentity {
 impl SesProblemLog {
     /// Starts a pass over every identity.
     fn begin(&mut self) {
-        for entry in self.identities.values_mut() {
+        for entry in self.identities.values_mut().flat_map(HashMap::values_mut) {
             entry.seen = false;
         }
     }
 
     /// Logs the problems of `source`'s identity `domain` that appeared or cleared since the
-    /// last pass, within the same hourly budget as a record's ([`state::log_budget`]).
+    /// last pass, within the same hourly budget as a record's ([`state::changes_to_log`]).
     fn observe(&mut self, source: &str, domain: &str, findings: &[SesFinding]) {
-        let key = (source.to_string(), domain.to_string());
-        let entry = self.identities.entry(key).or_default();
-        entry.seen = true;
-        let appeared: Vec<&SesFinding> = findings
-            .iter()
-            .filter(|f| !entry.problems.contains(&f.problem))
-            .collect();
-        let cleared: Vec<SesProblem> = entry
-            .problems
-            .iter()
-            .copied()
-            .filter(|p| !findings.iter().any(|f| f.problem == *p))
-            .collect();
-        let changes = (appeared.len() + cleared.len()) as u32;
-        if changes == 0 {
-            return;
+        if !self.identities.contains_key(source) {
+            self.identities.insert(source.to_string(), HashMap::new());
         }
+        let Some(domains) = self.identities.get_mut(source) else {
+            return;
+        };
+        if !domains.contains_key(domain) {
+            domains.insert(domain.to_string(), LoggedIdentity::default());
+        }
+        let Some(entry) = domains.get_mut(domain) else {
+            return;
+        };
+        entry.seen = true;
+        let changes = state::changes_to_log(
+            &entry.problems,
+            findings,
+            |f| f.problem,
+            &mut entry.logged,
+            Instant::now(),
+        );
+        // Kept whether or not the changes are logged (no allocation when there is no problem).
         entry.problems = findings.iter().map(|f| f.problem).collect();
-        let Some(logged) = state::log_budget(&mut entry.logged, changes, Instant::now()) else {
+        let Some(state::Changes {
+            appeared,
+            cleared,
+            limit_reached,
+        }) = changes
+        else {
             return;
         };
         for finding in appeared {
@@ -596,11 +605,11 @@ impl SesProblemLog {
                 "SES problem cleared"
             );
         }
-        if logged + changes >= state::CHANGES_LOGGED_PER_HOUR {
+        if let Some(changes) = limit_reached {
             tracing::warn!(
                 source,
                 domain,
-                changes = logged + changes,
+                changes,
                 "the identity's SES problems keep changing; its changes are not logged for the rest of the hour"
             );
         }
@@ -608,7 +617,10 @@ impl SesProblemLog {
 
     /// Forgets the identities not seen in this pass: removed from SES, or their source gone.
     fn forget_unseen(&mut self) {
-        self.identities.retain(|_, entry| entry.seen);
+        for domains in self.identities.values_mut() {
+            domains.retain(|_, entry| entry.seen);
+        }
+        self.identities.retain(|_, domains| !domains.is_empty());
     }
 }
 

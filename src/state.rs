@@ -120,17 +120,53 @@ pub const CHANGES_LOGGED_PER_HOUR: u32 = 6;
 /// The window of [`CHANGES_LOGGED_PER_HOUR`].
 const LOG_WINDOW: Duration = Duration::from_secs(3600);
 
-/// Counts `changes` more against one record's (or identity's) hour of logged changes, kept in
-/// `logged` as (start of the hour, changes in it). Returns how many were logged before them in
-/// this hour, or `None` when the hour's [`CHANGES_LOGGED_PER_HOUR`] are used up and these are
-/// not to be logged.
-pub fn log_budget(logged: &mut Option<(Instant, u32)>, changes: u32, now: Instant) -> Option<u32> {
-    let (since, before) = match *logged {
-        Some((since, before)) if now.duration_since(since) < LOG_WINDOW => (since, before),
-        _ => (now, 0),
+/// The problem changes of one record (or SES identity) to log: what appeared and what
+/// cleared, and whether these use up the hour's [`CHANGES_LOGGED_PER_HOUR`].
+pub struct Changes<'a, F, P> {
+    /// The findings of problems that were not there before.
+    pub appeared: Vec<&'a F>,
+    /// The problems that were there before and are not now.
+    pub cleared: Vec<P>,
+    /// The hour's changes, these included, when they reach the limit: the caller says that the
+    /// rest of the hour is not logged.
+    pub limit_reached: Option<u32>,
+}
+
+/// Compares the problems `before` with the findings `now` (`problem` reads a finding's
+/// problem), and counts the changes against the hour's budget kept in `logged` as (start of
+/// the hour, changes in it). `None` when nothing changed, or when the hour's changes were
+/// already used up and these are not to be logged.
+pub fn changes_to_log<'a, F, P: Copy + PartialEq>(
+    before: &[P],
+    now: &'a [F],
+    problem: impl Fn(&F) -> P,
+    logged: &mut Option<(Instant, u32)>,
+    at: Instant,
+) -> Option<Changes<'a, F, P>> {
+    let appeared: Vec<&F> = now
+        .iter()
+        .filter(|f| !before.contains(&problem(f)))
+        .collect();
+    let cleared: Vec<P> = before
+        .iter()
+        .copied()
+        .filter(|p| !now.iter().any(|f| problem(f) == *p))
+        .collect();
+    let changes = (appeared.len() + cleared.len()) as u32;
+    if changes == 0 {
+        return None;
+    }
+    let (since, earlier) = match *logged {
+        Some((since, earlier)) if at.duration_since(since) < LOG_WINDOW => (since, earlier),
+        _ => (at, 0),
     };
-    *logged = Some((since, before.saturating_add(changes)));
-    (before < CHANGES_LOGGED_PER_HOUR).then_some(before)
+    let total = earlier.saturating_add(changes);
+    *logged = Some((since, total));
+    (earlier < CHANGES_LOGGED_PER_HOUR).then_some(Changes {
+        appeared,
+        cleared,
+        limit_reached: (total >= CHANGES_LOGGED_PER_HOUR).then_some(total),
+    })
 }
 
 /// What one resolver last said about one record.
@@ -371,21 +407,12 @@ impl RecordState {
     /// Logs the problems that appeared or cleared since `before`, at most
     /// [`CHANGES_LOGGED_PER_HOUR`] an hour.
     fn log_changes(&mut self, before: &[Problem], now: Instant) {
-        let appeared: Vec<&Finding> = self
-            .findings
-            .iter()
-            .filter(|f| !before.contains(&f.problem))
-            .collect();
-        let cleared: Vec<Problem> = before
-            .iter()
-            .copied()
-            .filter(|p| !self.findings.iter().any(|f| f.problem == *p))
-            .collect();
-        let changes = (appeared.len() + cleared.len()) as u32;
-        if changes == 0 {
-            return;
-        }
-        let Some(logged) = log_budget(&mut self.logged, changes, now) else {
+        let Some(Changes {
+            appeared,
+            cleared,
+            limit_reached,
+        }) = changes_to_log(before, &self.findings, |f| f.problem, &mut self.logged, now)
+        else {
             return;
         };
         for finding in appeared {
@@ -406,11 +433,11 @@ impl RecordState {
                 "problem cleared"
             );
         }
-        if logged + changes >= CHANGES_LOGGED_PER_HOUR {
+        if let Some(changes) = limit_reached {
             tracing::warn!(
                 domain = %self.domain,
                 selector = %self.selector,
-                changes = logged + changes,
+                changes,
                 "the record's problems keep changing; its changes are not logged for the rest of the hour"
             );
         }

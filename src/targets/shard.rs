@@ -3,6 +3,7 @@
 //! FNV-1a of the lower-case name without the trailing dot), so N replicas with I = 0…N−1 check
 //! every domain exactly once, and a restart keeps each domain where it was.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
 
@@ -35,19 +36,19 @@ impl Shard {
         self.count <= 1
     }
 
-    /// This replica's domains of `targets`.
-    pub fn of(&self, targets: &Targets) -> Targets {
+    /// This replica's domains of `targets`: all of them, borrowed, when unsharded.
+    pub fn of<'a>(&self, targets: &'a Targets) -> Cow<'a, Targets> {
         if self.is_whole() {
-            return targets.clone();
+            return Cow::Borrowed(targets);
         }
-        Targets {
+        Cow::Owned(Targets {
             domains: targets
                 .domains
                 .iter()
                 .filter(|d| self.owns(&d.name))
                 .cloned()
                 .collect(),
-        }
+        })
     }
 }
 
