@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use super::{
     DOMAINS_PER_PAGE, Overview, PageQuery, ResolverRow, ago, domain_path, esc, nav, open,
-    problem_items, record, when,
+    problem_list, record, when,
 };
 use crate::evidence::FailureReason;
 use crate::report::{DomainReport, Report, Status};
@@ -543,11 +543,7 @@ pub(super) fn ses_lines(html: &mut String, domain: &DomainReport) {
                 "disabled"
             },
         );
-        if !ses.problems.is_empty() {
-            html.push_str("<ul class=\"problems\">");
-            problem_items(html, &ses.problems);
-            html.push_str("</ul>");
-        }
+        problem_list(html, &ses.problems);
         html.push_str("</div>");
     }
 }

@@ -281,11 +281,7 @@ fn record(html: &mut String, record: &RecordReport, down: Option<&[&str]>) {
         html.push_str(" · inactive key of a rotating pair (no key until rotation)");
     }
     html.push_str("</div>");
-    if !record.problems.is_empty() {
-        html.push_str("<ul class=\"problems\">");
-        problem_items(html, &record.problems);
-        html.push_str("</ul>");
-    }
+    problem_list(html, &record.problems);
     match down {
         Some(down) => {
             let shown = record
@@ -362,8 +358,13 @@ fn answers(html: &mut String, record: &RecordReport, left_out: &[&str]) {
     html.push_str("</tbody></table>");
 }
 
-/// One list item per problem: its name, what was seen, the fix, and the record to paste.
-fn problem_items(html: &mut String, problems: &[ProblemReport]) {
+/// The list of `problems`, an item each: its name, what was seen, the fix, and the record to
+/// paste. Nothing when there is none.
+fn problem_list(html: &mut String, problems: &[ProblemReport]) {
+    if problems.is_empty() {
+        return;
+    }
+    html.push_str("<ul class=\"problems\">");
     for problem in problems {
         let _ = write!(
             html,
@@ -386,6 +387,7 @@ fn problem_items(html: &mut String, problems: &[ProblemReport]) {
         }
         html.push_str("</li>");
     }
+    html.push_str("</ul>");
 }
 
 #[cfg(test)]
