@@ -54,6 +54,31 @@ fn ses_config(dns: &TestDns, sources: &str, domains: &str) -> String {
     )
 }
 
+/// The binary on a config in `home` with the source `prod` at `ses` (plus `more` settings of
+/// it) and `domains`, with dummy credentials or none; returns it and its log lines.
+fn spawn_with_source(
+    home: &support::TempDir,
+    dns: &TestDns,
+    ses: &FakeSes,
+    more: &str,
+    domains: &str,
+    credentials: bool,
+) -> (std::process::Child, std::sync::mpsc::Receiver<String>) {
+    let source = format!(
+        "  - name: prod\n    region: us-east-1\n    endpoint: {}\n    refresh: 1s\n{more}",
+        ses.endpoint()
+    );
+    let config = home.write("dkim_exporter.yaml", &ses_config(dns, &source, domains));
+    support::spawn_binary(
+        &[
+            "--config.file",
+            config.to_str().unwrap(),
+            "--web.listen-address=127.0.0.1:0",
+        ],
+        support::ses::aws_env(home.path(), credentials),
+    )
+}
+
 fn identity(domain: &str) -> [(&str, &str); 3] {
     [
         ("source", "prod"),
@@ -528,24 +553,13 @@ async fn without_credentials_the_daemon_says_so_and_keeps_running() {
     .await;
     let ses = FakeSes::start(vec![FakeIdentity::domain("good.example", &["g1"])]).await;
     let home = support::TempDir::new("ses-nocreds");
-    let config = home.write(
-        "dkim_exporter.yaml",
-        &ses_config(
-            &dns,
-            &format!(
-                "  - name: prod\n    region: us-east-1\n    endpoint: {}\n    refresh: 1s\n",
-                ses.endpoint()
-            ),
-            "domains:\n  - domain: file.example\n    provider: ses\n    selectors: [s1]\n",
-        ),
-    );
-    let (mut child, lines) = support::spawn_binary(
-        &[
-            "--config.file",
-            config.to_str().unwrap(),
-            "--web.listen-address=127.0.0.1:0",
-        ],
-        support::ses::aws_env(home.path(), false),
+    let (mut child, lines) = spawn_with_source(
+        &home,
+        &dns,
+        &ses,
+        "",
+        "domains:\n  - domain: file.example\n    provider: ses\n    selectors: [s1]\n",
+        false,
     );
     let address = support::listening_address(&lines);
     let failed = support::wait_line(&lines, "SES discovery failed");
@@ -673,24 +687,13 @@ async fn ses_problems_appearing_and_clearing_are_logged() {
     ])
     .await;
     let home = support::TempDir::new("ses-events");
-    let config = home.write(
-        "dkim_exporter.yaml",
-        &ses_config(
-            &dns,
-            &format!(
-                "  - name: prod\n    region: us-east-1\n    endpoint: {}\n    refresh: 1s\n    max_requests_per_second: 100\n",
-                ses.endpoint()
-            ),
-            "",
-        ),
-    );
-    let (mut child, lines) = support::spawn_binary(
-        &[
-            "--config.file",
-            config.to_str().unwrap(),
-            "--web.listen-address=127.0.0.1:0",
-        ],
-        support::ses::aws_env(home.path(), true),
+    let (mut child, lines) = spawn_with_source(
+        &home,
+        &dns,
+        &ses,
+        "    max_requests_per_second: 100\n",
+        "",
+        true,
     );
     let appeared = support::wait_line(&lines, "problem=ses_failed");
     for field in [
