@@ -8,6 +8,12 @@ use dkim_exporter::logging::LogLevel;
 use dkim_exporter::resolver::authoritative;
 use dkim_exporter::{Options, config, http, logging, oneshot};
 
+/// mimalloc instead of glibc's malloc: a round makes about 40 short-lived allocations a record
+/// check on two worker threads, and glibc spent a quarter of the exporter's CPU on them (arena
+/// locks, consolidation); see BENCHMARKS.md, "Issue 15: CPU per check".
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
