@@ -510,6 +510,9 @@ impl State {
             .map(|d| (d.name.clone(), d))
             .collect();
 
+        // Sized once: grown by doubling, the list would keep up to half its length spare.
+        self.records.reserve_exact(targets.record_count());
+        self.domains.reserve_exact(targets.domains.len());
         for domain in &targets.domains {
             let mut domain_state =
                 old_domains
