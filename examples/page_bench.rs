@@ -137,7 +137,7 @@ fn exporter(domains: usize) -> Arc<Exporter> {
                 };
                 for k in 1..=RESOLVERS {
                     let observation = Observation {
-                        found: Found::Cname(target.clone()),
+                        found: Found::Cname(target.as_str().into()),
                         present: true,
                         correct: !broken,
                         ttl: Some(300),

@@ -116,7 +116,7 @@ fn synthetic_state(domains: usize, resolvers: &[String]) -> State {
                     .map(|s| {
                         let token = token(i, s);
                         RecordConfig {
-                            expected: Expected::Cname(format!("{token}.dkim.amazonses.com")),
+                            expected: Expected::Cname(format!("{token}.dkim.amazonses.com").into()),
                             selector: token,
                         }
                     })

@@ -258,8 +258,13 @@ pub fn observe(qname: &Name, expected: &Expected, reply: &Message) -> Observatio
     match expected {
         Expected::Cname(target) => match cname {
             Some((found, ttl)) => Observation {
-                correct: found == *target,
-                found: Found::Cname(found),
+                correct: found == **target,
+                // The expected target's string, shared, when the record points there.
+                found: Found::Cname(if found == **target {
+                    target.clone()
+                } else {
+                    found.into()
+                }),
                 present: true,
                 ttl: Some(ttl),
                 key: None,
@@ -284,7 +289,7 @@ pub fn observe(qname: &Name, expected: &Expected, reply: &Message) -> Observatio
                     }
                 }
                 None => match cname {
-                    Some((target, _)) => absent(Found::Cname(target)),
+                    Some((target, _)) => absent(Found::Cname(target.into())),
                     None => absent(Found::None),
                 },
             }

@@ -164,7 +164,7 @@ pub fn diagnose(evidence: &Evidence<'_>) -> Vec<Finding> {
                 let mut seen: Vec<&str> = Vec::new();
                 for (resolver, o) in answers {
                     if let Found::Cname(target) = &o.found {
-                        if seen.contains(&target.as_str()) {
+                        if seen.contains(&&**target) {
                             continue;
                         }
                         seen.push(target);
@@ -184,7 +184,7 @@ pub fn diagnose(evidence: &Evidence<'_>) -> Vec<Finding> {
     // Keys: only for a record that is correct somewhere.
     if !correct.is_empty() || matches!(evidence.expected, Expected::Txt) {
         let key = match evidence.expected {
-            Expected::Cname(target) => evidence.key.map(|k| (k.clone(), target.clone())),
+            Expected::Cname(target) => evidence.key.map(|k| (k.clone(), target.to_string())),
             Expected::Txt => answers
                 .iter()
                 .find_map(|(_, o)| o.key.clone())
@@ -277,7 +277,7 @@ mod tests {
     }
 
     fn cname(target: &str, expected: &Expected) -> Observation {
-        let correct = matches!(expected, Expected::Cname(t) if t == target);
+        let correct = matches!(expected, Expected::Cname(t) if **t == *target);
         Observation {
             found: Found::Cname(target.into()),
             present: true,

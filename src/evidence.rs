@@ -181,8 +181,9 @@ pub struct Observation {
 pub enum Found {
     /// Nothing of interest at the name.
     None,
-    /// A CNAME, with its target in lower case without the trailing dot.
-    Cname(String),
+    /// A CNAME, with its target in lower case without the trailing dot; the expected target's
+    /// own string when it is that one.
+    Cname(Arc<str>),
     /// A TXT value, as `sha256:` and the first 16 hex digits of its SHA-256.
     Txt(String),
     /// A and AAAA addresses instead of a record of the expected type, sorted and comma-joined.
@@ -204,7 +205,8 @@ impl Found {
     pub fn value(&self) -> &str {
         match self {
             Found::None => "",
-            Found::Cname(v) | Found::Txt(v) | Found::A(v) => v,
+            Found::Cname(v) => v,
+            Found::Txt(v) | Found::A(v) => v,
         }
     }
 }

@@ -218,7 +218,7 @@ fn the_shipped_example_loads() {
         .iter()
         .map(|r| (r.selector.as_str(), r.expected.clone()))
         .collect();
-    let ses = |t: &str| Expected::Cname(format!("{t}.dkim.amazonses.com"));
+    let ses = |t: &str| Expected::Cname(format!("{t}.dkim.amazonses.com").into());
     assert_eq!(
         records,
         [

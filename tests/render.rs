@@ -71,7 +71,7 @@ fn config(domains: usize) -> Config {
                         expected: if (i + s) % 5 == 4 {
                             Expected::Txt
                         } else {
-                            Expected::Cname(format!("s{s}-{i}.dkim.amazonses.com"))
+                            Expected::Cname(format!("s{s}-{i}.dkim.amazonses.com").into())
                         },
                     })
                     .collect(),
@@ -116,7 +116,7 @@ fn state(domains: usize) -> State {
             let (good, bad) = match &record.expected {
                 Expected::Cname(target) => (
                     Found::Cname(target.clone()),
-                    Found::Cname(format!("{target}.typo\"\\")),
+                    Found::Cname(format!("{target}.typo\"\\").into()),
                 ),
                 Expected::Txt => (
                     Found::Txt("sha256:0123456789abcdef".into()),
@@ -414,7 +414,7 @@ fn rounds_writing_between_chunks_do_not_stop_the_scrape() {
         let record = &state.records[round % state.records.len()];
         let name = record_name(&record.selector, &record.domain);
         let domain = record.domain.clone();
-        let found = Found::Cname(format!("round{round}.example"));
+        let found = Found::Cname(format!("round{round}.example").into());
         state.apply(
             &name,
             RESOLVERS[round % 5],

@@ -310,7 +310,7 @@ impl RawConfig {
                     Some(template) => {
                         let target = template.expand(&r.selector.0, &d.domain.0);
                         match normalise_name(&target, "name") {
-                            Ok(target) => Expected::Cname(target),
+                            Ok(target) => Expected::Cname(target.into()),
                             Err(message) => {
                                 return fail(
                                     vec![

@@ -9,13 +9,17 @@
 pub mod presets;
 pub mod ses;
 
+use std::sync::Arc;
+
 use crate::problem::Problem;
 
 /// What a record should hold.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Expected {
-    /// A CNAME to this target (lower case, no trailing dot).
-    Cname(String),
+    /// A CNAME to this target (lower case, no trailing dot). Shared: the config, the state
+    /// and the round's work hold the same string, and so does every resolver's view of the
+    /// record while it points there.
+    Cname(Arc<str>),
     /// A DKIM key published directly as TXT.
     Txt,
 }
@@ -150,10 +154,9 @@ impl Provider {
         domain: &str,
     ) -> Result<Expected, String> {
         match self {
-            Provider::Ses => Ok(Expected::Cname(ses::target(
-                selector,
-                &ses::dkim_domain_of(params),
-            ))),
+            Provider::Ses => Ok(Expected::Cname(
+                ses::target(selector, &ses::dkim_domain_of(params)).into(),
+            )),
             Provider::Sendgrid => presets::sendgrid(params, selector),
             Provider::Microsoft365 => presets::microsoft365(params, selector, domain),
             Provider::Mailchimp => presets::mailchimp(selector),

@@ -9,9 +9,9 @@ pub fn sendgrid(params: &Params, selector: &str) -> Result<Expected, String> {
         .account
         .as_deref()
         .ok_or("provider sendgrid needs account: (like u1234.wl001, from SendGrid's DNS page)")?;
-    Ok(Expected::Cname(format!(
-        "{selector}.domainkey.{account}.sendgrid.net"
-    )))
+    Ok(Expected::Cname(
+        format!("{selector}.domainkey.{account}.sendgrid.net").into(),
+    ))
 }
 
 /// Microsoft 365: `{selector}-{domain_dashed}._domainkey.{tenant_domain}`.
@@ -20,31 +20,33 @@ pub fn microsoft365(params: &Params, selector: &str, domain: &str) -> Result<Exp
         "provider microsoft365 needs tenant_domain: (like contoso.onmicrosoft.com, or \
          contoso.n-v1.dkim.mail.microsoft)",
     )?;
-    Ok(Expected::Cname(format!(
-        "{selector}-{}._domainkey.{tenant}",
-        domain.replace('.', "-")
-    )))
+    Ok(Expected::Cname(
+        format!(
+            "{selector}-{}._domainkey.{tenant}",
+            domain.replace('.', "-")
+        )
+        .into(),
+    ))
 }
 
 /// Mailchimp: `k{N}` points at `dkim{N}.mcsv.net`.
 pub fn mailchimp(selector: &str) -> Result<Expected, String> {
     let n = number(selector, "k", "mailchimp", "k2, k3")?;
-    Ok(Expected::Cname(format!("dkim{n}.mcsv.net")))
+    Ok(Expected::Cname(format!("dkim{n}.mcsv.net").into()))
 }
 
 /// Mandrill: `mte{N}` points at `dkim{N}.mandrillapp.com`.
 pub fn mandrill(selector: &str) -> Result<Expected, String> {
     let n = number(selector, "mte", "mandrill", "mte1, mte2")?;
-    Ok(Expected::Cname(format!("dkim{n}.mandrillapp.com")))
+    Ok(Expected::Cname(format!("dkim{n}.mandrillapp.com").into()))
 }
 
 /// Brevo: `brevo{N}` points at `b{N}.{domain_dashed}.dkim.brevo.com`, itself a CNAME to the key.
 pub fn brevo(selector: &str, domain: &str) -> Result<Expected, String> {
     let n = number(selector, "brevo", "brevo", "brevo1, brevo2")?;
-    Ok(Expected::Cname(format!(
-        "b{n}.{}.dkim.brevo.com",
-        domain.replace('.', "-")
-    )))
+    Ok(Expected::Cname(
+        format!("b{n}.{}.dkim.brevo.com", domain.replace('.', "-")).into(),
+    ))
 }
 
 /// The number a provider's selector ends in: `k2` → `2`.

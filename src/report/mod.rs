@@ -424,7 +424,7 @@ impl RecordReport {
             .collect();
         let status = Status::of_record(state, record);
         let (expected_type, expected_target) = match &record.expected {
-            Expected::Cname(target) => ("cname", Some(target.clone())),
+            Expected::Cname(target) => ("cname", Some(target.to_string())),
             Expected::Txt => ("txt", None),
         };
         RecordReport {

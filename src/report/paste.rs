@@ -45,7 +45,7 @@ impl Paste {
         }
         let name = record_name(selector, domain);
         let (record_type, value, zone_value) = match expected {
-            Expected::Cname(target) => ("CNAME", target.clone(), format!("{target}.")),
+            Expected::Cname(target) => ("CNAME", target.to_string(), format!("{target}.")),
             Expected::Txt => (
                 "TXT",
                 TXT_KEY_VALUE.to_string(),

@@ -121,7 +121,7 @@ impl Identity {
     pub fn expected(&self, token: &str) -> Expected {
         match &self.origin {
             Origin::Ses { region } => {
-                Expected::Cname(ses::target(token, &ses::dkim_domain(Some(region))))
+                Expected::Cname(ses::target(token, &ses::dkim_domain(Some(region))).into())
             }
             Origin::External => Expected::Txt,
         }

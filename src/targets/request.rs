@@ -138,11 +138,10 @@ impl Request<'_> {
             self.at("selector", text, check_record_name(&selector, &name))?;
             let expected = match (provider, self.cname) {
                 (Some(p), _) => p.expected(&params, &selector, &name)?,
-                (None, Some(template)) => Expected::Cname(self.at(
-                    "cname",
-                    template,
-                    expand_cname(template, &selector, &name),
-                )?),
+                (None, Some(template)) => Expected::Cname(
+                    self.at("cname", template, expand_cname(template, &selector, &name))?
+                        .into(),
+                ),
                 (None, None) => Expected::Txt,
             };
             records.push(Record {
