@@ -283,7 +283,7 @@ pub fn observe(qname: &Name, expected: &Expected, reply: &Message) -> Observatio
                         present: true,
                         correct: key.is_ok(),
                         ttl: Some(ttl),
-                        key: Some(key),
+                        key: Some(Box::new(key)),
                         nxdomain,
                         ede: ede.clone(),
                     }
@@ -450,7 +450,7 @@ mod tests {
         let answer = reply(vec![txt(QNAME, &["v=DKIM1; p="])]);
         let o = observe(&name(QNAME), &Expected::Txt, &answer);
         assert!(o.present && !o.correct);
-        assert_eq!(o.key, Some(Err(dkim::KeyError::Revoked)));
+        assert_eq!(o.key, Some(Box::new(Err(dkim::KeyError::Revoked))));
     }
 
     #[test]

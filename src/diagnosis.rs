@@ -188,7 +188,7 @@ pub fn diagnose(evidence: &Evidence<'_>) -> Vec<Finding> {
             Expected::Txt => answers
                 .iter()
                 .find_map(|(_, o)| o.key.clone())
-                .map(|k| (KeyLookup::Found(k), "the record".to_string())),
+                .map(|k| (KeyLookup::Found(*k), "the record".to_string())),
         };
         match key {
             Some((KeyLookup::NotFound, at)) => {
@@ -307,7 +307,7 @@ mod tests {
             present: true,
             correct: key.is_ok(),
             ttl: Some(300),
-            key: Some(key),
+            key: Some(Box::new(key)),
             nxdomain: false,
             ede: None,
         }

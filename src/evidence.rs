@@ -168,8 +168,9 @@ pub struct Observation {
     pub correct: bool,
     /// TTL of the record found, or the negative-caching TTL of an empty answer.
     pub ttl: Option<u32>,
-    /// The DKIM key, for TXT records.
-    pub key: Option<Result<DkimKey, KeyError>>,
+    /// The DKIM key, for TXT records (boxed: most records are CNAMEs, and every resolver's
+    /// view of every record holds an observation).
+    pub key: Option<Box<Result<DkimKey, KeyError>>>,
     /// The answer was NXDOMAIN: nothing at all exists at the name.
     pub nxdomain: bool,
     /// The Extended DNS Error the answer carried (RFC 8914), if any.

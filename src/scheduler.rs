@@ -57,16 +57,27 @@ pub struct Work {
 
 /// One record to check.
 pub struct RecordWork {
-    /// `{selector}._domainkey.{domain}`, the key into [`State`].
-    pub key: String,
+    /// `{selector}._domainkey.{domain}`, the key into [`State`]; the selector and the domain
+    /// are read from it rather than kept as strings of their own.
+    pub key: Box<str>,
+    /// Length of the selector at the start of `key`.
+    selector_length: usize,
     /// The same, as a DNS name to query.
     pub name: Name,
-    /// The owning domain.
-    pub domain: String,
-    /// The selector.
-    pub selector: String,
     /// What the record should hold.
     pub expected: Expected,
+}
+
+impl RecordWork {
+    /// The selector.
+    pub fn selector(&self) -> &str {
+        &self.key[..self.selector_length]
+    }
+
+    /// The owning domain.
+    pub fn domain(&self) -> &str {
+        &self.key[self.selector_length + "._domainkey.".len()..]
+    }
 }
 
 /// When one resolver's checks of a round start: record `k` at `stagger + k × spacing`. A
@@ -173,10 +184,9 @@ impl Work {
                     }
                 };
                 records.push(RecordWork {
-                    key,
+                    key: key.into_boxed_str(),
+                    selector_length: record.selector.len(),
                     name,
-                    domain: domain.name.clone(),
-                    selector: record.selector.clone(),
                     expected: record.expected.clone(),
                 });
             }
@@ -441,10 +451,10 @@ async fn run_round(
                         if let Some(known) = state.record(&record.key) {
                             count(&work, &state, known, &mut tallies, &mut auth_tallies);
                         }
-                        if let Some(left) = domain_left.get_mut(record.domain.as_str()) {
+                        if let Some(left) = domain_left.get_mut(record.domain()) {
                             *left -= 1;
                             if *left == 0 {
-                                state.domain_checked(&record.domain, unix_now());
+                                state.domain_checked(record.domain(), unix_now());
                             }
                         }
                     }
@@ -668,14 +678,14 @@ async fn follow_up(
     let record = &work.records[index];
     let servers = if work.authoritative {
         // Boxed so that a follow-up without authoritative checks stays small.
-        Box::pin(work.nameservers.of(&round, &record.domain, &work.clients)).await
+        Box::pin(work.nameservers.of(&round, record.domain(), &work.clients)).await
     } else {
         None
     };
     let target = RecordTarget {
         name: &record.name,
-        domain: &record.domain,
-        selector: &record.selector,
+        domain: record.domain(),
+        selector: record.selector(),
         expected: &record.expected,
     };
     let dns = DomainDns {

@@ -35,8 +35,6 @@ pub struct State {
     pub rounds: RoundState,
     /// How much of each record `/metrics` exports, from the config in force.
     pub detail: Detail,
-    /// Index into `records` by record name (`{selector}._domainkey.{domain}`).
-    record_index: HashMap<String, usize>,
     /// Index into `resolvers` by name.
     resolver_index: HashMap<String, usize>,
     /// Index into `domains` by name.
@@ -319,7 +317,7 @@ impl RecordState {
             },
             Expected::Txt => self
                 .answering(resolvers)
-                .find_map(|(_, o)| o.key.as_ref().and_then(|k| k.as_ref().ok())),
+                .find_map(|(_, o)| o.key.as_deref().and_then(|k| k.as_ref().ok())),
         }
     }
 
@@ -568,12 +566,6 @@ impl State {
                 name: r.name.clone(),
             })
             .collect();
-        self.record_index = self
-            .records
-            .iter()
-            .enumerate()
-            .map(|(i, r)| (targets::record_name(&r.selector, &r.domain), i))
-            .collect();
         self.resolver_index = index_by(&self.resolvers, |r| &r.name);
         self.domain_index = index_by(&self.domains, |d| &d.name);
         self.generation = self.generation.wrapping_add(1);
@@ -618,10 +610,7 @@ impl State {
     /// Results are matched by name, so a result that arrives after a reload lands on the same
     /// record if it is still configured, and is dropped if it is not.
     pub fn apply(&mut self, record: &str, resolver: &str, outcome: Result<Observation, Failure>) {
-        let (Some(&r), Some(&v)) = (
-            self.record_index.get(record),
-            self.resolver_index.get(resolver),
-        ) else {
+        let (Some(r), Some(&v)) = (self.position(record), self.resolver_index.get(resolver)) else {
             return;
         };
         if let Some(view) = self.records.get_mut(r).and_then(|r| r.views.get_mut(v)) {
@@ -632,7 +621,7 @@ impl State {
     /// Applies the follow-up of a record (authoritative answers, extra lookups, key) and
     /// diagnoses it again.
     pub fn apply_follow_up(&mut self, record: &str, follow_up: FollowUp) {
-        if let Some(&r) = self.record_index.get(record) {
+        if let Some(r) = self.position(record) {
             let resolvers = &self.resolvers;
             let record = &mut self.records[r];
             // Only the daemon's state logs changes; a one-off check's need not note them.
@@ -679,7 +668,26 @@ impl State {
 
     /// The record with this name (`{selector}._domainkey.{domain}`).
     pub fn record(&self, name: &str) -> Option<&RecordState> {
-        self.record_index.get(name).map(|&i| &self.records[i])
+        self.position(name).map(|i| &self.records[i])
+    }
+
+    /// Where the record with this name is in [`State::records`]: found through its domain,
+    /// whose few records are searched for the selector, rather than through an index of every
+    /// record name (which cost 130 bytes a record: 39 MB at 100,000 domains × 3 records).
+    fn position(&self, name: &str) -> Option<usize> {
+        const INFIX: &str = "._domainkey.";
+        // A selector of several labels may itself hold `._domainkey.`: try each split.
+        name.match_indices(INFIX).find_map(|(at, _)| {
+            let (selector, domain) = (&name[..at], &name[at + INFIX.len()..]);
+            let records = self.domains[*self.domain_index.get(domain)?]
+                .records
+                .clone();
+            let start = records.start;
+            self.records[records]
+                .iter()
+                .position(|r| r.selector == selector)
+                .map(|i| start + i)
+        })
     }
 
     /// Notes that every record of `domain` has been checked in a round ending at `at`.

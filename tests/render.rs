@@ -125,11 +125,11 @@ fn state(domains: usize) -> State {
             };
             let mut good = observation(good, true, ttl);
             if record.expected == Expected::Txt {
-                good.key = Some(if i % 3 == 0 {
+                good.key = Some(Box::new(if i % 3 == 0 {
                     Err(KeyError::Revoked)
                 } else {
                     Ok(rsa(1024))
-                });
+                }));
             }
             let bad = observation(bad, false, ttl);
             let none = observation(Found::None, false, 60);
