@@ -29,8 +29,10 @@ pub struct State {
     pub resolvers: Vec<ResolverState>,
     /// Configured domains, in config order.
     pub domains: Vec<DomainState>,
-    /// Every configured record, grouped by domain in config order.
-    pub records: Vec<RecordState>,
+    /// Every configured record, grouped by domain in config order. Boxed, so that a reload
+    /// moves pointers into the new list rather than copies of whole records (300 bytes each),
+    /// and holds two lists of pointers at its peak rather than two of records.
+    pub records: Vec<Box<RecordState>>,
     /// Completed check rounds.
     pub rounds: RoundState,
     /// How much of each record `/metrics` exports, from the config in force.
@@ -93,8 +95,9 @@ pub struct RecordState {
     pub auth: Vec<(String, View)>,
     /// The problems found by the latest diagnosis.
     pub findings: Vec<Finding>,
-    /// What the latest extra lookups found, while the record is missing.
-    pub extra: Option<Extra>,
+    /// What the latest extra lookups found, while the record is missing (boxed: only a
+    /// missing record has it).
+    pub extra: Option<Box<Extra>>,
     /// The key at the end of the record, for CNAME records that are correct somewhere.
     pub key: Option<KeyLookup>,
     /// The names the target's own CNAME chain passes through to the key, when it has one.
@@ -350,7 +353,7 @@ impl RecordState {
         }
 
         match (follow_up.extra, self.missing(resolvers)) {
-            (Some(extra), _) => self.extra = Some(extra),
+            (Some(extra), _) => self.extra = Some(Box::new(extra)),
             (None, Some(false)) => self.extra = None,
             // Missing but the lookups failed, or nothing answered: keep what was learnt.
             (None, _) => {}
@@ -462,7 +465,7 @@ impl RecordState {
             expected: &self.expected,
             answers: self.answering(resolvers).collect(),
             failures,
-            extra: self.extra.as_ref(),
+            extra: self.extra.as_deref(),
             key: self.key.as_ref(),
             domain_exists: self.domain_exists,
             walk: self.walk.as_deref(),
@@ -498,11 +501,18 @@ impl State {
             .map(|r| old_resolvers.get(r.name.as_str()).copied())
             .collect();
 
-        let mut old_records: HashMap<(String, String), RecordState> =
-            std::mem::take(&mut self.records)
-                .into_iter()
-                .map(|r| ((r.domain.clone(), r.selector.clone()), r))
-                .collect();
+        // The old records are found through their domain (its range of them), and taken out of
+        // the old list as they are kept: no index of record names is built beside them, which
+        // at 100,000 domains cost more than the records' own list.
+        let mut old_records: Vec<Option<Box<RecordState>>> = std::mem::take(&mut self.records)
+            .into_iter()
+            .map(Some)
+            .collect();
+        let same_resolvers = resolver_map
+            .iter()
+            .enumerate()
+            .all(|(i, old)| *old == Some(i))
+            && resolver_map.len() == self.resolvers.len();
         let mut old_domains: HashMap<String, DomainState> = std::mem::take(&mut self.domains)
             .into_iter()
             .map(|d| (d.name.clone(), d))
@@ -522,28 +532,42 @@ impl State {
                         rotating_pair: None,
                     });
             let first = self.records.len();
+            let old_range = domain_state.records.clone();
             for record in &domain.records {
-                let key = (domain.name.clone(), record.selector.clone());
-                let state = match old_records.remove(&key) {
+                let old = old_records
+                    .get_mut(old_range.clone())
+                    .and_then(|olds| {
+                        olds.iter_mut()
+                            .find(|o| o.as_ref().is_some_and(|o| o.selector == record.selector))
+                    })
+                    .and_then(Option::take);
+                let state = match old {
                     // A record whose expectation changed is a new record: nothing known carries over.
                     Some(mut old) if old.expected == record.expected => {
                         // Moved, not cloned: a reload of a big config would otherwise hold
-                        // every observation twice at its peak.
-                        let mut views = std::mem::take(&mut old.views);
-                        old.views = resolver_map
-                            .iter()
-                            .map(|i| {
-                                i.and_then(|i| views.get_mut(i).map(std::mem::take))
-                                    .unwrap_or_default()
-                            })
-                            .collect();
+                        // every observation twice at its peak. With the same resolvers in the
+                        // same order, the views stay where they are.
+                        if !same_resolvers {
+                            let mut views = std::mem::take(&mut old.views);
+                            old.views = resolver_map
+                                .iter()
+                                .map(|i| {
+                                    i.and_then(|i| views.get_mut(i).map(std::mem::take))
+                                        .unwrap_or_default()
+                                })
+                                .collect();
+                        }
                         if !config.authoritative {
                             old.auth.clear();
                         }
                         old.from_ses.clone_from(&record.from_ses);
                         old
                     }
-                    _ => RecordState::new(&domain.name, record, config.resolvers.len()),
+                    _ => Box::new(RecordState::new(
+                        &domain.name,
+                        record,
+                        config.resolvers.len(),
+                    )),
                 };
                 self.records.push(state);
             }
@@ -668,7 +692,7 @@ impl State {
 
     /// The record with this name (`{selector}._domainkey.{domain}`).
     pub fn record(&self, name: &str) -> Option<&RecordState> {
-        self.position(name).map(|i| &self.records[i])
+        self.position(name).map(|i| &*self.records[i])
     }
 
     /// Where the record with this name is in [`State::records`]: found through its domain,
