@@ -279,7 +279,7 @@ pub fn observe(qname: &Name, expected: &Expected, reply: &Message) -> Observatio
                 Some((value, ttl)) => {
                     let key = dkim::parse_key_record(&value);
                     Observation {
-                        found: Found::Txt(txt_fingerprint(&value)),
+                        found: Found::Txt(txt_fingerprint(&value).into()),
                         present: true,
                         correct: key.is_ok(),
                         ttl: Some(ttl),
@@ -441,7 +441,7 @@ mod tests {
         let o = observe(&name(QNAME), &Expected::Txt, &answer);
         assert!(o.present && o.correct);
         let value = format!("v=DKIM1; k=rsa; p={key}");
-        assert_eq!(o.found, Found::Txt(txt_fingerprint(&value)));
+        assert_eq!(o.found, Found::Txt(txt_fingerprint(&value).into()));
         assert_eq!(o.key.unwrap().unwrap().bits, 1024);
     }
 

@@ -81,8 +81,8 @@ pub struct RoundState {
 /// One record and what each resolver last said about it.
 #[derive(Debug, Clone)]
 pub struct RecordState {
-    /// Owning domain, lower case.
-    pub domain: String,
+    /// Owning domain, lower case; one string shared by the domain's records.
+    pub domain: Arc<str>,
     /// Selector, lower case.
     pub selector: String,
     /// What the record should hold.
@@ -231,9 +231,9 @@ impl View {
 }
 
 impl RecordState {
-    fn new(domain: &str, record: &Record, resolvers: usize) -> Self {
+    fn new(domain: Arc<str>, record: &Record, resolvers: usize) -> Self {
         RecordState {
-            domain: domain.to_string(),
+            domain,
             selector: record.selector.clone(),
             expected: record.expected.clone(),
             from_ses: record.from_ses.clone(),
@@ -373,7 +373,9 @@ impl RecordState {
             .filter_map(|v| v.known.as_mut())
             .filter(|o| !o.present && !o.nxdomain && matches!(o.found, Found::None | Found::A(_)));
         for observation in empty_answers {
-            observation.found = addresses.clone().map_or(Found::None, Found::A);
+            observation.found = addresses
+                .clone()
+                .map_or(Found::None, |a| Found::A(a.into()));
         }
 
         match follow_up.key {
@@ -533,6 +535,8 @@ impl State {
                     });
             let first = self.records.len();
             let old_range = domain_state.records.clone();
+            // The domain's name, once for all its records.
+            let mut shared: Option<Arc<str>> = None;
             for record in &domain.records {
                 let old = old_records
                     .get_mut(old_range.clone())
@@ -564,11 +568,14 @@ impl State {
                         old
                     }
                     _ => Box::new(RecordState::new(
-                        &domain.name,
+                        shared
+                            .get_or_insert_with(|| Arc::from(domain.name.as_str()))
+                            .clone(),
                         record,
                         config.resolvers.len(),
                     )),
                 };
+                shared.get_or_insert_with(|| state.domain.clone());
                 self.records.push(state);
             }
             domain_state.records = first..self.records.len();
@@ -653,7 +660,7 @@ impl State {
                 .log_changes
                 .then(|| record.findings.iter().map(|f| f.problem).collect());
             record.follow_up(resolvers, follow_up);
-            let domain = self.domain_index.get(&record.domain).copied();
+            let domain = self.domain_index.get(&*record.domain).copied();
             if let Some(pair) = domain.and_then(|d| self.domains[d].rotating_pair) {
                 self.judge_pair(pair);
             }
@@ -835,7 +842,7 @@ mod tests {
                     state.records[domain.records.clone()].iter().zip(*selectors)
                 {
                     assert_eq!(
-                        (record.domain.as_str(), record.selector.as_str()),
+                        (&*record.domain, record.selector.as_str()),
                         (*name, *selector)
                     );
                 }

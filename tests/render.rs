@@ -453,7 +453,7 @@ fn every_domain_verdict_reads_its_own_records() {
     for domain in &state.domains {
         assert!(!domain.records.is_empty(), "{}", domain.name);
         for record in &state.records[domain.records.clone()] {
-            assert_eq!(record.domain, domain.name);
+            assert_eq!(*record.domain, *domain.name);
         }
     }
     let in_domains: usize = state.domains.iter().map(|d| d.records.len()).sum();
