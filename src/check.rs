@@ -17,7 +17,8 @@ use crate::provider::Expected;
 use crate::resolver::authoritative::{Nameservers, RoundNameservers};
 use crate::resolver::message::ede;
 use crate::resolver::message::{
-    addresses_at, chain_from, cname_at, end_of_chain, negative_ttl, normalise, same_name,
+    addresses_at, chain_from, cname_target_at, end_of_chain, is_named, negative_ttl, normalise,
+    same_name,
 };
 use crate::resolver::{Ask, Place, ResolverClient, walk};
 
@@ -254,23 +255,30 @@ pub fn observe(qname: &Name, expected: &Expected, reply: &Message) -> Observatio
         nxdomain,
         ede: ede.clone(),
     };
-    let cname = cname_at(reply, qname);
+    let cname = cname_target_at(reply, qname);
     match expected {
         Expected::Cname(target) => match cname {
-            Some((found, ttl)) => Observation {
-                correct: found == **target,
-                // The expected target's string, shared, when the record points there.
-                found: Found::Cname(if found == **target {
+            Some((found, ttl)) => {
+                // The expected target's string, shared, when the record points there: the
+                // common case is compared label by label, without making a string.
+                let found = if is_named(found, target) {
                     target.clone()
                 } else {
-                    found.into()
-                }),
-                present: true,
-                ttl: Some(ttl),
-                key: None,
-                nxdomain,
-                ede: ede.clone(),
-            },
+                    match normalise(found) {
+                        same if same == **target => target.clone(),
+                        other => other.into(),
+                    }
+                };
+                Observation {
+                    correct: found == *target,
+                    found: Found::Cname(found),
+                    present: true,
+                    ttl: Some(ttl),
+                    key: None,
+                    nxdomain,
+                    ede: ede.clone(),
+                }
+            }
             None => absent(Found::None),
         },
         Expected::Txt => {
@@ -289,7 +297,7 @@ pub fn observe(qname: &Name, expected: &Expected, reply: &Message) -> Observatio
                     }
                 }
                 None => match cname {
-                    Some((target, _)) => absent(Found::Cname(target.into())),
+                    Some((target, _)) => absent(Found::Cname(normalise(target).into())),
                     None => absent(Found::None),
                 },
             }

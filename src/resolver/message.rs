@@ -96,11 +96,52 @@ pub fn addresses_at(owner: &Name, reply: &Message) -> Vec<IpAddr> {
 
 /// A name as labels show it: lower case, no trailing dot.
 pub fn normalise(name: &Name) -> String {
+    // Host names (letters, digits, `-`, `_`) need no escaping: written directly, one
+    // allocation instead of three. This runs for every CNAME answer.
+    if name.num_labels() > 0 && name.iter().all(|label| label.iter().all(|b| plain(*b))) {
+        let mut text = String::with_capacity(name.len());
+        for (i, label) in name.iter().enumerate() {
+            if i > 0 {
+                text.push('.');
+            }
+            text.extend(label.iter().map(|b| char::from(b.to_ascii_lowercase())));
+        }
+        return text;
+    }
     let text = name.to_ascii().to_ascii_lowercase();
     match text.strip_suffix('.') {
         Some(stripped) if !stripped.is_empty() => stripped.to_string(),
         _ => text,
     }
+}
+
+/// A byte a host name label shows as itself.
+fn plain(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'-' || b == b'_'
+}
+
+/// Whether `name` normalises to `text` (see [`normalise`]), for a host name, without making
+/// the string: `false` may also mean a name that needs escaping, which only [`normalise`] can
+/// compare.
+pub fn is_named(name: &Name, text: &str) -> bool {
+    let mut rest = text.as_bytes();
+    for (i, label) in name.iter().enumerate() {
+        if i > 0 {
+            match rest.split_first() {
+                Some((b'.', after)) => rest = after,
+                _ => return false,
+            }
+        }
+        match rest.split_at_checked(label.len()) {
+            Some((head, after))
+                if label.iter().all(|b| plain(*b)) && label.eq_ignore_ascii_case(head) =>
+            {
+                rest = after;
+            }
+            _ => return false,
+        }
+    }
+    name.num_labels() > 0 && rest.is_empty()
 }
 
 /// The name a CNAME chain from `qname` ends at in `reply` (at most [`MAX_CHAIN`] steps).
@@ -148,8 +189,13 @@ pub fn same_name(a: &Name, b: &Name) -> bool {
 
 /// The CNAME target at `owner`, normalised, with its TTL.
 pub fn cname_at(reply: &Message, owner: &Name) -> Option<(String, u32)> {
+    cname_target_at(reply, owner).map(|(target, ttl)| (normalise(target), ttl))
+}
+
+/// The CNAME target at `owner` as the reply has it, with its TTL.
+pub fn cname_target_at<'a>(reply: &'a Message, owner: &Name) -> Option<(&'a Name, u32)> {
     reply.answers.iter().find_map(|r| match &r.data {
-        RData::CNAME(target) if same_name(&r.name, owner) => Some((normalise(&target.0), r.ttl)),
+        RData::CNAME(target) if same_name(&r.name, owner) => Some((&target.0, r.ttl)),
         _ => None,
     })
 }
@@ -170,6 +216,48 @@ mod tests {
 
     fn name(text: &str) -> Name {
         Name::from_str(text).unwrap()
+    }
+
+    /// The slow path of [`normalise`], which the fast one must agree with.
+    fn escaped(name: &Name) -> String {
+        let text = name.to_ascii().to_ascii_lowercase();
+        match text.strip_suffix('.') {
+            Some(stripped) if !stripped.is_empty() => stripped.to_string(),
+            _ => text,
+        }
+    }
+
+    #[test]
+    fn host_names_normalise_like_their_escaped_text() {
+        let mut names: Vec<Name> = [
+            "S1.DKIM.AmazonSES.com.",
+            "s1.dkim.amazonses.com",
+            "a_b-c.example.",
+            "x\\.y.example.",
+            ".",
+        ]
+        .iter()
+        .map(|text| Name::from_ascii(text).unwrap())
+        .collect();
+        // Raw bytes a label may hold: UTF-8, a space, a dot.
+        for raw in [&b"\xc3\xa9t\xc3\xa9"[..], b"sp ace", b"do.t"] {
+            names.push(Name::from_labels(vec![raw.to_vec(), b"example".to_vec()]).unwrap());
+        }
+        for n in &names {
+            let text = n.to_ascii();
+            assert_eq!(normalise(n), escaped(n), "{text}");
+            let normal = normalise(n);
+            // A host name compares without the string; others say no and take the slow path.
+            let host = n.num_labels() > 0 && n.iter().all(|l| l.iter().all(|b| plain(*b)));
+            assert_eq!(is_named(n, &normal), host, "{text}");
+        }
+        let n = name("S1.dkim.amazonses.com.");
+        assert!(is_named(&n, "s1.dkim.amazonses.com"));
+        assert!(!is_named(&n, "s1.dkim.amazonses.co"));
+        assert!(!is_named(&n, "s1.dkim.amazonses.comx"));
+        assert!(!is_named(&n, "s1.dkim.amazonses.com.example.com"));
+        assert!(!is_named(&n, "s1dkim.amazonses.com"));
+        assert!(!is_named(&name("."), ""));
     }
 
     #[test]
