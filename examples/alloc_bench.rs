@@ -15,7 +15,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
 use dkim_exporter::metrics::Metrics;
-use dkim_exporter::scheduler::{Work, run_once};
+use dkim_exporter::scheduler::{Reuse, Work, run_once};
 use dkim_exporter::state::State;
 
 #[global_allocator]
@@ -64,7 +64,13 @@ async fn main() {
     config.interval = std::time::Duration::ZERO;
     let targets = dkim_exporter::targets::file::targets(&config);
     let metrics = Arc::new(Metrics::new().unwrap());
-    let work = Arc::new(Work::from_config(&config, &targets, &metrics, 53, None));
+    let work = Arc::new(Work::from_config(
+        &config,
+        &targets,
+        &metrics,
+        53,
+        Reuse::Nothing,
+    ));
     let mut state = State::default();
     state.reconcile(&config, &targets);
     let state = Arc::new(RwLock::new(state));

@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{self, Config, SesSource};
 use crate::metrics::Metrics;
 use crate::resolver::ResolverClient;
-use crate::scheduler::{self, Work};
+use crate::scheduler::{self, Reuse, Work};
 use crate::ses::problem::{SesFinding, SesProblem};
 use crate::ses::{self, Discovered, Listing};
 use crate::state::{self, State};
@@ -129,7 +129,7 @@ impl Exporter {
             &mine,
             &metrics,
             options.nameserver_port,
-            None,
+            Reuse::Nothing,
         ));
         let (work, receiver) = watch::channel(work);
         let ses = config
@@ -188,7 +188,7 @@ impl Exporter {
             targets,
             &self.metrics,
             self.nameserver_port,
-            Some(&current),
+            Reuse::Clients(&current),
         ));
         let finished = tokio::time::timeout(budget, scheduler::run_once(work, state.clone()))
             .await
@@ -312,7 +312,7 @@ impl Exporter {
             &mine,
             &self.metrics,
             self.nameserver_port,
-            Some(&old),
+            Reuse::ClientsAndRecords(&old),
         );
         for client in &old.clients {
             if !config.resolvers.iter().any(|r| r.name == client.name) {

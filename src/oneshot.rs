@@ -16,7 +16,7 @@ use crate::metrics::Metrics;
 use crate::provider;
 use crate::report::Report;
 use crate::resolver::ResolverClient;
-use crate::scheduler::{self, Work};
+use crate::scheduler::{self, Reuse, Work};
 use crate::ses::{self, Discovered};
 use crate::state::State;
 use crate::targets::request::Request;
@@ -261,7 +261,7 @@ async fn check_state(mut config: Config, targets: &Targets, nameserver_port: u16
         targets,
         &metrics,
         nameserver_port,
-        None,
+        Reuse::Nothing,
     ));
     scheduler::run_once(work, state.clone()).await;
     std::mem::take(&mut *state.write().unwrap_or_else(|e| e.into_inner()))

@@ -119,18 +119,35 @@ pub struct Slot {
     pub resolver: usize,
 }
 
+/// What a new [`Work`] takes over from the one in force.
+#[derive(Clone, Copy)]
+pub enum Reuse<'a> {
+    /// Nothing: the first work.
+    Nothing,
+    /// Its clients whose settings did not change, with their connections and limits (a probe,
+    /// which checks a few records beside the daemon's).
+    Clients(&'a Work),
+    /// Its clients, and its records that did not change (a reload, which would otherwise hold
+    /// every record's name twice).
+    ClientsAndRecords(&'a Work),
+}
+
 impl Work {
     /// Everything to check `targets` with `config`'s resolvers and settings: a client per
     /// resolver (counting into `metrics`), and the domains' nameservers on `nameserver_port`
-    /// when `authoritative` is on. Clients of `previous` whose settings did not change are kept,
-    /// with their connections and limits.
+    /// when `authoritative` is on; what `reuse` says is taken from the work in force.
     pub fn from_config(
         config: &Config,
         targets: &Targets,
         metrics: &Arc<Metrics>,
         nameserver_port: u16,
-        previous: Option<&Work>,
+        reuse: Reuse<'_>,
     ) -> Self {
+        let (previous, records_of) = match reuse {
+            Reuse::Nothing => (None, None),
+            Reuse::Clients(work) => (Some(work), None),
+            Reuse::ClientsAndRecords(work) => (Some(work), Some(work)),
+        };
         let clients = config
             .resolvers
             .iter()
@@ -160,19 +177,19 @@ impl Work {
                     metrics.clone(),
                 ))
             });
-        Work::new(config, targets, clients, nameservers, previous)
+        Work::new(config, targets, clients, nameservers, records_of)
     }
 
     /// Prepares the records of `targets` and the plan for `config` with the given clients,
-    /// reusing the records of `previous` that did not change.
+    /// reusing the records of `records_of` that did not change.
     pub fn new(
         config: &Config,
         targets: &Targets,
         clients: Vec<Arc<ResolverClient>>,
         nameservers: Arc<Nameservers>,
-        previous: Option<&Work>,
+        records_of: Option<&Work>,
     ) -> Self {
-        let kept: HashMap<&str, &Arc<RecordWork>> = previous
+        let kept: HashMap<&str, &Arc<RecordWork>> = records_of
             .map(|p| p.records.iter().map(|r| (&*r.key, r)).collect())
             .unwrap_or_default();
         let mut records = Vec::with_capacity(targets.record_count());
