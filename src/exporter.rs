@@ -27,7 +27,7 @@ use crate::ses::{self, Discovered, Listing};
 use crate::state::{self, State};
 use crate::targets::request::Request;
 use crate::targets::shard::Shard;
-use crate::targets::{self, Targets};
+use crate::targets::{self, Domain, Targets};
 use crate::{Error, Options};
 
 /// What the scheduler, the HTTP handlers and reloads share.
@@ -86,9 +86,36 @@ struct InForce {
     targets: Targets,
     /// The file's records alone, kept apart only while `ses:` sources add to them.
     file: Option<Targets>,
+    /// Positions in `targets.domains`, sorted by name: `/probe` finds its domain by binary
+    /// search (a scan of 100,000 domains under this lock capped probes near 1,200 a second).
+    by_name: Vec<u32>,
 }
 
 impl InForce {
+    fn new(config: Config, targets: Targets, file: Option<Targets>) -> Self {
+        let mut by_name: Vec<u32> = (0..targets.domains.len() as u32).collect();
+        by_name.sort_unstable_by(|a, b| {
+            targets.domains[*a as usize]
+                .name
+                .cmp(&targets.domains[*b as usize].name)
+        });
+        InForce {
+            config,
+            targets,
+            file,
+            by_name,
+        }
+    }
+
+    /// The configured domain with this name (lower case, no trailing dot).
+    fn domain(&self, name: &str) -> Option<&Domain> {
+        let at = self
+            .by_name
+            .binary_search_by(|i| self.targets.domains[*i as usize].name.as_str().cmp(name))
+            .ok()?;
+        Some(&self.targets.domains[self.by_name[at] as usize])
+    }
+
     /// The config file's records.
     fn file_targets(&self) -> &Targets {
         self.file.as_ref().unwrap_or(&self.targets)
@@ -142,11 +169,7 @@ impl Exporter {
             state: Arc::new(RwLock::new(state)),
             metrics,
             work,
-            in_force: Mutex::new(InForce {
-                config,
-                targets,
-                file,
-            }),
+            in_force: Mutex::new(InForce::new(config, targets, file)),
             config_file: options.config_file.clone(),
             nameserver_port: options.nameserver_port,
             aws_credentials: options.aws_credentials.clone(),
@@ -164,7 +187,16 @@ impl Exporter {
     /// selector), and the settings and resolvers in force.
     pub async fn probe_targets(&self, request: &Request<'_>) -> Result<(Config, Targets), String> {
         let current = self.in_force.lock().await;
-        let targets = request.targets(Some(&current.targets))?;
+        // The probed domain alone, when it is configured: what the request takes from the
+        // config is that domain's records.
+        let one = request
+            .domain
+            .map(|d| d.trim_end_matches('.').to_ascii_lowercase())
+            .and_then(|name| current.domain(&name))
+            .map(|domain| Targets {
+                domains: vec![domain.clone()],
+            });
+        let targets = request.targets(Some(one.as_ref().unwrap_or(&current.targets)))?;
         Ok((current.config.clone(), targets))
     }
 
@@ -343,11 +375,7 @@ impl Exporter {
             domains_removed = %names_not_in(&current.targets, &targets),
             "{why}"
         );
-        *current = InForce {
-            config,
-            targets,
-            file,
-        };
+        *current = InForce::new(config, targets, file);
     }
 
     /// Starts a discovery task for every `ses:` source in force; they stop with `stop`.
