@@ -213,10 +213,6 @@ def page_round(port):
     return (int(found.group(1)), float(found.group(2))) if found else (0, None)
 
 
-def rounds(port):
-    return metrics(port).get("dkim_check_rounds_total", 0)
-
-
 def vmhwm(pid):
     with open("/proc/%d/status" % pid) as f:
         for line in f:
@@ -242,7 +238,7 @@ def reload_and_settle(p, port, cfg_src, extra_rounds):
     p.send_signal(signal.SIGHUP)
     t0 = time.time()
     if extra_rounds:
-        wait_until(lambda: rounds(port) >= r0 + 1 + extra_rounds, 300, "rounds after reload", 0.5)
+        wait_until(lambda: page_round(port)[0] >= r0 + 1 + extra_rounds, 300, "rounds after reload", 0.5)
     else:
         # the new config may already drive the next round (interval 1h: it never ends here), so
         # settle when the round in progress ends or 3 s have passed, and the query rate has

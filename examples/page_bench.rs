@@ -8,6 +8,8 @@
 //! style and layout included), median of 5 loads. It prints figures; it asserts nothing.
 #![allow(clippy::print_stdout, clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "support/sizes.rs"]
+mod sizes;
 #[path = "../tests/support/webdriver.rs"]
 #[allow(dead_code)]
 mod webdriver;
@@ -34,15 +36,7 @@ return {bytes: n.decodedBodySize, server: n.responseStart - n.requestStart,
 
 #[tokio::main]
 async fn main() {
-    let sizes: Vec<usize> = std::env::args()
-        .skip(1)
-        .filter_map(|a| a.parse().ok())
-        .collect();
-    let sizes = if sizes.is_empty() {
-        vec![1_000, 10_000]
-    } else {
-        sizes
-    };
+    let sizes = sizes::sizes(&[1_000, 10_000]);
     let driver = webdriver::Driver::start().await;
     let browser = driver.browser(1280, 800).await;
     for domains in sizes {

@@ -6,6 +6,9 @@
 //! It prints figures; it asserts nothing, so it is not a test.
 #![allow(clippy::print_stdout)]
 
+#[path = "support/sizes.rs"]
+mod sizes;
+
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -25,15 +28,7 @@ const SELECTORS: usize = 3;
 const RESOLVERS: usize = 4;
 
 fn main() {
-    let sizes: Vec<usize> = std::env::args()
-        .skip(1)
-        .filter_map(|a| a.parse().ok())
-        .collect();
-    let sizes = if sizes.is_empty() {
-        vec![1_000, 10_000]
-    } else {
-        sizes
-    };
+    let sizes = sizes::sizes(&[1_000, 10_000]);
     let metrics = Metrics::new().expect("the registry takes every metric");
     let resolvers: Vec<String> = (1..=RESOLVERS).map(|k| format!("r{k}")).collect();
     let resolvers_up: Vec<(&str, Option<bool>)> =

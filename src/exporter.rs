@@ -191,7 +191,7 @@ impl Exporter {
         // config is that domain's records.
         let one = request
             .domain
-            .map(|d| d.trim_end_matches('.').to_ascii_lowercase())
+            .and_then(|d| config::normalise_name(d, "domain").ok())
             .and_then(|name| current.domain(&name))
             .map(|domain| Targets {
                 domains: vec![domain.clone()],

@@ -33,7 +33,7 @@ use crate::resolver::authoritative::{Nameservers, RoundNameservers};
 use crate::resolver::health::{self, Outcome, Tally};
 use crate::resolver::{self, ResolverClient};
 use crate::state::{RecordState, State, View};
-use crate::targets::Targets;
+use crate::targets::{self, Targets};
 
 /// Everything a round needs, built once per config.
 pub struct Work {
@@ -78,7 +78,7 @@ impl RecordWork {
 
     /// The owning domain.
     pub fn domain(&self) -> &str {
-        &self.key[self.selector_length + "._domainkey.".len()..]
+        &self.key[self.selector_length + targets::DOMAINKEY.len()..]
     }
 }
 
@@ -204,8 +204,6 @@ impl Work {
                     records.push(same.clone());
                     continue;
                 }
-                // Every source validates its names; a failure here would be a bug,
-                // and skipping the record is safer than stopping the daemon.
                 // Every source validates its names; a failure here would be a bug,
                 // and skipping the record is safer than stopping the daemon.
                 let name = match Name::from_ascii(format!("{key}.")) {

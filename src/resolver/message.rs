@@ -108,6 +108,11 @@ pub fn normalise(name: &Name) -> String {
         }
         return text;
     }
+    escaped(name)
+}
+
+/// [`normalise`] for any name: its text with escapes, lower case, no trailing dot.
+fn escaped(name: &Name) -> String {
     let text = name.to_ascii().to_ascii_lowercase();
     match text.strip_suffix('.') {
         Some(stripped) if !stripped.is_empty() => stripped.to_string(),
@@ -216,15 +221,6 @@ mod tests {
 
     fn name(text: &str) -> Name {
         Name::from_str(text).unwrap()
-    }
-
-    /// The slow path of [`normalise`], which the fast one must agree with.
-    fn escaped(name: &Name) -> String {
-        let text = name.to_ascii().to_ascii_lowercase();
-        match text.strip_suffix('.') {
-            Some(stripped) if !stripped.is_empty() => stripped.to_string(),
-            _ => text,
-        }
     }
 
     #[test]

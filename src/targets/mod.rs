@@ -43,10 +43,20 @@ pub struct Record {
     pub from_ses: Option<Arc<str>>,
 }
 
+/// What joins a selector and its domain in a record's name.
+pub const DOMAINKEY: &str = "._domainkey.";
+
 /// The DNS name of the record of `selector` under `domain`, lower case without the trailing dot:
 /// the key by which results find their record.
 pub fn record_name(selector: &str, domain: &str) -> String {
-    format!("{selector}._domainkey.{domain}")
+    format!("{selector}{DOMAINKEY}{domain}")
+}
+
+/// The ways a record name splits into a selector and a domain, shortest selector first: more
+/// than one only when a selector of several labels holds `._domainkey.` itself.
+pub fn split_record_name(name: &str) -> impl Iterator<Item = (&str, &str)> {
+    name.match_indices(DOMAINKEY)
+        .map(move |(at, _)| (&name[..at], &name[at + DOMAINKEY.len()..]))
 }
 
 impl Record {
