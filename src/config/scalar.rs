@@ -199,7 +199,7 @@ pub fn parse_selector(text: &str) -> Result<String, String> {
 
 /// Refuses a selector whose record name, `{selector}._domainkey.{domain}`, is too long for DNS.
 pub fn check_record_name(selector: &str, domain: &str) -> Result<(), String> {
-    let length = selector.len() + crate::targets::DOMAINKEY.len() + domain.len();
+    let length = selector.len() + "._domainkey.".len() + domain.len();
     if length > 253 {
         return Err(format!(
             "{selector}._domainkey.{domain} is {length} characters long; DNS names end at 253"
