@@ -308,10 +308,11 @@ pub fn observe(qname: &Name, expected: &Expected, reply: &Message) -> Observatio
 /// Reads the DKIM key at `owner` (following CNAMEs within the answer) from a TXT reply.
 pub fn read_key(owner: &Name, reply: &Message) -> KeyLookup {
     match txt_at(reply, &end_of_chain(reply, owner)) {
-        Some((value, _)) if dkim::looks_like_key_record(&value) => {
-            KeyLookup::Found(dkim::parse_key_record(&value))
-        }
-        _ => KeyLookup::NotFound,
+        Some((value, _)) => match dkim::read_key_record(&value) {
+            Some(key) => KeyLookup::Found(key),
+            None => KeyLookup::NotFound,
+        },
+        None => KeyLookup::NotFound,
     }
 }
 
@@ -334,17 +335,18 @@ fn txt_at(reply: &Message, owner: &Name) -> Option<(String, u32)> {
         .iter()
         .filter(|r| same_name(&r.name, owner))
         .filter_map(|r: &Record| match &r.data {
-            RData::TXT(txt) => {
-                let strings: Vec<Vec<u8>> = txt.txt_data.iter().map(|s| s.to_vec()).collect();
-                Some((dkim::join_txt(&strings), r.ttl))
-            }
+            RData::TXT(txt) => Some((dkim::join_txt(txt.txt_data.iter().map(|s| &s[..])), r.ttl)),
             _ => None,
         })
         .collect();
-    let keyish = values
-        .iter()
-        .position(|(v, _)| dkim::looks_like_key_record(v))
-        .unwrap_or(0);
+    // With one TXT record (the usual case) it is the one, key-like or not.
+    let keyish = match values.len() {
+        0 | 1 => 0,
+        _ => values
+            .iter()
+            .position(|(v, _)| dkim::looks_like_key_record(v))
+            .unwrap_or(0),
+    };
     values.into_iter().nth(keyish)
 }
 

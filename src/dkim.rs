@@ -89,20 +89,42 @@ pub enum KeyError {
 }
 
 /// Joins the strings of a TXT record the way DKIM verifiers do: concatenated, nothing between.
-pub fn join_txt(strings: &[Vec<u8>]) -> String {
-    let bytes: Vec<u8> = strings.iter().flatten().copied().collect();
-    String::from_utf8_lossy(&bytes).into_owned()
+pub fn join_txt<'a>(strings: impl IntoIterator<Item = &'a [u8]>) -> String {
+    let mut bytes = Vec::new();
+    for string in strings {
+        bytes.extend_from_slice(string);
+    }
+    match String::from_utf8(bytes) {
+        Ok(text) => text,
+        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+    }
 }
 
 /// Whether a TXT value looks like it is meant to be a DKIM key record, for picking the right
 /// record when a name holds several TXT records.
 pub fn looks_like_key_record(value: &str) -> bool {
-    parse_tags(value).is_ok_and(|tags| tags.iter().any(|(t, _)| *t == "p" || *t == "v"))
+    parse_tags(value).is_ok_and(|tags| is_key_record(&tags))
+}
+
+/// Whether a parsed tag list is meant as a key record: it has `p=` or `v=`.
+fn is_key_record(tags: &[(&str, &str)]) -> bool {
+    tags.iter().any(|(t, _)| *t == "p" || *t == "v")
+}
+
+/// [`parse_key_record`] of a value that [`looks_like_key_record`], `None` for one that does not,
+/// with the tags parsed once.
+pub fn read_key_record(value: &str) -> Option<Result<DkimKey, KeyError>> {
+    let tags = parse_tags(value).ok()?;
+    is_key_record(&tags).then(|| key_from_tags(&tags))
 }
 
 /// Parses a DKIM key record and decodes its public key.
 pub fn parse_key_record(value: &str) -> Result<DkimKey, KeyError> {
-    let tags = parse_tags(value)?;
+    key_from_tags(&parse_tags(value)?)
+}
+
+/// The key a parsed tag list publishes.
+fn key_from_tags(tags: &[(&str, &str)]) -> Result<DkimKey, KeyError> {
     let get = |name: &str| tags.iter().find(|(t, _)| *t == name).map(|(_, v)| *v);
 
     if let Some(position) = tags.iter().position(|(t, _)| *t == "v") {
@@ -119,7 +141,12 @@ pub fn parse_key_record(value: &str) -> Result<DkimKey, KeyError> {
         other => return Err(KeyError::UnknownKeyType(other.to_string())),
     };
     let p = get("p").ok_or(KeyError::NoKey)?;
-    let p: String = p.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    // Whitespace is allowed anywhere in the base64; the usual key has none and is decoded as is.
+    let p: std::borrow::Cow<'_, str> = if p.bytes().any(|b| b.is_ascii_whitespace()) {
+        p.chars().filter(|c| !c.is_ascii_whitespace()).collect()
+    } else {
+        p.into()
+    };
     if p.is_empty() {
         return Err(KeyError::Revoked);
     }
@@ -339,9 +366,23 @@ pub(crate) mod tests {
 
     #[test]
     fn txt_strings_are_joined_without_separator() {
-        let parts = [b"v=DKIM1; p=MIGf".to_vec(), b"MA0G".to_vec()];
-        assert_eq!(join_txt(&parts), "v=DKIM1; p=MIGfMA0G");
+        let parts: [&[u8]; 2] = [b"v=DKIM1; p=MIGf", b"MA0G"];
+        assert_eq!(join_txt(parts), "v=DKIM1; p=MIGfMA0G");
+        assert_eq!(
+            join_txt([b"caf\xc3\xa9 \xff".as_slice()]),
+            "caf\u{e9} \u{fffd}"
+        );
         assert!(looks_like_key_record("v=DKIM1; p=abc"));
         assert!(!looks_like_key_record("google-site-verification=abc"));
+        assert_eq!(read_key_record("google-site-verification=abc"), None);
+        assert_eq!(
+            read_key_record("v=DKIM1; k=rsa"),
+            Some(Err(KeyError::NoKey))
+        );
+        let key = rsa_public_key_base64(1024);
+        assert_eq!(
+            read_key_record(&format!("v=DKIM1; p={key}")).map(|k| k.map(|k| k.bits)),
+            Some(Ok(1024))
+        );
     }
 }
