@@ -35,7 +35,7 @@ use crate::evidence::{Failure, FailureReason};
 use crate::metrics::ResolverMetrics;
 use connected::Connected;
 use limiter::RateLimiter;
-use message::{EDNS_PAYLOAD, classify, ede, query_message, request};
+use message::{EDNS_PAYLOAD, WireQuery, classify, ede, query_message, request};
 use udp::UdpTransport;
 
 /// Queries to one resolver that may be in flight at once: a burst larger than the resolver's
@@ -297,7 +297,14 @@ impl ResolverClient {
             return self.connected.exchange(request).await;
         }
         // The UDP transport always ends at its timeout.
-        let reply = self.udp.exchange(message(), self.timeout).await?;
+        let query = WireQuery::new(
+            name,
+            record_type,
+            !self.authoritative,
+            ask.checking_disabled,
+            EDNS_PAYLOAD,
+        );
+        let reply = self.udp.exchange(query, self.timeout).await?;
         if reply.metadata.truncation {
             tracing::debug!(resolver = %self.name, query = %name, "truncated over UDP, retrying over TCP");
             self.connected.exchange(request).await

@@ -19,13 +19,14 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use hickory_proto::op::{Message, MessageType, Query};
+use hickory_proto::op::{Message, MessageType};
 use tokio::net::UdpSocket;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::lock;
+use super::message::{WireQuery, answers_question};
 use crate::evidence::{Failure, FailureReason};
 
 /// Sockets per resolver: replies are read by this many tasks, and a burst of replies has this
@@ -54,8 +55,8 @@ struct Waiting {
     /// Tells this query from a later one that reuses its ID once it is answered, so that its
     /// clean-up never removes the newer one.
     serial: u64,
-    /// The question asked, which the reply must repeat.
-    query: Query,
+    /// The question section sent, which the reply must repeat.
+    question: Box<[u8]>,
     /// Where the reply, or the reason there is none, goes.
     reply: oneshot::Sender<Result<Message, Failure>>,
 }
@@ -93,18 +94,13 @@ impl UdpTransport {
         }
     }
 
-    /// Sends `message` (its ID is chosen here) and waits up to `timeout` for the reply.
-    pub async fn exchange(
+    /// Sends `query` (its ID is chosen here) and waits up to `timeout` for the reply.
+    pub(super) async fn exchange(
         &self,
-        mut message: Message,
+        mut query: WireQuery,
         timeout: Duration,
     ) -> Result<Message, Failure> {
-        let Some(query) = message.queries.first().cloned() else {
-            return Err(Failure::new(
-                FailureReason::Other,
-                "a query without a question",
-            ));
-        };
+        let question = query.question().into();
         let channel = self.channel()?;
         let (tx, rx) = oneshot::channel();
         let serial = channel.serials.fetch_add(1, Ordering::Relaxed);
@@ -120,7 +116,7 @@ impl UdpTransport {
                 id,
                 Waiting {
                     serial,
-                    query,
+                    question,
                     reply: tx,
                 },
             );
@@ -133,14 +129,8 @@ impl UdpTransport {
             id,
             serial,
         };
-        message.metadata.id = id;
-        let bytes = message.to_vec().map_err(|e| {
-            Failure::new(
-                FailureReason::Other,
-                format!("cannot encode the query: {e}"),
-            )
-        })?;
-        channel.socket.send(&bytes).await.map_err(|e| {
+        query.set_id(id);
+        channel.socket.send(query.bytes()).await.map_err(|e| {
             Failure::new(
                 FailureReason::Network,
                 format!("cannot send to {}: {e}", self.address),
@@ -308,13 +298,9 @@ async fn read_replies(
         let mut waiting = lock(&pending);
         let answers = match (&outcome, waiting.get(&id)) {
             (_, None) => false,
-            // Servers that refuse a client or cannot parse a query (Unbound's `access-control:
-            // refuse`, FORMERR) answer without a question section: the ID is all there is to
-            // match, and waiting out the timeout would report the wrong reason.
-            (Ok(reply), Some(w)) => {
-                reply.queries.is_empty()
-                    || (reply.queries.len() == 1 && reply.queries[0] == w.query)
-            }
+            // A reply without a question (REFUSED, FORMERR) is matched by its ID alone:
+            // waiting out the timeout would report the wrong reason.
+            (Ok(_), Some(w)) => answers_question(datagram, &w.question),
             (Err(_), Some(_)) => true,
         };
         if !answers {
