@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicI8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use hickory_proto::op::{Message, Query};
+use hickory_proto::op::{DnsRequest, Message, Query};
 use hickory_proto::rr::{Name, RecordType};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -186,15 +186,7 @@ impl ResolverClient {
         let mut place = Some(place);
         self.metrics.queries.inc();
         let started = Instant::now();
-        let exchange = self.exchange(name, record_type, ask);
-        tokio::pin!(exchange);
-        let result = tokio::select! {
-            result = &mut exchange => result,
-            _ = tokio::time::sleep(SLOW_QUERY) => {
-                place = None;
-                exchange.await
-            }
-        };
+        let result = self.exchange(name, record_type, ask, &mut place).await;
         drop(place);
         let result = result.and_then(classify).and_then(|reply| {
             if self.authoritative && !ask.referral && !reply.metadata.authoritative {
@@ -276,12 +268,14 @@ impl ResolverClient {
         self.timeout
     }
 
-    /// Sends the query by the configured protocol, falling back to TCP when UDP is truncated.
+    /// Sends the query by the configured protocol, falling back to TCP when UDP is truncated;
+    /// `place` is given up once the query is slow ([`SLOW_QUERY`]).
     async fn exchange(
         &self,
         name: &Name,
         record_type: RecordType,
         ask: Ask,
+        place: &mut Option<Place>,
     ) -> Result<Message, Failure> {
         let message = || {
             let mut message = query_message(
@@ -294,7 +288,7 @@ impl ResolverClient {
         };
         let request = || request(message());
         if self.protocol != Protocol::Udp {
-            return self.connected.exchange(request).await;
+            return self.connected_exchange(request, place).await;
         }
         // The UDP transport always ends at its timeout.
         let query = WireQuery::new(
@@ -304,12 +298,30 @@ impl ResolverClient {
             ask.checking_disabled,
             EDNS_PAYLOAD,
         );
-        let reply = self.udp.exchange(query, self.timeout).await?;
+        let reply = self.udp.exchange(query, self.timeout, place).await?;
         if reply.metadata.truncation {
             tracing::debug!(resolver = %self.name, query = %name, "truncated over UDP, retrying over TCP");
-            self.connected.exchange(request).await
+            self.connected_exchange(request, place).await
         } else {
             Ok(reply)
+        }
+    }
+
+    /// The connected transport's exchange, giving up `place` once the query is slow. (The UDP
+    /// transport does the same with the one timer it has anyway.)
+    async fn connected_exchange(
+        &self,
+        request: impl Fn() -> DnsRequest,
+        place: &mut Option<Place>,
+    ) -> Result<Message, Failure> {
+        let exchange = self.connected.exchange(request);
+        tokio::pin!(exchange);
+        tokio::select! {
+            result = &mut exchange => result,
+            _ = tokio::time::sleep(SLOW_QUERY) => {
+                *place = None;
+                exchange.await
+            }
         }
     }
 }

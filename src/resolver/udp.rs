@@ -25,8 +25,8 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
-use super::lock;
 use super::message::{WireQuery, answers_question};
+use super::{Place, SLOW_QUERY, lock};
 use crate::evidence::{Failure, FailureReason};
 
 /// Sockets per resolver: replies are read by this many tasks, and a burst of replies has this
@@ -94,12 +94,15 @@ impl UdpTransport {
         }
     }
 
-    /// Sends `query` (its ID is chosen here) and waits up to `timeout` for the reply.
+    /// Sends `query` (its ID is chosen here) and waits up to `timeout` for the reply, giving up
+    /// `place` once the query is slow ([`SLOW_QUERY`]).
     pub(super) async fn exchange(
         &self,
         mut query: WireQuery,
         timeout: Duration,
+        place: &mut Option<Place>,
     ) -> Result<Message, Failure> {
+        let started = Instant::now();
         let question = query.question().into();
         let channel = self.channel()?;
         let (tx, rx) = oneshot::channel();
@@ -136,18 +139,36 @@ impl UdpTransport {
                 format!("cannot send to {}: {e}", self.address),
             )
         })?;
-        match tokio::time::timeout(timeout, rx).await {
-            Ok(Ok(result)) => result,
-            // The reading task ended (only when the channel is dropped, which this call
-            // prevents); treat it as a broken network path.
-            Ok(Err(_)) => Err(Failure::new(
-                FailureReason::Network,
-                "the socket closed while waiting for the reply",
-            )),
-            Err(_) => Err(Failure::new(
-                FailureReason::Timeout,
-                format!("no reply within {timeout:?}"),
-            )),
+        // One timer a query, for both ends of the wait: first the slow mark, then the timeout
+        // (two timers were 3 % of a round's CPU).
+        let mut slow = SLOW_QUERY >= timeout;
+        let timer = tokio::time::sleep_until(started + SLOW_QUERY.min(timeout));
+        tokio::pin!(timer);
+        let mut rx = rx;
+        loop {
+            tokio::select! {
+                biased;
+                received = &mut rx => return match received {
+                    Ok(result) => result,
+                    // The reading task ended (only when the channel is dropped, which this
+                    // call prevents); treat it as a broken network path.
+                    Err(_) => Err(Failure::new(
+                        FailureReason::Network,
+                        "the socket closed while waiting for the reply",
+                    )),
+                },
+                () = &mut timer => {
+                    if slow {
+                        return Err(Failure::new(
+                            FailureReason::Timeout,
+                            format!("no reply within {timeout:?}"),
+                        ));
+                    }
+                    slow = true;
+                    *place = None;
+                    timer.as_mut().reset(started + timeout);
+                }
+            }
         }
     }
 
