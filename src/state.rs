@@ -38,9 +38,9 @@ pub struct State {
     /// How much of each record `/metrics` exports, from the config in force.
     pub detail: Detail,
     /// Index into `resolvers` by name.
-    resolver_index: HashMap<String, usize>,
-    /// Index into `domains` by name.
-    domain_index: HashMap<String, usize>,
+    resolver_index: Index,
+    /// Index into `domains` by name: every result of a round looks its domain up here.
+    domain_index: Index,
     /// Bumped by every [`State::reconcile`], the one change that renumbers records and domains,
     /// so that a reader working through them in several steps can tell its positions went stale.
     generation: u64,
@@ -725,7 +725,11 @@ impl State {
     }
 }
 
-fn index_by<T>(items: &[T], key: impl Fn(&T) -> &String) -> HashMap<String, usize> {
+/// Positions by name, hashed with foldhash (SipHash, the default, cost more than the lookup
+/// itself; the names come from the config and SES, not from DNS replies).
+type Index = HashMap<String, usize, foldhash::fast::RandomState>;
+
+fn index_by<T>(items: &[T], key: impl Fn(&T) -> &String) -> Index {
     items
         .iter()
         .enumerate()

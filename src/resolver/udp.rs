@@ -47,8 +47,9 @@ const RECEIVE_BUFFER: usize = 1 << 20;
 /// server may send more and it is better read than cut.
 const MAX_DATAGRAM: usize = 65_535;
 
-/// Queries waiting for replies on one socket, by ID.
-type Pending = Mutex<HashMap<u16, Waiting>>;
+/// Queries waiting for replies on one socket, by ID. Hashed with foldhash: five lookups a
+/// query, and the IDs are random.
+type Pending = Mutex<HashMap<u16, Waiting, foldhash::fast::RandomState>>;
 
 /// A query waiting for its reply.
 struct Waiting {
@@ -104,7 +105,7 @@ impl UdpTransport {
     ) -> Result<Message, Failure> {
         let started = Instant::now();
         let question = query.question().into();
-        let channel = self.channel()?;
+        let channel = self.channel(started)?;
         let (tx, rx) = oneshot::channel();
         let serial = channel.serials.fetch_add(1, Ordering::Relaxed);
         let id = {
@@ -172,13 +173,13 @@ impl UdpTransport {
         }
     }
 
-    /// The socket for the next query, opened or rotated as needed.
-    fn channel(&self) -> Result<Arc<Channel>, Failure> {
+    /// The socket for the next query at `now`, opened or rotated as needed.
+    fn channel(&self, now: Instant) -> Result<Arc<Channel>, Failure> {
         let index = self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len();
         let mut slot = lock(&self.slots[index]);
         if let Some(current) = slot.as_mut()
             && current.sent < ROTATE_AFTER
-            && current.opened.elapsed() < ROTATE_AGE
+            && now.saturating_duration_since(current.opened) < ROTATE_AGE
         {
             current.sent += 1;
             return Ok(current.channel.clone());
@@ -189,7 +190,7 @@ impl UdpTransport {
         *slot = Some(Slot {
             channel: channel.clone(),
             sent: 1,
-            opened: Instant::now(),
+            opened: now,
         });
         Ok(channel)
     }
