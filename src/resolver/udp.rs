@@ -106,7 +106,7 @@ impl UdpTransport {
         let started = Instant::now();
         let question = query.question().into();
         let channel = self.channel(started)?;
-        let (tx, rx) = oneshot::channel();
+        let (tx, mut rx) = oneshot::channel();
         let serial = channel.serials.fetch_add(1, Ordering::Relaxed);
         let id = {
             let mut pending = lock(&channel.pending);
@@ -145,7 +145,6 @@ impl UdpTransport {
         let mut slow = SLOW_QUERY >= timeout;
         let timer = tokio::time::sleep_until(started + SLOW_QUERY.min(timeout));
         tokio::pin!(timer);
-        let mut rx = rx;
         loop {
             tokio::select! {
                 biased;
