@@ -477,9 +477,14 @@ async fn run_round(
                                 }
                             }
                         }
-                        state.apply_follow_up(&record.key, follow_up);
-                        if let Some(known) = state.record(&record.key) {
-                            count(&work, &state, known, &mut tallies, &mut auth_tallies);
+                        if let Some(r) = state.apply_follow_up(&record.key, follow_up) {
+                            count(
+                                &work,
+                                &state,
+                                &state.records[r],
+                                &mut tallies,
+                                &mut auth_tallies,
+                            );
                         }
                         if let Some(left) = domain_left.get_mut(record.domain()) {
                             *left -= 1;

@@ -649,24 +649,25 @@ impl State {
     }
 
     /// Applies the follow-up of a record (authoritative answers, extra lookups, key) and
-    /// diagnoses it again.
-    pub fn apply_follow_up(&mut self, record: &str, follow_up: FollowUp) {
-        if let Some(r) = self.position(record) {
-            let resolvers = &self.resolvers;
-            let record = &mut self.records[r];
-            // Only the daemon's state logs changes; a one-off check's need not note them.
-            let before: Option<Vec<Problem>> = self
-                .log_changes
-                .then(|| record.findings.iter().map(|f| f.problem).collect());
-            record.follow_up(resolvers, follow_up);
-            let domain = self.domain_index.get(&*record.domain).copied();
-            if let Some(pair) = domain.and_then(|d| self.domains[d].rotating_pair) {
-                self.judge_pair(pair);
-            }
-            if let Some(before) = before {
-                self.records[r].log_changes(&before, Instant::now());
-            }
+    /// diagnoses it again. Says where the record is in [`State::records`], so the caller need
+    /// not look it up again; `None` when it is no longer configured.
+    pub fn apply_follow_up(&mut self, record: &str, follow_up: FollowUp) -> Option<usize> {
+        let r = self.position(record)?;
+        let resolvers = &self.resolvers;
+        let record = &mut self.records[r];
+        // Only the daemon's state logs changes; a one-off check's need not note them.
+        let before: Option<Vec<Problem>> = self
+            .log_changes
+            .then(|| record.findings.iter().map(|f| f.problem).collect());
+        record.follow_up(resolvers, follow_up);
+        let domain = self.domain_index.get(&*record.domain).copied();
+        if let Some(pair) = domain.and_then(|d| self.domains[d].rotating_pair) {
+            self.judge_pair(pair);
         }
+        if let Some(before) = before {
+            self.records[r].log_changes(&before, Instant::now());
+        }
+        Some(r)
     }
 
     /// Of a rotating pair, the record whose only problem is a missing key while its partner is
