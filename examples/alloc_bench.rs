@@ -11,12 +11,12 @@
 #[allow(dead_code)]
 mod dns;
 
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Instant;
 
 use dkim_exporter::metrics::Metrics;
 use dkim_exporter::scheduler::{Reuse, Work, run_once};
-use dkim_exporter::state::State;
+use dkim_exporter::state::{SharedState, State};
 
 #[global_allocator]
 static ALLOCATOR: dhat::Alloc = dhat::Alloc;
@@ -59,21 +59,23 @@ async fn main() {
             "  - domain: d{i}.bench\n    provider: ses\n    selectors: [t0x{i}, t1x{i}, t2x{i}]\n"
         ));
     }
-    let mut config = dkim_exporter::config::parse(&yaml, "bench.yaml").unwrap();
+    let dkim_exporter::config::Loaded {
+        mut config,
+        records,
+    } = dkim_exporter::config::parse(&yaml, "bench.yaml").unwrap();
     // Every check at once, as /probe does, instead of spread over the interval.
     config.interval = std::time::Duration::ZERO;
-    let targets = dkim_exporter::targets::file::targets(&config);
     let metrics = Arc::new(Metrics::new().unwrap());
     let work = Arc::new(Work::from_config(
         &config,
-        &targets,
+        &records,
         &metrics,
         53,
         Reuse::Nothing,
     ));
     let mut state = State::default();
-    state.reconcile(&config, &targets);
-    let state = Arc::new(RwLock::new(state));
+    state.reconcile(&config, &records);
+    let state = SharedState::new(state);
     let checks = domains * 3 * RESOLVERS;
     println!(
         "{domains} domains, {} records, {checks} checks a round (and a key lookup a record)",
@@ -89,8 +91,7 @@ async fn main() {
         let bytes = after.total_bytes - before.total_bytes;
         let healthy = state
             .read()
-            .unwrap()
-            .records
+            .records()
             .iter()
             .filter(|r| r.findings.is_empty())
             .count();

@@ -109,8 +109,7 @@ fn exporter(domains: usize) -> Arc<Exporter> {
     }
     let config = dkim_exporter::config::parse(&yaml, "bench.yaml").unwrap();
     let (exporter, _) = Exporter::new(config, &dkim_exporter::Options::default()).unwrap();
-    {
-        let mut state = exporter.state.write().unwrap();
+    exporter.state.update(|state| {
         let key = DkimKey {
             key_type: KeyType::Rsa,
             bits: 2048,
@@ -122,7 +121,7 @@ fn exporter(domains: usize) -> Arc<Exporter> {
                 .iter()
                 .enumerate()
             {
-                let name = dkim_exporter::targets::record_name(selector, &domain);
+                let name = dkim_exporter::records::record_name(selector, &domain);
                 let broken = i % 10 == 0 && s == 0;
                 let target = if broken {
                     format!("{selector}.dkim.amazonses.com.{domain}")
@@ -149,11 +148,13 @@ fn exporter(domains: usize) -> Arc<Exporter> {
                     },
                 );
             }
-            state.domain_checked(&domain, dkim_exporter::scheduler::unix_now());
+            state.domain_checked(&domain, dkim_exporter::state::unix_now());
         }
-        state.rounds.completed = 3;
-        state.rounds.last_duration = Some(42.0);
-        state.rounds.last_finished = Some(dkim_exporter::scheduler::unix_now());
-    }
+        state.set_rounds(dkim_exporter::state::RoundState {
+            completed: 3,
+            last_duration: Some(42.0),
+            last_finished: Some(dkim_exporter::state::unix_now()),
+        });
+    });
     exporter
 }

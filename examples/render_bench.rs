@@ -12,13 +12,14 @@ mod sizes;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use dkim_exporter::config::{Config, Detail, DomainConfig, Protocol, RecordConfig, ResolverConfig};
+use dkim_exporter::config::{Config, Detail, Protocol, ResolverConfig};
 use dkim_exporter::dkim::{DkimKey, KeyType};
 use dkim_exporter::evidence::{FollowUp, Found, KeyLookup, Observation};
 use dkim_exporter::http::{METRICS_CHUNK_SIZE, METRICS_CHUNK_SLACK};
 use dkim_exporter::metrics::{Metrics, Progress, StateChunks};
 use dkim_exporter::provider::Expected;
-use dkim_exporter::state::State;
+use dkim_exporter::records::{Domain, Record, Records, record_name};
+use dkim_exporter::state::{RoundState, State};
 
 /// Renders timed per N.
 const RENDERS: usize = 20;
@@ -37,12 +38,11 @@ fn main() {
         .iter()
         .flat_map(|&n| [(n, Detail::Full), (n, Detail::Summary)]);
     for (domains, detail) in runs {
-        let mut state = synthetic_state(domains, &resolvers);
-        state.detail = detail;
+        let state = synthetic_state(domains, &resolvers, detail);
         println!(
             "N = {domains} domains, metrics.detail {detail:?}: {} records, {} record/resolver views",
-            state.records.len(),
-            state.records.len() * RESOLVERS
+            state.records().len(),
+            state.records().len() * RESOLVERS
         );
 
         // As `/metrics` sends it: a chunk is rendered, handed over and dropped, then the next.
@@ -87,7 +87,7 @@ fn main() {
 }
 
 /// The state after a round in which every resolver found every record correct.
-fn synthetic_state(domains: usize, resolvers: &[String]) -> State {
+fn synthetic_state(domains: usize, resolvers: &[String], detail: Detail) -> State {
     let config = Config {
         interval: Duration::from_secs(300),
         timeout: Duration::from_secs(5),
@@ -103,34 +103,37 @@ fn synthetic_state(domains: usize, resolvers: &[String]) -> State {
                 tls: None,
             })
             .collect(),
+        ses: Vec::new(),
+        detail,
+    };
+    let records = Records {
         domains: (1..=domains)
-            .map(|i| DomainConfig {
-                domain: format!("d{i:05}.bench"),
+            .map(|i| Domain {
+                name: format!("d{i:05}.bench"),
                 rotating_pair: None,
                 records: (0..SELECTORS)
                     .map(|s| {
                         let token = token(i, s);
-                        RecordConfig {
+                        Record {
                             expected: Expected::Cname(format!("{token}.dkim.amazonses.com").into()),
                             selector: token,
+                            from_ses: None,
                         }
                     })
                     .collect(),
             })
             .collect(),
-        ses: Vec::new(),
-        detail: Detail::Full,
     };
     let mut state = State::default();
-    state.reconcile(&config, &dkim_exporter::targets::file::targets(&config));
+    state.reconcile(&config, &records);
     let key = DkimKey {
         key_type: KeyType::Rsa,
         bits: 2048,
         flags: Default::default(),
     };
-    for domain in &config.domains {
+    for domain in &records.domains {
         for record in &domain.records {
-            let name = dkim_exporter::targets::record_name(&record.selector, &domain.domain);
+            let name = record_name(&record.selector, &domain.name);
             let Expected::Cname(target) = &record.expected else {
                 continue;
             };
@@ -152,10 +155,13 @@ fn synthetic_state(domains: usize, resolvers: &[String]) -> State {
             };
             state.apply_follow_up(&name, follow_up);
         }
-        state.domain_checked(&domain.domain, 1_732_400_000.123);
+        state.domain_checked(&domain.name, 1_732_400_000.123);
     }
-    state.rounds.completed = 12;
-    state.rounds.last_duration = Some(4.5);
+    state.set_rounds(RoundState {
+        completed: 12,
+        last_duration: Some(4.5),
+        last_finished: None,
+    });
     state
 }
 

@@ -14,12 +14,12 @@ use sha2::Digest as _;
 use crate::dkim;
 use crate::evidence::{Extra, Failure, FailureReason, FollowUp, Found, KeyLookup, Observation};
 use crate::provider::Expected;
-use crate::resolver::authoritative::{Nameservers, RoundNameservers};
 use crate::resolver::message::ede;
 use crate::resolver::message::{
     addresses_at, chain_from, cname_target_at, end_of_chain, is_named, negative_ttl, normalise,
     same_name,
 };
+use crate::resolver::nameservers::{Nameservers, RoundNameservers};
 use crate::resolver::{Ask, Place, ResolverClient, walk};
 
 /// How many addresses found in place of a record are kept (and shown in `dkim_record_info`).
@@ -60,7 +60,7 @@ pub async fn check_record(
 }
 
 /// What a follow-up needs to know about a record.
-pub struct RecordTarget<'a> {
+pub struct RecordToCheck<'a> {
     /// `{selector}._domainkey.{domain}`.
     pub name: &'a Name,
     /// The record's domain.
@@ -87,13 +87,13 @@ pub struct DomainDns<'a> {
 /// with what they said (the extra lookups go to the first of them); `failed` the ones that did
 /// not, and whether DNSSEC validation explains it.
 pub async fn follow_up(
-    record: &RecordTarget<'_>,
+    record: &RecordToCheck<'_>,
     answered: &[(Arc<ResolverClient>, Observation)],
     failed: &[(Arc<ResolverClient>, bool)],
     nameservers: Option<Vec<Arc<ResolverClient>>>,
     dns: DomainDns<'_>,
 ) -> FollowUp {
-    let auth = match nameservers {
+    let asked = match nameservers {
         Some(servers) => {
             let checks = servers.iter().map(|server| async move {
                 let place = server.place().await;
@@ -104,14 +104,14 @@ pub async fn follow_up(
         }
         None => None,
     };
-    let auth_answers = auth.iter().flatten().filter_map(|(_, o)| o.as_ref().ok());
+    let nameserver_answers = asked.iter().flatten().filter_map(|(_, o)| o.as_ref().ok());
     let answers: Vec<&Observation> = answered
         .iter()
         .map(|(_, o)| o)
-        .chain(auth_answers)
+        .chain(nameserver_answers)
         .collect();
     let mut follow_up = FollowUp {
-        auth: auth.clone(),
+        nameservers: asked.clone(),
         ..FollowUp::default()
     };
     let Some((resolver, _)) = answered.first() else {
@@ -146,7 +146,7 @@ pub async fn follow_up(
 
 /// Looks at and near the name of a missing record for what is there instead. `None` when every
 /// lookup failed.
-async fn extra_lookups(resolver: &ResolverClient, record: &RecordTarget<'_>) -> Option<Extra> {
+async fn extra_lookups(resolver: &ResolverClient, record: &RecordToCheck<'_>) -> Option<Extra> {
     let doubled = format!("{}.{}", normalise(record.name), record.domain);
     let without_underscore = format!("{}.domainkey.{}", record.selector, record.domain);
     let exists_at = |text: String| async move {

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::logging::{LogFormat, LogLevel};
-use crate::targets::shard::Shard;
+use crate::records::shard::Shard;
 
 /// Default `--web.listen-address`: all interfaces, port 10053.
 pub const DEFAULT_LISTEN_ADDRESS: &str = ":10053";
@@ -117,8 +117,8 @@ pub struct CheckArgs {
     /// Try the common DKIM selectors (every preset's, and default, dkim, mail, k1, s1, …)
     /// under DOMAIN through the first resolver, and say which exist and which provider each
     /// looks like. SES tokens are random and cannot be found this way.
-    #[arg(long, requires = "domain", conflicts_with_all = ["selectors", "provider", "cname", "ses_region"])]
-    pub discover: bool,
+    #[arg(long = "discover", requires = "domain", conflicts_with_all = ["selectors", "provider", "cname", "ses_region"])]
+    pub guess_selectors: bool,
 
     /// Print only the records that are not correct, and their domains.
     #[arg(long = "problems-only")]

@@ -32,6 +32,18 @@ pub struct Finding {
     pub detail: String,
 }
 
+impl crate::changes::Finding for Finding {
+    type Problem = Problem;
+
+    fn problem(&self) -> Problem {
+        self.problem
+    }
+
+    fn detail(&self) -> &str {
+        &self.detail
+    }
+}
+
 /// Everything the diagnosis of one record looks at.
 #[derive(Debug, Clone)]
 pub struct Evidence<'a> {

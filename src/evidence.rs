@@ -217,9 +217,9 @@ impl Found {
 /// What the follow-up of a record found in one round, after every configured resolver was asked.
 #[derive(Debug, Clone, Default)]
 pub struct FollowUp {
-    /// Each authoritative nameserver of the domain and its outcome; `None` when the nameservers
-    /// could not be found this round.
-    pub auth: Option<Vec<(String, Result<Observation, Failure>)>>,
+    /// Each nameserver of the domain and its outcome; `None` when the nameservers could not be
+    /// found this round.
+    pub nameservers: Option<Vec<(String, Result<Observation, Failure>)>>,
     /// The extra lookups, when the record was missing and at least one of them answered.
     pub extra: Option<Extra>,
     /// The key at the end of the record, when it was looked up and the lookup answered.

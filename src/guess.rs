@@ -8,9 +8,9 @@ use serde::Serialize;
 use crate::check::read_key;
 use crate::evidence::KeyLookup;
 use crate::provider::Provider;
+use crate::records::record_name;
 use crate::resolver::ResolverClient;
 use crate::resolver::message::cname_at;
-use crate::targets::record_name;
 
 /// The selectors tried: every preset's own, then the ones senders commonly use.
 pub const COMMON_SELECTORS: &[&str] = &[

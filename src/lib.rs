@@ -6,13 +6,17 @@
 //!
 //! # Layout
 //!
-//! Data flows one way: config → targets → scheduler → resolver lookups → evidence → diagnosis
-//! → state snapshot → rendered on scrape, or reported to a person.
+//! Data flows one way: config and sources → records → scheduler → resolver lookups → evidence
+//! → diagnosis → state snapshot → rendered on scrape, or reported to a person. ARCHITECTURE.md
+//! has the whole picture.
 //!
-//! - [`config`]: the YAML file, validated whole with `FILE:LINE:COLUMN` errors.
+//! - [`config`]: the YAML file, validated whole with `FILE:LINE:COLUMN` errors: the settings,
+//!   the records it declares, and the records a request asks about by the same rules.
+//! - [`records`]: the one model of the records to check, whatever declares them, and shards.
 //! - [`provider`]: what a record is expected to hold, per DKIM provider, and what a wrong
 //!   target means.
-//! - [`targets`]: the records to check, from the file or from a request.
+//! - [`ses`]: Amazon SES, an outside source of records: listing identities, their records,
+//!   their problems, and the daemon's tasks that watch them.
 //! - [`scheduler`]: rounds, spreading every record–resolver check evenly over the interval.
 //! - [`resolver`]: one client per resolver (UDP, TCP, TLS, HTTPS), politeness limits, the
 //!   reason for every failure, and each domain's own nameservers.
@@ -21,18 +25,21 @@
 //! - [`evidence`]: what the lookups found, as diagnosis and the state read it.
 //! - [`diagnosis`]: the named problems, from the evidence (pure); [`problem`]: their table.
 //! - [`dkim`]: DKIM key records and their public keys.
-//! - [`state`]: the latest results, kept in line with the config and its targets.
+//! - [`state`]: the latest results, kept in line with the config and its records, behind a
+//!   handle that owns the lock; [`changes`]: problems appearing and clearing, logged.
 //! - [`metrics`]: every metric described once, the registry, and the `/metrics` text.
-//! - [`exporter`]: the config and targets in force, the work built from them, and reloads.
+//! - [`exporter`]: the config and records in force, the work built from them, and reloads.
 //! - [`http`]: the HTTP endpoints, their TLS and basic auth.
-//! - [`report`] and [`oneshot`]: `dkim_exporter check`, the landing page, and the report they
-//!   share.
+//! - [`report`] and [`check_once`]: `dkim_exporter check`, the landing page, and the report
+//!   they share; [`guess`]: `check --discover`, the common selectors tried.
 //! - [`cli`] and [`logging`]: flags and log output for the binary.
 //!
 //! [`run`] ties them together; it takes already-bound listeners and a shutdown future so tests
 //! can drive the real daemon on port 0.
 
+pub mod changes;
 pub mod check;
+pub mod check_once;
 pub mod cli;
 pub mod config;
 pub mod diagnosis;
@@ -43,15 +50,14 @@ pub mod guess;
 pub mod http;
 pub mod logging;
 pub mod metrics;
-pub mod oneshot;
 pub mod problem;
 pub mod provider;
+pub mod records;
 pub mod report;
 pub mod resolver;
 pub mod scheduler;
 pub mod ses;
 pub mod state;
-pub mod targets;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -60,7 +66,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Config;
+use crate::config::Loaded;
 use crate::exporter::Exporter;
 
 /// Settings of the daemon that do not come from the config file.
@@ -78,7 +84,7 @@ pub struct Options {
     /// loopback addresses with another port; there is no flag for it.
     pub nameserver_port: u16,
     /// This replica's share of the domains (`--shard`).
-    pub shard: targets::shard::Shard,
+    pub shard: records::shard::Shard,
     /// The AWS credentials of every `ses:` source, instead of the standard chain and
     /// `profile`. In-process tests set fixed ones, so that the chain never looks for instance
     /// metadata; there is no flag for it.
@@ -92,9 +98,9 @@ impl Default for Options {
             config_file: None,
             reload_on_sighup: false,
             web: None,
-            nameserver_port: resolver::authoritative::DNS_PORT,
+            nameserver_port: resolver::nameservers::DNS_PORT,
             aws_credentials: None,
-            shard: targets::shard::Shard::default(),
+            shard: records::shard::Shard::default(),
         }
     }
 }
@@ -107,26 +113,27 @@ pub enum Error {
     Metrics(#[from] prometheus::Error),
 }
 
-/// Runs the exporter on `listeners` with `config` until `shutdown` completes, then stops the
-/// checks and lets open HTTP requests finish.
+/// Runs the exporter on `listeners` with the config file `loaded` until `shutdown` completes,
+/// then stops the checks and lets open HTTP requests finish.
 pub async fn run(
     listeners: Vec<TcpListener>,
-    config: Config,
+    loaded: Loaded,
     options: Options,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), Error> {
+    let config = &loaded.config;
     tracing::info!(
-        domains = config.domains.len(),
-        records = config.record_count(),
+        domains = loaded.records.domains.len(),
+        records = loaded.records.record_count(),
         resolvers = config.resolvers.len(),
         ses_sources = config.ses.len(),
         interval = %config::format_duration(config.interval),
         shard = %options.shard,
         "starting checks"
     );
-    let (exporter, works) = Exporter::new(config, &options)?;
+    let (exporter, works) = Exporter::new(loaded, &options)?;
     let stop = CancellationToken::new();
-    exporter.start_discovery(&stop).await;
+    exporter.start_sources(&stop).await;
     let scheduler = tokio::spawn(scheduler::run(works, exporter.state.clone(), stop.clone()));
     if options.reload_on_sighup {
         tokio::spawn(reload_on_sighup(exporter.clone(), stop.clone()));

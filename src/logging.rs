@@ -1,4 +1,5 @@
-//! Logging as Prometheus exporters do it: `--log.level` and `--log.format` (logfmt or json).
+//! Logging as Prometheus exporters do it: `--log.level` and `--log.format` (logfmt or json),
+//! and how lists of names read in a log field.
 
 use std::fmt;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -29,6 +30,21 @@ pub enum LogFormat {
     Logfmt,
     /// One JSON object per line.
     Json,
+}
+
+/// Up to five names, then how many more: a list of names in one log field.
+pub fn short_list(names: &[&str]) -> String {
+    const SHOWN: usize = 5;
+    let mut text = names
+        .iter()
+        .take(SHOWN)
+        .copied()
+        .collect::<Vec<_>>()
+        .join(",");
+    if names.len() > SHOWN {
+        text.push_str(&format!(" and {} more", names.len() - SHOWN));
+    }
+    text
 }
 
 /// Installs the global subscriber, writing to stderr.

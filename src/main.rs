@@ -1,20 +1,49 @@
 //! The `dkim_exporter` binary: flags, logging, listeners, signals; the rest is the library.
 
+use std::path::Path;
 use std::process::ExitCode;
 
 use clap::Parser as _;
 use dkim_exporter::cli::{Cli, Command};
+use dkim_exporter::config::{ConfigError, Loaded};
 use dkim_exporter::logging::LogLevel;
-use dkim_exporter::resolver::authoritative;
-use dkim_exporter::{Options, config, http, logging, oneshot};
+use dkim_exporter::resolver::nameservers;
+use dkim_exporter::{Options, check_once, config, http, logging};
 
-/// mimalloc instead of glibc's malloc: a round makes about 40 short-lived allocations a record
-/// check on two worker threads, and glibc spent a quarter of the exporter's CPU on them (arena
-/// locks, consolidation). Built with `no_thp`: mimalloc otherwise asks for transparent huge
-/// pages on its arenas, and each partly used 2 MiB page counts whole in the resident memory
-/// (71 → 62 MiB at 10,000 domains). See BENCHMARKS.md, "Issue 15: CPU and memory".
+/// mimalloc instead of glibc's malloc: a round makes many short-lived allocations on two
+/// worker threads, and glibc's arena locks and consolidation cost much of the exporter's CPU.
+/// Built with `no_thp`: mimalloc otherwise asks for transparent huge pages on its arenas, and
+/// each partly used 2 MiB page counts whole in the resident memory. The figures are in
+/// BENCHMARKS.md, "Issue 15: CPU and memory".
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// `--config.check`: says what the file holds, or what is wrong with it.
+fn config_check(path: &Path, loaded: Result<Loaded, ConfigError>) -> ExitCode {
+    match loaded {
+        Ok(Loaded { config, records }) => {
+            #[allow(clippy::print_stdout)]
+            {
+                let ses = match config.ses.len() {
+                    0 => String::new(),
+                    n => format!(", {n} SES sources (their records are discovered at start)"),
+                };
+                println!(
+                    "{}: valid: {} domains, {} records, {} resolvers{ses}",
+                    path.display(),
+                    records.domains.len(),
+                    records.record_count(),
+                    config.resolvers.len()
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -26,38 +55,16 @@ async fn main() -> ExitCode {
             other => other,
         };
         logging::init(level, cli.log_format);
-        return ExitCode::from(oneshot::run(args, authoritative::DNS_PORT).await);
+        return ExitCode::from(check_once::run(args, nameservers::DNS_PORT).await);
     }
     logging::init(cli.log_level, cli.log_format);
 
     let loaded = config::load(&cli.config_file);
     if cli.config_check {
-        return match loaded {
-            Ok(config) => {
-                #[allow(clippy::print_stdout)]
-                {
-                    let ses = match config.ses.len() {
-                        0 => String::new(),
-                        n => format!(", {n} SES sources (their records are discovered at start)"),
-                    };
-                    println!(
-                        "{}: valid: {} domains, {} records, {} resolvers{ses}",
-                        cli.config_file.display(),
-                        config.domains.len(),
-                        config.record_count(),
-                        config.resolvers.len()
-                    );
-                }
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("{e}");
-                ExitCode::FAILURE
-            }
-        };
+        return config_check(&cli.config_file, loaded);
     }
-    let config = match loaded {
-        Ok(config) => config,
+    let loaded = match loaded {
+        Ok(loaded) => loaded,
         Err(e) => {
             tracing::error!(error = %e, "cannot load config");
             return ExitCode::FAILURE;
@@ -101,7 +108,7 @@ async fn main() -> ExitCode {
         shard: cli.shard,
         ..Options::default()
     };
-    match dkim_exporter::run(listeners, config, options, shutdown_signal()).await {
+    match dkim_exporter::run(listeners, loaded, options, shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %e, "exporter failed");

@@ -2,8 +2,8 @@
 //! to fix it.
 //!
 //! Diagnosis raises these, `/metrics` labels them, `check` and the landing page print their
-//! fixes, the alert rules page with their severity, and the README's troubleshooting table is
-//! [`markdown_table`] (a test fails when either drifts from this table).
+//! fixes, the alert rules page with their severity, and the troubleshooting table of
+//! docs/problems.md is [`markdown_table`] (a test fails when either drifts from this table).
 
 use std::fmt;
 
@@ -283,7 +283,17 @@ impl fmt::Display for Problem {
     }
 }
 
-/// The README's troubleshooting table, written from [`TABLE`].
+impl crate::changes::Named for Problem {
+    fn name(self) -> &'static str {
+        self.as_str()
+    }
+
+    fn fix(self) -> &'static str {
+        Problem::fix(self)
+    }
+}
+
+/// The troubleshooting table of docs/problems.md, written from [`TABLE`].
 pub fn markdown_table() -> String {
     markdown_table_of(TABLE.iter().map(|e| (e.name, e.severity, e.meaning, e.fix)))
 }

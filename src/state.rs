@@ -4,9 +4,10 @@
 
 use std::collections::HashMap;
 use std::ops::Range;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use crate::changes::{self, Budget, Subject};
 use crate::config::{Config, Detail};
 use crate::diagnosis::{Evidence, Failed, Finding, diagnose};
 use crate::dkim::DkimKey;
@@ -15,28 +16,56 @@ use crate::evidence::{
 };
 use crate::problem::Problem;
 use crate::provider::Expected;
-use crate::ses::problem::{RecordVerdict, SesFinding};
-use crate::ses::{self, Discovered, Identity};
-use crate::targets::{self, Record, Targets};
+use crate::records::{self, Record, Records};
 
-/// Everything known, in config order.
+/// The state the scheduler, the HTTP handlers and the sources share. It owns the lock, so that
+/// poisoning is handled once: a panic while it was held is a bug, already reported, and what
+/// was written before it stays readable.
+#[derive(Debug, Clone, Default)]
+pub struct SharedState(Arc<RwLock<State>>);
+
+impl SharedState {
+    /// Shares `state`.
+    pub fn new(state: State) -> Self {
+        SharedState(Arc::new(RwLock::new(state)))
+    }
+
+    /// Reads the state; writers wait until the guard is dropped.
+    pub fn read(&self) -> RwLockReadGuard<'_, State> {
+        self.0.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Changes the state through its operations, under one lock.
+    pub fn update<T>(&self, change: impl FnOnce(&mut State) -> T) -> T {
+        change(&mut self.0.write().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Takes the state out, leaving an empty one: what a one-off check found.
+    pub fn take(&self) -> State {
+        self.update(std::mem::take)
+    }
+}
+
+/// Everything known, in config order. Read through its methods; changed only by
+/// [`State::reconcile`], the results of lookups and the end of rounds.
 #[derive(Debug, Default)]
 pub struct State {
     /// Whether problems appearing and clearing are logged: the daemon's state, not a one-off
     /// check's.
-    pub log_changes: bool,
+    log_changes: bool,
     /// Configured resolver names, in config order; record views are indexed alike.
-    pub resolvers: Vec<ResolverState>,
+    resolvers: Vec<ResolverState>,
     /// Configured domains, in config order.
-    pub domains: Vec<DomainState>,
+    domains: Vec<DomainState>,
     /// Every configured record, grouped by domain in config order. Boxed, so that a reload
-    /// moves pointers into the new list rather than copies of whole records (300 bytes each),
-    /// and holds two lists of pointers at its peak rather than two of records.
-    pub records: Vec<Box<RecordState>>,
+    /// moves pointers into the new list rather than copies of whole records, and holds two
+    /// lists of pointers at its peak rather than two of records.
+    #[allow(clippy::vec_box)]
+    records: Vec<Box<RecordState>>,
     /// Completed check rounds.
-    pub rounds: RoundState,
+    rounds: RoundState,
     /// How much of each record `/metrics` exports, from the config in force.
-    pub detail: Detail,
+    detail: Detail,
     /// Index into `resolvers` by name.
     resolver_index: Index,
     /// Index into `domains` by name: every result of a round looks its domain up here.
@@ -91,8 +120,8 @@ pub struct RecordState {
     pub from_ses: Option<Arc<str>>,
     /// One view per configured resolver, indexed like [`State::resolvers`].
     pub views: Vec<View>,
-    /// One view per authoritative nameserver of the domain (`auth:{host}`), sorted by name.
-    pub auth: Vec<(String, View)>,
+    /// One view per nameserver of the domain (`auth:{host}`), sorted by name.
+    pub nameservers: Vec<(String, View)>,
     /// The problems found by the latest diagnosis.
     pub findings: Vec<Finding>,
     /// What the latest extra lookups found, while the record is missing (boxed: only a
@@ -109,107 +138,131 @@ pub struct RecordState {
     pub inactive_key: bool,
     /// What the walk of the domain's delegation found, while no resolver resolves the record.
     pub walk: Option<Arc<Walk>>,
-    /// When the current hour of logged problem changes began, and how many were logged in it
-    /// ([`CHANGES_LOGGED_PER_HOUR`]).
-    logged: Option<(Instant, u32)>,
+    /// The hour's logged problem changes ([`changes`]).
+    logged: Budget,
 }
 
-/// Problem changes (appearing or clearing) logged per record and hour; past that, one line says
-/// the record flaps, and its changes are not logged until the hour is over.
-pub const CHANGES_LOGGED_PER_HOUR: u32 = 6;
-
-/// The window of [`CHANGES_LOGGED_PER_HOUR`].
-const LOG_WINDOW: Duration = Duration::from_secs(3600);
-
-/// The problem changes of one record (or SES identity) to log: what appeared and what
-/// cleared, and whether these use up the hour's [`CHANGES_LOGGED_PER_HOUR`].
-pub struct Changes<'a, F, P> {
-    /// The findings of problems that were not there before.
-    pub appeared: Vec<&'a F>,
-    /// The problems that were there before and are not now.
-    pub cleared: Vec<P>,
-    /// The hour's changes, these included, when they reach the limit: the caller says that the
-    /// rest of the hour is not logged.
-    pub limit_reached: Option<u32>,
+/// A record, as its problem changes are logged.
+struct RecordSubject<'a> {
+    /// Its domain.
+    domain: &'a str,
+    /// Its selector.
+    selector: &'a str,
 }
 
-/// Compares the problems `before` with the findings `now` (`problem` reads a finding's
-/// problem), and counts the changes against the hour's budget kept in `logged` as (start of
-/// the hour, changes in it). `None` when nothing changed, or when the hour's changes were
-/// already used up and these are not to be logged.
-pub fn changes_to_log<'a, F, P: Copy + PartialEq>(
-    before: &[P],
-    now: &'a [F],
-    problem: impl Fn(&F) -> P,
-    logged: &mut Option<(Instant, u32)>,
-    at: Instant,
-) -> Option<Changes<'a, F, P>> {
-    let appeared: Vec<&F> = now
-        .iter()
-        .filter(|f| !before.contains(&problem(f)))
-        .collect();
-    let cleared: Vec<P> = before
-        .iter()
-        .copied()
-        .filter(|p| !now.iter().any(|f| problem(f) == *p))
-        .collect();
-    let changes = (appeared.len() + cleared.len()) as u32;
-    if changes == 0 {
-        return None;
+impl Subject for RecordSubject<'_> {
+    fn appeared(&self, problem: &'static str, detail: &str, fix: &'static str) {
+        tracing::info!(
+            domain = %self.domain,
+            selector = %self.selector,
+            problem,
+            detail = %detail,
+            fix,
+            "problem appeared"
+        );
     }
-    let (since, earlier) = match *logged {
-        Some((since, earlier)) if at.duration_since(since) < LOG_WINDOW => (since, earlier),
-        _ => (at, 0),
-    };
-    let total = earlier.saturating_add(changes);
-    *logged = Some((since, total));
-    (earlier < CHANGES_LOGGED_PER_HOUR).then_some(Changes {
-        appeared,
-        cleared,
-        limit_reached: (total >= CHANGES_LOGGED_PER_HOUR).then_some(total),
-    })
+
+    fn cleared(&self, problem: &'static str) {
+        tracing::info!(
+            domain = %self.domain,
+            selector = %self.selector,
+            problem,
+            "problem cleared"
+        );
+    }
+
+    fn flapping(&self, changes: u32) {
+        tracing::warn!(
+            domain = %self.domain,
+            selector = %self.selector,
+            changes,
+            "the record's problems keep changing; its changes are not logged for the rest of the hour"
+        );
+    }
 }
 
 /// What one resolver last said about one record.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct View {
-    /// Whether the latest lookup got a definitive answer; `None` before the first lookup.
-    pub latest_ok: Option<bool>,
+    /// How the latest lookup went.
+    pub latest: Latest,
     /// The latest definitive answer. A failed lookup leaves it as it was.
     pub known: Option<Observation>,
-    /// Why the latest lookup failed, when it did.
-    pub failure: Option<FailureReason>,
     /// The Extended DNS Error of the latest reply (RFC 8914), if it carried one.
     pub ede: Option<Box<Ede>>,
-    /// The latest lookup failed because the resolver validates DNSSEC and the zone's
-    /// signatures are bogus.
-    pub dnssec_bogus: bool,
+}
+
+/// How one resolver's latest lookup of one record went.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Latest {
+    /// Not looked up yet.
+    #[default]
+    NotAsked,
+    /// A definitive answer: [`View::known`] is current.
+    Answered,
+    /// No definitive answer.
+    Failed {
+        /// Why.
+        reason: FailureReason,
+        /// The resolver validates DNSSEC and the zone's signatures are bogus.
+        dnssec_bogus: bool,
+    },
+}
+
+impl Latest {
+    /// Whether the lookup got a definitive answer; `None` before the first lookup.
+    pub fn ok(self) -> Option<bool> {
+        match self {
+            Latest::NotAsked => None,
+            Latest::Answered => Some(true),
+            Latest::Failed { .. } => Some(false),
+        }
+    }
+
+    /// Why the lookup failed, when it did.
+    pub fn failure(self) -> Option<FailureReason> {
+        match self {
+            Latest::Failed { reason, .. } => Some(reason),
+            _ => None,
+        }
+    }
+
+    /// The lookup failed because the zone's DNSSEC signatures are bogus.
+    pub fn dnssec_bogus(self) -> bool {
+        matches!(
+            self,
+            Latest::Failed {
+                dnssec_bogus: true,
+                ..
+            }
+        )
+    }
 }
 
 impl View {
     /// The resolver's latest lookup of this record was definitive, so it is an answering
     /// resolver and `known` is current.
     pub fn answering(&self) -> Option<&Observation> {
-        match self.latest_ok {
-            Some(true) => self.known.as_ref(),
+        match self.latest {
+            Latest::Answered => self.known.as_ref(),
             _ => None,
         }
     }
 
     /// Records the outcome of one lookup; a failure keeps what is known.
     fn record(&mut self, outcome: Result<Observation, Failure>) {
-        self.latest_ok = Some(outcome.is_ok());
         let mut observation = match outcome {
             Ok(observation) => observation,
             Err(failure) => {
-                self.failure = Some(failure.reason);
+                self.latest = Latest::Failed {
+                    reason: failure.reason,
+                    dnssec_bogus: failure.dnssec_bogus,
+                };
                 self.ede = failure.ede;
-                self.dnssec_bogus = failure.dnssec_bogus;
                 return;
             }
         };
-        self.failure = None;
-        self.dnssec_bogus = false;
+        self.latest = Latest::Answered;
         // Kept here once, not again in the observation.
         self.ede = observation.ede.take();
         // Address records at the name are learnt by the follow-up; until it runs again, an
@@ -238,7 +291,7 @@ impl RecordState {
             expected: record.expected.clone(),
             from_ses: record.from_ses.clone(),
             views: vec![View::default(); resolvers],
-            auth: Vec::new(),
+            nameservers: Vec::new(),
             findings: Vec::new(),
             extra: None,
             key: None,
@@ -246,11 +299,11 @@ impl RecordState {
             domain_exists: None,
             inactive_key: false,
             walk: None,
-            logged: None,
+            logged: Budget::default(),
         }
     }
 
-    /// Every view with its resolver name: configured resolvers first, then `auth:` ones.
+    /// Every view with its resolver name: configured resolvers first, then the nameservers.
     pub fn all_views<'a>(
         &'a self,
         resolvers: &'a [ResolverState],
@@ -259,7 +312,11 @@ impl RecordState {
             .iter()
             .map(|r| r.name.as_str())
             .zip(&self.views)
-            .chain(self.auth.iter().map(|(name, view)| (name.as_str(), view)))
+            .chain(
+                self.nameservers
+                    .iter()
+                    .map(|(name, view)| (name.as_str(), view)),
+            )
     }
 
     /// The observations of the answering resolvers, `auth:` included.
@@ -337,11 +394,11 @@ impl RecordState {
     }
 
     /// Applies a round's follow-up, then diagnoses the record again.
-    fn follow_up(&mut self, resolvers: &[ResolverState], follow_up: FollowUp) {
-        if let Some(auth) = follow_up.auth {
+    fn apply_follow_up(&mut self, resolvers: &[ResolverState], follow_up: FollowUp) {
+        if let Some(answers) = follow_up.nameservers {
             let mut old: HashMap<String, View> =
-                std::mem::take(&mut self.auth).into_iter().collect();
-            self.auth = auth
+                std::mem::take(&mut self.nameservers).into_iter().collect();
+            self.nameservers = answers
                 .into_iter()
                 .map(|(name, outcome)| {
                     let mut view = old.remove(&name).unwrap_or_default();
@@ -349,7 +406,7 @@ impl RecordState {
                     (name, view)
                 })
                 .collect();
-            self.auth.sort_by(|a, b| a.0.cmp(&b.0));
+            self.nameservers.sort_by(|a, b| a.0.cmp(&b.0));
         }
 
         match (follow_up.extra, self.missing(resolvers)) {
@@ -369,7 +426,7 @@ impl RecordState {
         let empty_answers = self
             .views
             .iter_mut()
-            .chain(self.auth.iter_mut().map(|(_, v)| v))
+            .chain(self.nameservers.iter_mut().map(|(_, v)| v))
             .filter_map(|v| v.known.as_mut())
             .filter(|o| !o.present && !o.nxdomain && matches!(o.found, Found::None | Found::A(_)));
         for observation in empty_answers {
@@ -407,43 +464,13 @@ impl RecordState {
         self.diagnose(resolvers);
     }
 
-    /// Logs the problems that appeared or cleared since `before`, at most
-    /// [`CHANGES_LOGGED_PER_HOUR`] an hour.
+    /// Logs the problems that appeared or cleared since `before`, within the hour's budget.
     fn log_changes(&mut self, before: &[Problem], now: Instant) {
-        let Some(Changes {
-            appeared,
-            cleared,
-            limit_reached,
-        }) = changes_to_log(before, &self.findings, |f| f.problem, &mut self.logged, now)
-        else {
-            return;
+        let subject = RecordSubject {
+            domain: &self.domain,
+            selector: &self.selector,
         };
-        for finding in appeared {
-            tracing::info!(
-                domain = %self.domain,
-                selector = %self.selector,
-                problem = finding.problem.as_str(),
-                detail = %finding.detail,
-                fix = finding.problem.fix(),
-                "problem appeared"
-            );
-        }
-        for problem in cleared {
-            tracing::info!(
-                domain = %self.domain,
-                selector = %self.selector,
-                problem = problem.as_str(),
-                "problem cleared"
-            );
-        }
-        if let Some(changes) = limit_reached {
-            tracing::warn!(
-                domain = %self.domain,
-                selector = %self.selector,
-                changes,
-                "the record's problems keep changing; its changes are not logged for the rest of the hour"
-            );
-        }
+        changes::log(&subject, before, &self.findings, &mut self.logged, now);
     }
 
     /// Runs the diagnosis on what is known. When no resolver answered and nothing explains
@@ -453,13 +480,17 @@ impl RecordState {
             .iter()
             .map(|r| r.name.as_str())
             .zip(&self.views)
-            .filter_map(|(resolver, view)| {
-                Some(Failed {
+            .filter_map(|(resolver, view)| match view.latest {
+                Latest::Failed {
+                    reason,
+                    dnssec_bogus,
+                } => Some(Failed {
                     resolver,
-                    reason: view.failure.filter(|_| view.latest_ok == Some(false))?,
+                    reason,
                     ede: view.ede.as_deref(),
-                    dnssec_bogus: view.dnssec_bogus,
-                })
+                    dnssec_bogus,
+                }),
+                _ => None,
             })
             .collect();
         let evidence = Evidence {
@@ -472,7 +503,7 @@ impl RecordState {
             domain_exists: self.domain_exists,
             walk: self.walk.as_deref(),
             nameservers: self
-                .auth
+                .nameservers
                 .iter()
                 .filter_map(|(name, _)| name.strip_prefix("auth:"))
                 .collect(),
@@ -486,10 +517,55 @@ impl RecordState {
 }
 
 impl State {
-    /// Brings the state in line with the records of `targets` and the resolvers and settings of
+    /// The daemon's state, which logs problems appearing and clearing.
+    pub fn logging_changes() -> State {
+        State {
+            log_changes: true,
+            ..State::default()
+        }
+    }
+
+    /// Configured resolvers, in config order; record views are indexed alike.
+    pub fn resolvers(&self) -> &[ResolverState] {
+        &self.resolvers
+    }
+
+    /// Configured domains, in config order.
+    pub fn domains(&self) -> &[DomainState] {
+        &self.domains
+    }
+
+    /// Every configured record, grouped by domain in config order.
+    pub fn records(&self) -> &[Box<RecordState>] {
+        &self.records
+    }
+
+    /// Completed check rounds.
+    pub fn rounds(&self) -> RoundState {
+        self.rounds
+    }
+
+    /// How much of each record `/metrics` exports.
+    pub fn detail(&self) -> Detail {
+        self.detail
+    }
+
+    /// Sets the round bookkeeping of a state built outside the daemon (tests, benchmarks).
+    pub fn set_rounds(&mut self, rounds: RoundState) {
+        self.rounds = rounds;
+    }
+
+    /// Notes a round complete after `seconds`, at unix time `at`.
+    pub fn round_complete(&mut self, seconds: f64, at: f64) {
+        self.rounds.completed += 1;
+        self.rounds.last_duration = Some(seconds);
+        self.rounds.last_finished = Some(at);
+    }
+
+    /// Brings the state in line with the records of `declared` and the resolvers and settings of
     /// `config`: records, domains and resolvers that are gone are dropped, new ones start
     /// unknown, and what is known about the rest is kept.
-    pub fn reconcile(&mut self, config: &Config, targets: &Targets) {
+    pub fn reconcile(&mut self, config: &Config, declared: &Records) {
         self.detail = config.detail;
         let old_resolvers: HashMap<&str, usize> = self
             .resolvers
@@ -521,9 +597,9 @@ impl State {
             .collect();
 
         // Sized once: grown by doubling, the list would keep up to half its length spare.
-        self.records.reserve_exact(targets.record_count());
-        self.domains.reserve_exact(targets.domains.len());
-        for domain in &targets.domains {
+        self.records.reserve_exact(declared.record_count());
+        self.domains.reserve_exact(declared.domains.len());
+        for domain in &declared.domains {
             let mut domain_state =
                 old_domains
                     .remove(&domain.name)
@@ -564,7 +640,7 @@ impl State {
                                 .collect();
                         }
                         if !config.authoritative {
-                            old.auth.clear();
+                            old.nameservers.clear();
                         }
                         old.from_ses.clone_from(&record.from_ses);
                         old
@@ -601,33 +677,6 @@ impl State {
         self.generation = self.generation.wrapping_add(1);
     }
 
-    /// The SES problems of `identity`, discovered by `discovered`'s source, judged against
-    /// what the state knows of its records, at unix time `now`.
-    pub fn ses_findings(
-        &self,
-        discovered: &Discovered,
-        identity: &Identity,
-        now: f64,
-    ) -> Vec<SesFinding> {
-        let records: Vec<(&str, RecordVerdict)> = identity
-            .tokens
-            .iter()
-            .map(|token| {
-                let verdict = self
-                    .record(&targets::record_name(token, &identity.domain))
-                    .map_or(RecordVerdict::Unknown, |record| {
-                        RecordVerdict::of(
-                            record.findings.iter().map(|f| f.problem),
-                            record.healthy(&self.resolvers),
-                        )
-                    });
-                (token.as_str(), verdict)
-            })
-            .collect();
-        let pending_since = discovered.pending_since.get(&identity.domain).copied();
-        ses::problem::judge(identity, pending_since, now, &records)
-    }
-
     /// How many times the state has been reconciled with a config. Nothing else adds, removes
     /// or reorders records and domains, so positions in them hold while this stays the same.
     pub fn generation(&self) -> u64 {
@@ -659,10 +708,10 @@ impl State {
         let before: Option<Vec<Problem>> = self
             .log_changes
             .then(|| record.findings.iter().map(|f| f.problem).collect());
-        record.follow_up(resolvers, follow_up);
+        record.apply_follow_up(resolvers, follow_up);
         let domain = self.domain_index.get(&*record.domain).copied();
         if let Some(pair) = domain.and_then(|d| self.domains[d].rotating_pair) {
-            self.judge_pair(pair);
+            self.mark_inactive_key(pair);
         }
         if let Some(before) = before {
             self.records[r].log_changes(&before, Instant::now());
@@ -673,7 +722,7 @@ impl State {
     /// Of a rotating pair, the record whose only problem is a missing key while its partner is
     /// healthy holds the inactive key: that is not a problem. An inactive record is diagnosed
     /// afresh each time, so it gets its `key_missing` back when its partner stops being healthy.
-    fn judge_pair(&mut self, (a, b): (usize, usize)) {
+    fn mark_inactive_key(&mut self, (a, b): (usize, usize)) {
         let resolvers = &self.resolvers;
         // A record judged inactive had its findings cleared: diagnose it again to read them
         // afresh. The other one's findings are its own diagnosis already.
@@ -706,7 +755,7 @@ impl State {
     /// whose few records are searched for the selector, rather than through an index of every
     /// record name (which cost 130 bytes a record: 39 MB at 100,000 domains × 3 records).
     fn position(&self, name: &str) -> Option<usize> {
-        targets::split_record_name(name).find_map(|(selector, domain)| {
+        records::split_record_name(name).find_map(|(selector, domain)| {
             let records = self.domains[*self.domain_index.get(domain)?]
                 .records
                 .clone();
@@ -726,6 +775,13 @@ impl State {
     }
 }
 
+/// Seconds since the Unix epoch, as Prometheus timestamps are given.
+pub fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
 /// Positions by name, hashed with foldhash (SipHash, the default, cost more than the lookup
 /// itself; the names come from the config and SES, not from DNS replies).
 type Index = HashMap<String, usize, foldhash::fast::RandomState>;
@@ -741,11 +797,11 @@ fn index_by<T>(items: &[T], key: impl Fn(&T) -> &String) -> Index {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::parse;
+    use crate::config::{Loaded, parse};
 
-    /// Reconciles `state` with `config` and the records of its file.
-    fn reconcile(state: &mut State, config: &Config) {
-        state.reconcile(config, &targets::file::targets(config));
+    /// Reconciles `state` with the settings and the records of a config file.
+    fn reconcile(state: &mut State, loaded: &Loaded) {
+        state.reconcile(&loaded.config, &loaded.records);
     }
 
     fn observation(found: Found, correct: bool) -> Observation {
@@ -762,7 +818,7 @@ mod tests {
 
     const S1: &str = "s1._domainkey.example.com";
 
-    fn config(resolvers: &[&str], selectors: &[&str]) -> Config {
+    fn config(resolvers: &[&str], selectors: &[&str]) -> Loaded {
         let mut yaml = String::from("resolvers:\n");
         for (i, r) in resolvers.iter().enumerate() {
             yaml.push_str(&format!("  - name: {r}\n    address: 127.0.0.{}\n", i + 1));
@@ -791,8 +847,8 @@ mod tests {
         // Resolver c fails: it stops answering, but what it said is kept.
         state.apply(S1, "c", Err(FailureReason::Servfail.into()));
         let view = &state.records[0].views[2];
-        assert_eq!(view.latest_ok, Some(false));
-        assert_eq!(view.failure, Some(FailureReason::Servfail));
+        assert_eq!(view.latest.ok(), Some(false));
+        assert_eq!(view.latest.failure(), Some(FailureReason::Servfail));
         assert_eq!(view.known, Some(observation(Found::None, false)));
         assert_eq!(state.records[0].propagation_ratio(), Some(1.0));
         assert_eq!(
@@ -802,7 +858,7 @@ mod tests {
     }
 
     /// A config of domains, each with its selectors.
-    fn domains_config(domains: &[(&str, &[&str])]) -> Config {
+    fn domains_config(domains: &[(&str, &[&str])]) -> Loaded {
         let mut yaml = String::from("resolvers:\n  - name: a\n    address: 127.0.0.1\ndomains:\n");
         for (domain, selectors) in domains {
             yaml.push_str(&format!(

@@ -6,7 +6,6 @@ use std::process::Command;
 
 use dkim_exporter::config::{self, Protocol};
 use dkim_exporter::provider::Expected;
-use dkim_exporter::targets::file;
 
 /// Each file under tests/testdata/bad/ and the error it must produce, after `FILE:`.
 const BAD: &[(&str, &str)] = &[
@@ -192,7 +191,7 @@ fn every_bad_config_file_is_in_the_table() {
 #[test]
 fn the_shipped_example_loads() {
     let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/config.example.yaml"));
-    let config = config::load(path).unwrap();
+    let config::Loaded { config, records } = config::load(path).unwrap();
     assert_eq!(config.interval.as_secs(), 300);
     assert_eq!(config.timeout.as_secs(), 5);
     assert!(config.authoritative);
@@ -210,9 +209,9 @@ fn the_shipped_example_loads() {
             ("opendns", "208.67.222.222:53".to_string(), Protocol::Udp),
         ]
     );
-    assert_eq!(config.domains.len(), 1);
-    let domain = &config.domains[0];
-    assert_eq!(domain.domain, "clearways.ai");
+    assert_eq!(records.domains.len(), 1);
+    let domain = &records.domains[0];
+    assert_eq!(domain.name, "clearways.ai");
     let records: Vec<_> = domain
         .records
         .iter()
@@ -258,7 +257,8 @@ fn mixed_records_and_numeric_selectors() {
         "t.yaml",
     )
     .unwrap();
-    let records = &config.domains[0].records;
+    let domain = &config.records.domains[0];
+    let records = &domain.records;
     assert_eq!(records[0].selector, "20230601");
     assert_eq!(
         records[0].expected,
@@ -267,7 +267,7 @@ fn mixed_records_and_numeric_selectors() {
     assert_eq!(records[1].selector, "mail.sub");
     assert_eq!(records[1].expected, Expected::Txt);
     assert_eq!(
-        file::targets(&config).domains[0].records[1].name("example.org"),
+        records[1].name(&domain.name),
         "mail.sub._domainkey.example.org"
     );
 }

@@ -410,8 +410,8 @@ async fn check_names_the_dead_the_lame_the_bogus_and_the_missing_domain() {
     )
     .replace("\n- domain", "\n  - domain");
     let config = dkim_exporter::config::parse(&yaml, "test.yaml").unwrap();
-    let (config, targets) = dkim_exporter::targets::file::split(config);
-    let report = dkim_exporter::oneshot::check(config, &targets, port).await;
+    let dkim_exporter::config::Loaded { config, records } = config;
+    let report = dkim_exporter::check_once::check(config, &records, port).await;
     let text = report.to_text(false);
     eprintln!("{text}");
     assert!(!report.ok);

@@ -374,8 +374,8 @@ async fn every_fix_that_is_a_record_says_what_to_paste_and_where() {
         "test.yaml",
     )
     .unwrap();
-    let (config, targets) = dkim_exporter::targets::file::split(config);
-    let report = dkim_exporter::oneshot::check(config, &targets, port).await;
+    let dkim_exporter::config::Loaded { config, records } = config;
+    let report = dkim_exporter::check_once::check(config, &records, port).await;
 
     let text = report.to_text(false);
     for line in [

@@ -16,13 +16,13 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use dkim_exporter::config::{Config, DomainConfig, Protocol, RecordConfig, ResolverConfig};
+use dkim_exporter::config::{Config, Detail, Loaded, Protocol, ResolverConfig};
 use dkim_exporter::dkim::{DkimKey, KeyError, KeyType};
 use dkim_exporter::evidence::{Extra, FailureReason, FollowUp, Found, KeyLookup, Observation};
 use dkim_exporter::metrics::{Metrics, Progress, ReloadedDuringScrape, StateChunks};
 use dkim_exporter::provider::Expected;
-use dkim_exporter::state::State;
-use dkim_exporter::targets::{file, record_name};
+use dkim_exporter::records::{Domain, Record, Records, record_name};
+use dkim_exporter::state::{RoundState, State};
 
 /// Resolver names, some needing escapes: the config refuses them, the text must still be right.
 const RESOLVERS: [&str; 5] = ["google", "cloud\"flare", "quad\\9", "open\ndns", "ünïcode"];
@@ -36,8 +36,8 @@ const RESOLVERS_UP: [(&str, Option<bool>); 4] = [
 ];
 
 /// `domains` domains with 1 to 4 records each, a few names needing escapes.
-fn config(domains: usize) -> Config {
-    Config {
+fn config(domains: usize) -> Loaded {
+    let config = Config {
         interval: Duration::from_secs(300),
         timeout: Duration::from_secs(5),
         authoritative: true,
@@ -51,9 +51,13 @@ fn config(domains: usize) -> Config {
                 tls: None,
             })
             .collect(),
+        ses: Vec::new(),
+        detail: Detail::Full,
+    };
+    let records = Records {
         domains: (0..domains)
-            .map(|i| DomainConfig {
-                domain: match i % 20 {
+            .map(|i| Domain {
+                name: match i % 20 {
                     13 => format!("quote\"{i}.example"),
                     14 => format!("back\\slash{i}.example"),
                     15 => format!("new\nline{i}.example"),
@@ -62,7 +66,7 @@ fn config(domains: usize) -> Config {
                 },
                 rotating_pair: None,
                 records: (0..1 + i % 4)
-                    .map(|s| RecordConfig {
+                    .map(|s| Record {
                         selector: if i % 17 == 7 {
                             format!("s\"{s}\\x\ny")
                         } else {
@@ -73,13 +77,13 @@ fn config(domains: usize) -> Config {
                         } else {
                             Expected::Cname(format!("s{s}-{i}.dkim.amazonses.com").into())
                         },
+                        from_ses: None,
                     })
                     .collect(),
             })
             .collect(),
-        ses: Vec::new(),
-        detail: dkim_exporter::config::Detail::Full,
-    }
+    };
+    Loaded { config, records }
 }
 
 fn observation(found: Found, correct: bool, ttl: u32) -> Observation {
@@ -105,13 +109,13 @@ fn rsa(bits: u32) -> DkimKey {
 /// A state in which every kind of verdict occurs: correct, partly propagated, wrong, missing,
 /// failing and never checked records, `auth:` views, keys of several sizes, odd label values.
 fn state(domains: usize) -> State {
-    let config = config(domains);
+    let loaded = config(domains);
     let mut state = State::default();
-    state.reconcile(&config, &file::targets(&config));
+    state.reconcile(&loaded.config, &loaded.records);
     let ttls = [300, 0, 86_400, u32::MAX, 3_600];
-    for (i, domain) in config.domains.iter().enumerate() {
+    for (i, domain) in loaded.records.domains.iter().enumerate() {
         for (s, record) in domain.records.iter().enumerate() {
-            let name = record_name(&record.selector, &domain.domain);
+            let name = record_name(&record.selector, &domain.name);
             let ttl = ttls[(i + s) % ttls.len()];
             let (good, bad) = match &record.expected {
                 Expected::Cname(target) => (
@@ -184,7 +188,7 @@ fn state(domains: usize) -> State {
                     follow_up.key = None;
                 }
                 7 => {
-                    follow_up.auth = Some(vec![
+                    follow_up.nameservers = Some(vec![
                         ("auth:ns1.\"odd\"\\.example".into(), Ok(good.clone())),
                         (
                             "auth:ns2.example".into(),
@@ -199,13 +203,16 @@ fn state(domains: usize) -> State {
             state.apply_follow_up(&name, follow_up);
         }
         match i % 3 {
-            0 => state.domain_checked(&domain.domain, 1_732_400_000.123 + i as f64 / 7.0),
-            1 => state.domain_checked(&domain.domain, 1_732_400_000.0),
+            0 => state.domain_checked(&domain.name, 1_732_400_000.123 + i as f64 / 7.0),
+            1 => state.domain_checked(&domain.name, 1_732_400_000.0),
             _ => {}
         }
     }
-    state.rounds.completed = 1 << 60;
-    state.rounds.last_duration = Some(0.1 + 0.2);
+    state.set_rounds(RoundState {
+        completed: 1 << 60,
+        last_duration: Some(0.1 + 0.2),
+        last_finished: None,
+    });
     state
 }
 
@@ -324,7 +331,13 @@ fn summary_text_is_the_full_text_without_the_per_resolver_record_series() {
     let mut state = state(24);
     let metrics = Metrics::new().unwrap();
     let full = metrics.render(&state, &RESOLVERS_UP);
-    state.detail = dkim_exporter::config::Detail::Summary;
+    // What a reload that sets `metrics.detail: summary` does.
+    let Loaded {
+        mut config,
+        records,
+    } = config(24);
+    config.detail = Detail::Summary;
+    state.reconcile(&config, &records);
     let whole = metrics.render(&state, &RESOLVERS_UP);
     let text = rendered_part(&whole);
     golden("metrics-summary.prom", text);
@@ -387,7 +400,7 @@ fn a_reload_between_chunks_stops_the_scrape() {
         Ok(Progress::More)
     );
     let reloaded = config(49);
-    state.reconcile(&reloaded, &file::targets(&reloaded));
+    state.reconcile(&reloaded.config, &reloaded.records);
     assert_eq!(
         chunks.write_next(&state, &mut text, 1000),
         Err(ReloadedDuringScrape)
@@ -395,7 +408,7 @@ fn a_reload_between_chunks_stops_the_scrape() {
     // A reload before the first chunk is no problem.
     let mut chunks = StateChunks::new();
     let reloaded = config(50);
-    state.reconcile(&reloaded, &file::targets(&reloaded));
+    state.reconcile(&reloaded.config, &reloaded.records);
     assert_eq!(
         chunks.write_next(&state, &mut String::new(), usize::MAX),
         Ok(Progress::Done)
@@ -411,7 +424,7 @@ fn rounds_writing_between_chunks_do_not_stop_the_scrape() {
     while chunks.write_next(&state, &mut text, 500) == Ok(Progress::More) {
         // What a round writes: results, follow-ups, domains checked, rounds completed.
         round += 1;
-        let record = &state.records[round % state.records.len()];
+        let record = &state.records()[round % state.records().len()];
         let name = record_name(&record.selector, &record.domain);
         let domain = record.domain.clone();
         let found = Found::Cname(format!("round{round}.example").into());
@@ -425,17 +438,17 @@ fn rounds_writing_between_chunks_do_not_stop_the_scrape() {
             RESOLVERS[(round + 1) % 5],
             Err(FailureReason::Timeout.into()),
         );
-        let auth = vec![(
+        let nameservers = vec![(
             format!("auth:ns{}.example", round % 4),
             Err(FailureReason::Network.into()),
         )];
         let follow_up = FollowUp {
-            auth: Some(auth),
+            nameservers: Some(nameservers),
             ..FollowUp::default()
         };
         state.apply_follow_up(&name, follow_up);
         state.domain_checked(&domain, round as f64);
-        state.rounds.completed += 1;
+        state.round_complete(0.1, round as f64);
     }
     assert!(round > 100, "{round}");
     // Whole, and no series twice.
@@ -444,20 +457,23 @@ fn rounds_writing_between_chunks_do_not_stop_the_scrape() {
         let (name, _) = line.rsplit_once(' ').unwrap();
         assert!(series.insert(name), "{name} twice");
     }
-    assert!(text.ends_with(&format!("dkim_exporter_records {}\n", state.records.len())));
+    assert!(text.ends_with(&format!(
+        "dkim_exporter_records {}\n",
+        state.records().len()
+    )));
 }
 
 #[test]
 fn every_domain_verdict_reads_its_own_records() {
     let state = state(300);
-    for domain in &state.domains {
+    for domain in state.domains() {
         assert!(!domain.records.is_empty(), "{}", domain.name);
-        for record in &state.records[domain.records.clone()] {
+        for record in &state.records()[domain.records.clone()] {
             assert_eq!(*record.domain, *domain.name);
         }
     }
-    let in_domains: usize = state.domains.iter().map(|d| d.records.len()).sum();
-    assert_eq!(in_domains, state.records.len());
+    let in_domains: usize = state.domains().iter().map(|d| d.records.len()).sum();
+    assert_eq!(in_domains, state.records().len());
 }
 
 #[test]

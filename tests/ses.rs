@@ -403,7 +403,7 @@ async fn throttling_is_retried_and_one_domain_is_read_alone() {
         "test.yaml",
     )
     .unwrap();
-    let source = &config.ses[0];
+    let source = &config.config.ses[0];
     let credentials = options().aws_credentials.unwrap();
     let client = dkim_exporter::ses::client::connect(source, Some(&credentials)).await;
 
@@ -739,7 +739,7 @@ async fn shards_split_the_identities_as_they_split_the_records() {
     let mut seen = std::collections::BTreeSet::new();
     for index in 0..2 {
         let options = dkim_exporter::Options {
-            shard: dkim_exporter::targets::shard::Shard { index, count: 2 },
+            shard: dkim_exporter::records::shard::Shard { index, count: 2 },
             ..options()
         };
         let daemon = Daemon::start_with(&yaml, options).await;

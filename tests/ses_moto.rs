@@ -113,6 +113,7 @@ async fn create(client: &Client, name: &str, dkim: bool) {
 fn source(yaml: &str) -> dkim_exporter::config::SesSource {
     dkim_exporter::config::parse(&format!("ses:\n{yaml}"), "test.yaml")
         .unwrap()
+        .config
         .ses
         .remove(0)
 }

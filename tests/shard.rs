@@ -7,7 +7,7 @@ mod support;
 use std::collections::BTreeSet;
 
 use dkim_exporter::metrics::{DOMAIN_HEALTHY, EXPORTER_RECORDS};
-use dkim_exporter::targets::shard::Shard;
+use dkim_exporter::records::shard::Shard;
 use support::dns::{Behaviour, TestDns, Zone};
 use support::{Daemon, Scrape};
 

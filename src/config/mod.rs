@@ -7,11 +7,16 @@
 //! the raw structs afterwards and name the offending value by its path; `locate` then finds that
 //! path in the source to report its line and column too.
 //!
+//! What the file's `domains:` declare comes out as [`Records`], the same model every other
+//! source of records produces; [`Config`] holds the settings alone.
+//!
 //! - `validate`: the raw structs as written, and the checks across values;
 //! - `scalar`: values that check themselves (names, selectors, durations, addresses, providers);
-//! - `locate`: the line and column of a value named by its path.
+//! - `locate`: the line and column of a value named by its path;
+//! - [`request`]: the records one request (`check`, `/probe`) asks about, by the same rules.
 
 mod locate;
+pub mod request;
 mod scalar;
 mod validate;
 
@@ -21,7 +26,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::provider::Expected;
+use crate::records::Records;
 
 pub use scalar::{
     Glob, check_record_name, expand_cname, format_duration, normalise_name, parse_duration,
@@ -51,7 +56,18 @@ pub const DEFAULT_RESOLVERS: [(&str, &str); 4] = [
     ("opendns", "208.67.222.222"),
 ];
 
-/// A loaded, validated and normalised config.
+/// A config file, loaded, validated and normalised: its settings, and the records its
+/// `domains:` declare.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Loaded {
+    /// Everything but the domains.
+    pub config: Config,
+    /// The domains and their records, in file order.
+    pub records: Records,
+}
+
+/// The settings of a config: how, where and how often records are checked, and the sources
+/// of more records. The file's own records are [`Loaded::records`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     /// How often every record is checked on every resolver.
@@ -62,8 +78,6 @@ pub struct Config {
     pub authoritative: bool,
     /// The resolvers every record is checked against, in config order.
     pub resolvers: Vec<ResolverConfig>,
-    /// The domains and their records, in config order.
-    pub domains: Vec<DomainConfig>,
     /// The Amazon SES accounts and regions whose domain identities are discovered.
     pub ses: Vec<SesSource>,
     /// How much of each record `/metrics` exports (`metrics.detail`).
@@ -174,35 +188,14 @@ impl Protocol {
     }
 }
 
-/// One domain and the DKIM records expected under it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DomainConfig {
-    /// Lower-case domain name without the trailing dot.
-    pub domain: String,
-    /// The records, in config order.
-    pub records: Vec<RecordConfig>,
-    /// Two selectors of which only one holds a key at a time (a preset's rotating pair).
-    pub rotating_pair: Option<(String, String)>,
-}
-
-/// One DKIM record: `{selector}._domainkey.{domain}`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RecordConfig {
-    /// Lower-case selector (one or more labels).
-    pub selector: String,
-    /// What the record should hold.
-    pub expected: Expected,
-}
-
 impl Default for Config {
-    /// What an empty file means: every default, the public resolvers, no domains.
+    /// What an empty file means: every default, the public resolvers.
     fn default() -> Self {
         Config {
             interval: DEFAULT_INTERVAL,
             timeout: DEFAULT_TIMEOUT,
             authoritative: true,
             resolvers: validate::default_resolvers(),
-            domains: Vec::new(),
             ses: Vec::new(),
             detail: Detail::Full,
         }
@@ -228,13 +221,6 @@ pub fn resolvers_at(addresses: &[&str]) -> Result<Vec<ResolverConfig>, String> {
         });
     }
     Ok(resolvers)
-}
-
-impl Config {
-    /// Number of records across all domains.
-    pub fn record_count(&self) -> usize {
-        self.domains.iter().map(|d| d.records.len()).sum()
-    }
 }
 
 /// Why a config could not be loaded.
@@ -263,7 +249,7 @@ pub enum ConfigError {
 }
 
 /// Reads and validates the config file at `path`.
-pub fn load(path: &Path) -> Result<Config, ConfigError> {
+pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
     let source = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
         path: path.display().to_string(),
         source,
@@ -272,7 +258,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 }
 
 /// Parses and validates config text; `origin` names it in errors.
-pub fn parse(source: &str, origin: &str) -> Result<Config, ConfigError> {
+pub fn parse(source: &str, origin: &str) -> Result<Loaded, ConfigError> {
     let invalid = |line: usize, column: usize, message: String| ConfigError::Invalid {
         path: origin.to_string(),
         line,
@@ -307,6 +293,7 @@ fn strip_location(message: &str, line: usize, column: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::provider::Expected;
 
     #[test]
     fn ses_targets_follow_region() {
@@ -319,13 +306,14 @@ mod tests {
             "test.yaml",
         )
         .unwrap();
-        let targets: Vec<_> = config
+        let expected: Vec<_> = config
+            .records
             .domains
             .iter()
-            .map(|d| (d.domain.as_str(), d.records[0].expected.clone()))
+            .map(|d| (d.name.as_str(), d.records[0].expected.clone()))
             .collect();
         assert_eq!(
-            targets,
+            expected,
             [
                 (
                     "example.com",
@@ -349,7 +337,8 @@ mod tests {
 
     #[test]
     fn defaults() {
-        let config = parse("", "empty.yaml").unwrap();
+        let Loaded { config, records } = parse("", "empty.yaml").unwrap();
+        assert!(records.domains.is_empty());
         assert_eq!(config.interval, DEFAULT_INTERVAL);
         assert_eq!(config.timeout, DEFAULT_TIMEOUT);
         assert!(config.authoritative);

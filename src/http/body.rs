@@ -9,7 +9,7 @@ use hyper::body::Frame;
 
 use crate::exporter::{Exporter, Scrape};
 use crate::metrics::{Metrics, Progress, ReloadedDuringScrape, StateChunks};
-use crate::scheduler::unix_now;
+use crate::state::unix_now;
 
 /// How much of the `/metrics` text is rendered at a time. Memory holds about this much of the
 /// text per scrape in flight (tens of megabytes at ten thousand domains otherwise), and the
@@ -52,11 +52,7 @@ impl MetricsBody {
         }
         let mut out = String::with_capacity(self.chunk_size.saturating_add(METRICS_CHUNK_SLACK));
         let progress = {
-            let state = self
-                .exporter
-                .state
-                .read()
-                .unwrap_or_else(|e| e.into_inner());
+            let state = self.exporter.state.read();
             self.chunks.write_next(&state, &mut out, self.chunk_size)
         };
         match progress {
@@ -64,12 +60,8 @@ impl MetricsBody {
             Ok(Progress::Done) => {
                 self.finished = true;
                 {
-                    let state = self
-                        .exporter
-                        .state
-                        .read()
-                        .unwrap_or_else(|e| e.into_inner());
-                    let ses = self.exporter.ses.read().unwrap_or_else(|e| e.into_inner());
+                    let state = self.exporter.state.read();
+                    let ses = self.exporter.ses.discovered();
                     Metrics::render_ses(&mut out, &ses, &state, unix_now(), self.exporter.shard);
                 }
                 let resolvers_up = self.exporter.resolvers_up();

@@ -239,13 +239,7 @@ pub async fn handle<B>(app: &App, req: &Request<B>) -> Response<Body> {
             ),
         },
         "/-/ready" => {
-            let ready = exporter
-                .state
-                .read()
-                .unwrap_or_else(|e| e.into_inner())
-                .rounds
-                .completed
-                > 0;
+            let ready = exporter.state.read().rounds().completed > 0;
             if ready {
                 text(StatusCode::OK, "Ready\n")
             } else {
@@ -275,7 +269,7 @@ fn page(app: &App, path: &str, query: Option<&str>) -> Response<Body> {
     let (configured, auth) = exporter.clients_in_use();
     let overview = Overview {
         telemetry_path: &app.telemetry_path,
-        now: crate::scheduler::unix_now(),
+        now: crate::state::unix_now(),
         resolvers: configured.iter().map(row).collect(),
         nameservers: auth.iter().map(row).collect(),
         reload_error: exporter.reload_error(),
@@ -283,8 +277,8 @@ fn page(app: &App, path: &str, query: Option<&str>) -> Response<Body> {
         shard: (exporter.shard, exporter.domains_in_force()),
     };
     let query = PageQuery::parse(query);
-    let state = exporter.state.read().unwrap_or_else(|e| e.into_inner());
-    let ses = exporter.ses.read().unwrap_or_else(|e| e.into_inner());
+    let state = exporter.state.read();
+    let ses = exporter.ses.discovered();
     match path.strip_prefix(DOMAIN_PAGES) {
         None => with_type(
             StatusCode::OK,
@@ -387,7 +381,9 @@ mod tests {
             metrics.headers()[header::CONTENT_TYPE],
             METRICS_CONTENT_TYPE
         );
-        app.exporter.state.write().unwrap().rounds.completed = 1;
+        app.exporter
+            .state
+            .update(|state| state.round_complete(1.0, 1.0));
         assert_eq!(
             get(&app, Method::GET, "/-/ready").await.status(),
             StatusCode::OK
@@ -404,11 +400,10 @@ mod tests {
                 "  - domain: d{i}.example\n    provider: ses\n    selectors: [s1, s2, s3]\n"
             ));
         }
-        let config = crate::config::parse(&yaml, "test.yaml").unwrap();
-        let (exporter, _) = Exporter::new(config.clone(), &Options::default()).unwrap();
-        {
-            let mut state = exporter.state.write().unwrap();
-            for domain in &config.domains {
+        let loaded = crate::config::parse(&yaml, "test.yaml").unwrap();
+        let (exporter, _) = Exporter::new(loaded.clone(), &Options::default()).unwrap();
+        exporter.state.update(|state| {
+            for domain in &loaded.records.domains {
                 for record in &domain.records {
                     for resolver in ["a", "b"] {
                         let observation = crate::evidence::Observation {
@@ -420,12 +415,12 @@ mod tests {
                             nxdomain: false,
                             ede: None,
                         };
-                        let name = crate::targets::record_name(&record.selector, &domain.domain);
+                        let name = crate::records::record_name(&record.selector, &domain.name);
                         state.apply(&name, resolver, Ok(observation));
                     }
                 }
             }
-        }
+        });
         (exporter, yaml)
     }
 
@@ -459,7 +454,7 @@ mod tests {
         let text = String::from_utf8(chunks.concat()).unwrap();
         let whole = {
             let resolvers_up = exporter.resolvers_up();
-            let state = exporter.state.read().unwrap();
+            let state = exporter.state.read();
             exporter.metrics.render(&state, &resolvers_up)
         };
         assert_eq!(
@@ -479,12 +474,9 @@ mod tests {
         // A reload that drops the first domain renumbers every record.
         let reloaded = yaml.replacen("  - domain: d0.example\n", "  - domain: d100.example\n", 1);
         let reloaded = crate::config::parse(&reloaded, "test.yaml").unwrap();
-        let targets = crate::targets::file::targets(&reloaded);
         exporter
             .state
-            .write()
-            .unwrap()
-            .reconcile(&reloaded, &targets);
+            .update(|state| state.reconcile(&reloaded.config, &reloaded.records));
         assert_eq!(
             body.frame().await.unwrap().unwrap_err(),
             ReloadedDuringScrape
@@ -531,7 +523,7 @@ mod tests {
         let rest = chunks(body).await;
         assert!(rest.iter().all(Result::is_ok));
         reload.await.unwrap().unwrap();
-        let state = exporter.state.read().unwrap();
+        let state = exporter.state.read();
         assert!(state.record("s1._domainkey.d100.example").is_some());
         assert!(state.record("s1._domainkey.d0.example").is_none());
         drop(state);

@@ -6,8 +6,8 @@ use std::time::Duration;
 use hyper::{Request, Response, StatusCode};
 
 use super::{App, Body, METRICS_CONTENT_TYPE, text, with_type};
+use crate::config::request::{Origin, Request as Wanted};
 use crate::metrics::Metrics;
-use crate::targets::request::{Origin, Request as Wanted};
 
 /// Probes running at once; more wait for a slot within their own timeout.
 pub const MAX_CONCURRENT_PROBES: usize = 64;
@@ -96,7 +96,7 @@ pub(super) async fn probe<B>(app: &App, req: &Request<B>) -> Response<Body> {
             }
         },
     };
-    let (config, targets) = match app.exporter.probe_targets(&target).await {
+    let (config, targets) = match app.exporter.probe_records(&target).await {
         Ok(found) => found,
         Err(message) => return bad(message),
     };
@@ -113,9 +113,9 @@ pub(super) async fn probe<B>(app: &App, req: &Request<B>) -> Response<Body> {
     let remaining = budget.saturating_sub(started.elapsed());
     let (state, finished) = app.exporter.probe(config, &targets, remaining).await;
     let healthy = state
-        .records
+        .records()
         .iter()
-        .all(|r| r.healthy(&state.resolvers) == Some(true));
+        .all(|r| r.healthy(state.resolvers()) == Some(true));
     if !finished {
         tracing::warn!(
             target = domain,

@@ -17,16 +17,16 @@ use super::{
     SES_IDENTITY_PROBLEM, SES_IDENTITY_SIGNING_ENABLED, SES_IDENTITY_SIGNING_KEY_LENGTH, Scope,
 };
 use crate::config::Detail;
+use crate::records::shard::Shard;
 use crate::ses::{Discovered, DkimStatus};
 use crate::state::{State, View};
-use crate::targets::shard::Shard;
 
 impl Metrics {
     /// The `/probe` text: the probed records' gauges, then whether the probe succeeded, how
     /// long it took, and whether its budget ran out. A probe is one domain: it always has the
     /// per-resolver series, whatever `metrics.detail` says of `/metrics`.
     pub fn render_probe(state: &State, success: bool, seconds: f64, timed_out: bool) -> String {
-        let mut out = String::with_capacity(2048 + state.records.len() * 1024);
+        let mut out = String::with_capacity(2048 + state.records().len() * 1024);
         render_parts(
             RECORD_PARTS,
             state,
@@ -47,7 +47,7 @@ impl Metrics {
         state: &State,
         resolvers_up: &[(impl AsRef<str>, Option<bool>)],
     ) -> String {
-        let mut out = String::with_capacity(4096 + state.records.len() * 1024);
+        let mut out = String::with_capacity(4096 + state.records().len() * 1024);
         render_parts(
             state_parts(state),
             state,
@@ -137,7 +137,7 @@ impl Metrics {
         }
         let mut family = Family::new(out, SES_IDENTITY_PROBLEM);
         for (d, [source, region, domain], identity) in identities() {
-            for finding in state.ses_findings(d, identity, now) {
+            for finding in crate::ses::problem::findings(state, d, identity, now) {
                 family.sample(&[source, region, domain, finding.problem.as_str()], 1.0);
             }
         }
@@ -278,7 +278,7 @@ const SUMMARY_PARTS: &[Part] = STATE_PARTS.split_at(5).1;
 
 /// The families `/metrics` renders from `state`, as its `metrics.detail` says.
 fn state_parts(state: &State) -> &'static [Part] {
-    match state.detail {
+    match state.detail() {
         Detail::Full => STATE_PARTS,
         Detail::Summary => SUMMARY_PARTS,
     }
@@ -308,8 +308,8 @@ impl Part {
     /// How many items (records or domains) the family's samples come from.
     fn items(self, state: &State) -> usize {
         match self.metric().scope {
-            Scope::RecordResolver | Scope::Record => state.records.len(),
-            Scope::Domain => state.domains.len(),
+            Scope::RecordResolver | Scope::Record => state.records().len(),
+            Scope::Domain => state.domains().len(),
             Scope::Resolver
             | Scope::Exporter
             | Scope::Probe
@@ -320,9 +320,9 @@ impl Part {
 
     /// Writes the samples of item `i`.
     fn write(self, family: &mut Family<'_>, state: &State, i: usize) {
-        let resolvers = &state.resolvers;
+        let resolvers = state.resolvers();
         let per_view = |family: &mut Family<'_>, value_of: fn(&View) -> Option<f64>| {
-            let record = &state.records[i];
+            let record = &state.records()[i];
             for (resolver, view) in record.all_views(resolvers) {
                 if let Some(value) = value_of(view) {
                     family.sample(&[&record.domain, &record.selector, resolver], value);
@@ -330,7 +330,7 @@ impl Part {
             }
         };
         let per_record = |family: &mut Family<'_>, value: Option<f64>| {
-            let record = &state.records[i];
+            let record = &state.records()[i];
             if let Some(value) = value {
                 family.sample(&[&record.domain, &record.selector], value);
             }
@@ -342,12 +342,12 @@ impl Part {
             Part::RecordCorrect => {
                 per_view(family, |v| v.known.as_ref().map(|o| bool_value(o.correct)))
             }
-            Part::RecordLookupSuccess => per_view(family, |v| v.latest_ok.map(bool_value)),
+            Part::RecordLookupSuccess => per_view(family, |v| v.latest.ok().map(bool_value)),
             Part::RecordTtl => per_view(family, |v| {
                 v.known.as_ref().and_then(|o| o.ttl).map(f64::from)
             }),
             Part::RecordInfo => {
-                let record = &state.records[i];
+                let record = &state.records()[i];
                 for (resolver, view) in record.all_views(resolvers) {
                     if let Some(observation) = &view.known {
                         family.sample(
@@ -363,16 +363,19 @@ impl Part {
                     }
                 }
             }
-            Part::PropagationRatio => per_record(family, state.records[i].propagation_ratio()),
+            Part::PropagationRatio => per_record(family, state.records()[i].propagation_ratio()),
             Part::ResolversAgree => per_record(
                 family,
-                state.records[i].resolvers_agree(resolvers).map(bool_value),
+                state.records()[i]
+                    .resolvers_agree(resolvers)
+                    .map(bool_value),
             ),
-            Part::KeyLength => {
-                per_record(family, state.records[i].key_bits(resolvers).map(f64::from))
-            }
+            Part::KeyLength => per_record(
+                family,
+                state.records()[i].key_bits(resolvers).map(f64::from),
+            ),
             Part::RecordProblem => {
-                let record = &state.records[i];
+                let record = &state.records()[i];
                 let mut problems: Vec<&str> =
                     record.findings.iter().map(|f| f.problem.as_str()).collect();
                 problems.sort_unstable();
@@ -382,11 +385,11 @@ impl Part {
                 }
             }
             Part::DomainHealthy => {
-                let domain = &state.domains[i];
+                let domain = &state.domains()[i];
                 // Reconcile keeps a domain's records together, so this is the domain's records
                 // alone, not a search through every record for each domain.
                 let records = state
-                    .records
+                    .records()
                     .get(domain.records.clone())
                     .unwrap_or_default();
                 let mut verdicts = records
@@ -399,18 +402,18 @@ impl Part {
                 }
             }
             Part::DomainLastCheck => {
-                let domain = &state.domains[i];
+                let domain = &state.domains()[i];
                 if let Some(at) = domain.last_check {
                     family.sample(&[&domain.name], at);
                 }
             }
-            Part::CheckRounds => family.sample(&[], state.rounds.completed as f64),
+            Part::CheckRounds => family.sample(&[], state.rounds().completed as f64),
             Part::CheckRoundDuration => {
-                if let Some(seconds) = state.rounds.last_duration {
+                if let Some(seconds) = state.rounds().last_duration {
                     family.sample(&[], seconds);
                 }
             }
-            Part::ExporterRecords => family.sample(&[], state.records.len() as f64),
+            Part::ExporterRecords => family.sample(&[], state.records().len() as f64),
         }
     }
 }

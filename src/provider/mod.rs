@@ -24,6 +24,18 @@ pub enum Expected {
     Txt,
 }
 
+/// Why a provider cannot say what a record should hold. The config file blames a missing
+/// parameter on the domain entry and an unknown selector on the selector.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ExpectedError {
+    /// The domain lacks a parameter the provider needs (`account`, `tenant_domain`).
+    #[error("{0}")]
+    MissingParam(&'static str),
+    /// The provider has no such selector.
+    #[error("{0}")]
+    UnknownSelector(String),
+}
+
 /// A DKIM provider whose records follow from the selector (and the domain).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Provider {
@@ -152,7 +164,7 @@ impl Provider {
         params: &Params,
         selector: &str,
         domain: &str,
-    ) -> Result<Expected, String> {
+    ) -> Result<Expected, ExpectedError> {
         match self {
             Provider::Ses => Ok(Expected::Cname(
                 ses::target(selector, &ses::dkim_domain_of(params)).into(),

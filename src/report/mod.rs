@@ -10,9 +10,9 @@ use serde::Serialize;
 
 use crate::dkim::KeyType;
 use crate::provider::Expected;
+use crate::records::record_name;
 use crate::ses::Discovered;
 use crate::state::{DomainState, RecordState, State};
-use crate::targets::record_name;
 pub use paste::Paste;
 
 /// Every configured domain and record.
@@ -172,7 +172,7 @@ pub struct ProblemReport {
 impl Report {
     /// Builds the report from the latest state.
     pub fn from_state(state: &State) -> Report {
-        Report::of_domains(state, &state.domains)
+        Report::of_domains(state, state.domains())
     }
 
     /// Builds the report of `domains` (the state's) alone.
@@ -188,7 +188,7 @@ impl Report {
                 records_checked: domain.records.len(),
                 ses: Vec::new(),
                 records: state
-                    .records
+                    .records()
                     .get(domain.records.clone())
                     .unwrap_or_default()
                     .iter()
@@ -253,16 +253,16 @@ impl Report {
                 let Some(identity) = source.identity(&domain.domain) else {
                     continue;
                 };
-                let problems: Vec<ProblemReport> = state
-                    .ses_findings(source, identity, now)
-                    .into_iter()
-                    .map(|f| ProblemReport {
-                        problem: f.problem.as_str(),
-                        detail: f.detail,
-                        fix: f.problem.fix(),
-                        paste: None,
-                    })
-                    .collect();
+                let problems: Vec<ProblemReport> =
+                    crate::ses::problem::findings(state, source, identity, now)
+                        .into_iter()
+                        .map(|f| ProblemReport {
+                            problem: f.problem.as_str(),
+                            detail: f.detail,
+                            fix: f.problem.fix(),
+                            paste: None,
+                        })
+                        .collect();
                 self.ok &= problems.is_empty();
                 domain.ses.push(SesReport {
                     source: source.source.name.clone(),
@@ -300,7 +300,7 @@ pub enum Tone {
 impl Status {
     /// A record's verdict.
     pub fn of_record(state: &State, record: &RecordState) -> Status {
-        match record.healthy(&state.resolvers) {
+        match record.healthy(state.resolvers()) {
             None if record.findings.is_empty() => Status::Unknown,
             Some(true) => Status::Correct,
             _ => Status::Problem,
@@ -387,22 +387,22 @@ impl RecordReport {
 
     fn new(state: &State, record: &RecordState) -> RecordReport {
         let resolvers: Vec<ResolverReport> = record
-            .all_views(&state.resolvers)
+            .all_views(state.resolvers())
             .map(|(name, view)| ResolverReport {
                 resolver: name.to_string(),
-                answered: view.latest_ok == Some(true),
-                failure: view.failure.map(|f| f.as_str()),
+                answered: view.latest.ok() == Some(true),
+                failure: view.latest.failure().map(|f| f.as_str()),
                 record_type: view.known.as_ref().map(|o| o.found.record_type()),
                 value: view.known.as_ref().map(|o| o.found.value().to_string()),
                 present: view.known.as_ref().map(|o| o.present),
                 correct: view.known.as_ref().map(|o| o.correct),
                 ttl: view.known.as_ref().and_then(|o| o.ttl),
                 ede: view.ede.as_ref().map(ToString::to_string),
-                dnssec_bogus: view.dnssec_bogus,
+                dnssec_bogus: view.latest.dnssec_bogus(),
             })
             .collect();
         let nameservers: Vec<&str> = record
-            .auth
+            .nameservers
             .iter()
             .filter_map(|(name, _)| name.strip_prefix("auth:"))
             .collect();
@@ -435,9 +435,9 @@ impl RecordReport {
             expected_target,
             status,
             resolvers,
-            key_bits: record.key_bits(&state.resolvers),
+            key_bits: record.key_bits(state.resolvers()),
             key_tags: record
-                .key(&state.resolvers)
+                .key(state.resolvers())
                 .map(|key| {
                     let mut tags = vec![match key.key_type {
                         KeyType::Rsa => "k=rsa",

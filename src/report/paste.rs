@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use crate::problem::Problem;
 use crate::provider::Expected;
-use crate::targets::record_name;
+use crate::records::record_name;
 
 /// The TTL written in the zone-file line.
 pub const PASTE_TTL: u32 = 300;

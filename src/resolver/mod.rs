@@ -9,15 +9,15 @@
 //! - `connected`: TCP, TLS and HTTPS over one kept-open connection;
 //! - [`message`]: building queries, classifying replies, reading names and records;
 //! - [`limiter`]: the politeness limit;
-//! - [`authoritative`]: each domain's own nameservers, found each round;
+//! - [`nameservers`]: each domain's own nameservers, found each round;
 //! - [`walk`]: the delegation of a domain no resolver can resolve, walked as `dig +trace` does;
 //! - [`health`]: whether a resolver works, judged over a round.
 
-pub mod authoritative;
 mod connected;
 pub mod health;
 pub mod limiter;
 pub mod message;
+pub mod nameservers;
 pub mod udp;
 pub mod walk;
 

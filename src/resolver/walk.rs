@@ -14,10 +14,8 @@ use futures_util::future::join_all;
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::{Name, RData, RecordType};
 
-use super::authoritative::{
-    Nameservers, RoundNameservers, first_address, ns_hosts, once_per_round,
-};
 use super::message::{addresses_at, normalise};
+use super::nameservers::{Nameservers, RoundNameservers, first_address, ns_hosts, once_per_round};
 use super::{Ask, ResolverClient, lock};
 use crate::evidence::{Delegation, Nameserver, Walk};
 

@@ -3,15 +3,19 @@
 //!
 //! - `client`: the AWS SDK client of a `ses:` source (credentials, role, endpoint, retries);
 //! - `discover`: listing a source's domain identities and reading each one's DKIM attributes;
-//! - `problem`: the SES problems, and how SES's status and the records' DNS verdicts combine.
+//! - `records`: the identities' tokens as records to check, merged into the file's;
+//! - `problem`: the SES problems, and how SES's status and the records' DNS verdicts combine;
+//! - `watch`: the daemon's task per source, what it logs, and the log of SES problems.
 //!
-//! What discovery finds becomes records to check (`targets/ses.rs` merges them into the
-//! file's) and the `dkim_ses_*` series; a listing that fails keeps the identities of the last
-//! good one. Nothing here knows about targets: data flows from here to them.
+//! What discovery finds becomes records to check and the `dkim_ses_*` series; a listing that
+//! fails keeps the identities of the last good one. This folder is the model of an outside
+//! source: it reads the records' model and the state, and neither knows of it.
 
 pub mod client;
 pub mod discover;
 pub mod problem;
+pub mod records;
+pub mod watch;
 
 use std::collections::HashMap;
 use std::sync::Arc;

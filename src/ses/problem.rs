@@ -1,9 +1,12 @@
 //! The SES problems (`dkim_ses_identity_problem`): SES's status of an identity, alone and set
 //! against what DNS serves for its records.
 
+use crate::changes;
 use crate::problem::{Entry, Problem, Severity};
+use crate::records::record_name;
+use crate::state::State;
 
-use super::{DkimStatus, Identity};
+use super::{Discovered, DkimStatus, Identity};
 
 /// How long SES looks for the records of a PENDING identity before it gives up (FAILED).
 pub const SES_GIVES_UP_AFTER: f64 = 72.0 * 3600.0;
@@ -96,7 +99,7 @@ impl SesProblem {
     }
 }
 
-/// The README's table of SES problems, written from [`TABLE`].
+/// The SES problem table of docs/problems.md, written from [`TABLE`].
 pub fn markdown_table() -> String {
     crate::problem::markdown_table_of(TABLE.iter().map(|e| (e.name, e.severity, e.meaning, e.fix)))
 }
@@ -152,9 +155,59 @@ pub struct SesFinding {
     pub detail: String,
 }
 
+impl changes::Named for SesProblem {
+    fn name(self) -> &'static str {
+        self.as_str()
+    }
+
+    fn fix(self) -> &'static str {
+        SesProblem::fix(self)
+    }
+}
+
+impl changes::Finding for SesFinding {
+    type Problem = SesProblem;
+
+    fn problem(&self) -> SesProblem {
+        self.problem
+    }
+
+    fn detail(&self) -> &str {
+        &self.detail
+    }
+}
+
+/// The SES problems of `identity`, discovered by `discovered`'s source, set against what
+/// `state` knows of its records, at unix time `now`.
+pub fn findings(
+    state: &State,
+    discovered: &Discovered,
+    identity: &Identity,
+    now: f64,
+) -> Vec<SesFinding> {
+    let records: Vec<(&str, RecordVerdict)> = identity
+        .tokens
+        .iter()
+        .map(|token| {
+            let verdict = state.record(&record_name(token, &identity.domain)).map_or(
+                RecordVerdict::Unknown,
+                |record| {
+                    RecordVerdict::of(
+                        record.findings.iter().map(|f| f.problem),
+                        record.healthy(state.resolvers()),
+                    )
+                },
+            );
+            (token.as_str(), verdict)
+        })
+        .collect();
+    let pending_since = discovered.pending_since.get(&identity.domain).copied();
+    problems_of(identity, pending_since, now, &records)
+}
+
 /// The SES problems of `identity`, given when it was first seen PENDING, the time now, and
 /// the DNS verdict on each of its tokens' records (as `(selector, verdict)`).
-pub fn judge(
+pub fn problems_of(
     identity: &Identity,
     pending_since: Option<f64>,
     now: f64,
@@ -261,9 +314,9 @@ mod tests {
     #[test]
     fn status_alone() {
         let none: [(&str, RecordVerdict); 0] = [];
-        assert!(judge(&identity(DkimStatus::Success, true), None, 0.0, &none).is_empty());
+        assert!(problems_of(&identity(DkimStatus::Success, true), None, 0.0, &none).is_empty());
         assert_eq!(
-            names(&judge(
+            names(&problems_of(
                 &identity(DkimStatus::Failed, false),
                 None,
                 0.0,
@@ -272,7 +325,7 @@ mod tests {
             ["ses_signing_disabled", "ses_failed"]
         );
         assert_eq!(
-            names(&judge(
+            names(&problems_of(
                 &identity(DkimStatus::TemporaryFailure, true),
                 None,
                 0.0,
@@ -287,9 +340,9 @@ mod tests {
         let pending = identity(DkimStatus::Pending, true);
         let none: [(&str, RecordVerdict); 0] = [];
         let hour = 3600.0;
-        assert!(judge(&pending, Some(0.0), 71.0 * hour, &none).is_empty());
+        assert!(problems_of(&pending, Some(0.0), 71.0 * hour, &none).is_empty());
         assert_eq!(
-            names(&judge(&pending, Some(0.0), 73.0 * hour, &none)),
+            names(&problems_of(&pending, Some(0.0), 73.0 * hour, &none)),
             ["ses_pending_too_long"]
         );
     }
@@ -300,13 +353,13 @@ mod tests {
             ("a", RecordVerdict::Correct),
             ("b", RecordVerdict::MissingOrWrong(Problem::Missing)),
         ];
-        let findings = judge(&identity(DkimStatus::Success, true), None, 0.0, &missing);
+        let findings = problems_of(&identity(DkimStatus::Success, true), None, 0.0, &missing);
         assert_eq!(names(&findings), ["ses_status_disagrees"]);
         assert!(findings[0].detail.contains("b (missing)"), "{findings:?}");
 
         let correct = [("a", RecordVerdict::Correct), ("b", RecordVerdict::Correct)];
         assert_eq!(
-            names(&judge(
+            names(&problems_of(
                 &identity(DkimStatus::Failed, true),
                 None,
                 0.0,
@@ -317,7 +370,7 @@ mod tests {
         // Not known yet: no disagreement.
         let unknown = [("a", RecordVerdict::Correct), ("b", RecordVerdict::Unknown)];
         assert_eq!(
-            names(&judge(
+            names(&problems_of(
                 &identity(DkimStatus::Failed, true),
                 None,
                 0.0,

@@ -5,10 +5,10 @@ use std::fmt::Write as _;
 
 use super::landing::ses_lines;
 use super::{Overview, PageQuery, esc, nav, open, record, when};
+use crate::records::shard::Shard;
 use crate::report::{Report, Status};
 use crate::ses::Discovered;
 use crate::state::State;
-use crate::targets::shard::Shard;
 
 /// The page of `name` (any case, with or without the trailing dot); `None` when no such
 /// domain is checked.
@@ -20,7 +20,7 @@ pub fn domain_page(
     query: &PageQuery,
 ) -> Option<String> {
     let name = name.trim_end_matches('.').to_ascii_lowercase();
-    let domain = state.domains.iter().find(|d| d.name == name)?;
+    let domain = state.domains().iter().find(|d| d.name == name)?;
     let report = Report::of_domains(state, [domain]).with_ses(discovered, state, overview.now);
     let report = report.domains.first()?;
     let back = PageQuery {
@@ -65,11 +65,15 @@ pub fn domain_page(
         None => html.push_str("Not every record has been checked yet"),
     }
     let mut nameservers: Vec<&str> = state
-        .records
+        .records()
         .get(domain.records.clone())
         .unwrap_or_default()
         .iter()
-        .flat_map(|r| r.auth.iter().map(|(n, _)| n.trim_start_matches("auth:")))
+        .flat_map(|r| {
+            r.nameservers
+                .iter()
+                .map(|(n, _)| n.trim_start_matches("auth:"))
+        })
         .collect();
     nameservers.sort_unstable();
     nameservers.dedup();

@@ -26,12 +26,12 @@ pub fn landing_page(
 ) -> String {
     let now = overview.now;
     let verdicts: Vec<Status> = state
-        .domains
+        .domains()
         .iter()
         .map(|domain| verdict(state, discovered, domain, now))
         .collect();
-    let mut shown: Vec<usize> = (0..state.domains.len())
-        .filter(|&i| state.domains[i].name.contains(&query.filter))
+    let mut shown: Vec<usize> = (0..state.domains().len())
+        .filter(|&i| state.domains()[i].name.contains(&query.filter))
         .filter(|&i| !query.problems_only || verdicts[i] != Status::Correct)
         .collect();
     // Broken first, then those no resolver answered for, then the healthy; config order within.
@@ -49,7 +49,7 @@ pub fn landing_page(
     };
     let first = (page - 1) * DOMAINS_PER_PAGE;
     let on_page = &shown[first..shown.len().min(first + DOMAINS_PER_PAGE)];
-    let report = Report::of_domains(state, on_page.iter().map(|&i| &state.domains[i]))
+    let report = Report::of_domains(state, on_page.iter().map(|&i| &state.domains()[i]))
         .with_ses(discovered, state, now);
 
     let mut html = String::with_capacity(16 * 1024 + on_page.len() * 2048);
@@ -57,7 +57,7 @@ pub fn landing_page(
     nav(&mut html, overview, "/");
     header(&mut html, state, overview, &verdicts, query);
     resolver_panel(&mut html, state, overview);
-    if state.domains.is_empty() {
+    if state.domains().is_empty() {
         html.push_str(
             "<h2>Domains</h2><p>No domains are configured: list them under <code>domains:</code> \
              in the config, or discover them with a <code>ses:</code> source.</p></body></html>\n",
@@ -84,7 +84,7 @@ pub fn landing_page(
     // The report keeps the order of the domains it was given.
     let (attention, healthy): (Vec<_>, Vec<_>) = on_page
         .iter()
-        .map(|&i| &state.domains[i])
+        .map(|&i| &state.domains()[i])
         .zip(&report.domains)
         .partition(|(_, d)| d.status != Status::Correct);
     if !attention.is_empty() {
@@ -168,13 +168,13 @@ pub fn landing_page(
 /// else correct when every record is.
 fn verdict(state: &State, discovered: &[Discovered], domain: &DomainState, now: f64) -> Status {
     let records = state
-        .records
+        .records()
         .get(domain.records.clone())
         .unwrap_or_default();
     let ses_trouble = discovered.iter().any(|source| {
-        source
-            .identity(&domain.name)
-            .is_some_and(|identity| !state.ses_findings(source, identity, now).is_empty())
+        source.identity(&domain.name).is_some_and(|identity| {
+            !crate::ses::problem::findings(state, source, identity, now).is_empty()
+        })
     });
     Status::of_domain(
         records.iter().map(|r| Status::of_record(state, r)),
@@ -195,7 +195,7 @@ fn header(
     let configured = &overview.resolvers;
     let down = configured.iter().filter(|r| r.up == Some(false)).count();
     let mut parts = Vec::new();
-    let class = if state.rounds.completed == 0 && verdicts.iter().all(|s| *s == Status::Unknown) {
+    let class = if state.rounds().completed == 0 && verdicts.iter().all(|s| *s == Status::Unknown) {
         parts.push(format!(
             "First round in progress: {domains} domain{} to check",
             plural(domains)
@@ -225,9 +225,9 @@ fn header(
             plural(configured.len())
         ));
     }
-    match state.rounds.last_finished {
+    match state.rounds().last_finished {
         Some(at) => parts.push(format!("last round finished {}", when(at, overview.now))),
-        None if state.rounds.completed == 0 && class != "warn" => {
+        None if state.rounds().completed == 0 && class != "warn" => {
             parts.push("first round in progress".to_string());
         }
         None => {}
@@ -258,15 +258,15 @@ fn header(
     let _ = write!(
         html,
         "{} record{} · config loaded {}",
-        state.records.len(),
-        plural(state.records.len()),
+        state.records().len(),
+        plural(state.records().len()),
         esc(&when(overview.loaded_at, overview.now)),
     );
-    if let Some(seconds) = state.rounds.last_duration {
+    if let Some(seconds) = state.rounds().last_duration {
         let _ = write!(
             html,
             " · round {} took {seconds:.1} s",
-            state.rounds.completed
+            state.rounds().completed
         );
     }
     let switched = PageQuery {
@@ -311,18 +311,17 @@ fn resolver_panel(html: &mut String, state: &State, overview: &Overview<'_>) {
          </thead><tbody>",
     );
     for row in configured {
-        let index = state.resolvers.iter().position(|r| r.name == row.name);
+        let index = state.resolvers().iter().position(|r| r.name == row.name);
         let failures = index.map(|i| {
             failure_reasons(
                 state
-                    .records
+                    .records()
                     .iter()
                     .filter_map(|r| r.views.get(i))
-                    .filter(|v| v.latest_ok == Some(false))
-                    .filter_map(|v| v.failure),
+                    .filter_map(|v| v.latest.failure()),
             )
         });
-        resolver_row(html, row, failures.as_deref(), state.records.len());
+        resolver_row(html, row, failures.as_deref(), state.records().len());
     }
     html.push_str("</tbody></table>");
     if nameservers.is_empty() {
@@ -344,10 +343,9 @@ fn resolver_panel(html: &mut String, state: &State, overview: &Overview<'_>) {
     }
     if !down.is_empty() {
         let mut reasons: HashMap<&str, Vec<FailureReason>> = HashMap::new();
-        for record in &state.records {
-            for (name, view) in &record.auth {
-                if view.latest_ok == Some(false)
-                    && let Some(reason) = view.failure
+        for record in state.records() {
+            for (name, view) in &record.nameservers {
+                if let Some(reason) = view.latest.failure()
                     && down.contains(&name.as_str())
                 {
                     reasons.entry(name).or_default().push(reason);

@@ -12,7 +12,7 @@ pub use domain::{domain_page, no_such_domain};
 pub use landing::landing_page;
 
 use super::{ProblemReport, RecordReport, Status, Tone};
-use crate::targets::shard::Shard;
+use crate::records::shard::Shard;
 
 /// Seconds between reloads of a page left open (off with `?refresh=0`).
 pub const REFRESH_SECONDS: u32 = 60;

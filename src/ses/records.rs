@@ -3,16 +3,16 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::{Domain, Record, Targets};
-use crate::ses::Discovered;
+use super::Discovered;
+use crate::records::{Domain, Record, Records};
 
-/// The file's targets with every discovered identity's tokens added: a domain in both keeps
+/// The file's records with every discovered identity's tokens added: a domain in both keeps
 /// the file's records, and gets the tokens the file does not list; a selector two sources
 /// both discover is checked once, as the first source expects it. Domains only SES knows
 /// follow the file's, by source then domain.
-pub fn merge(file: &Targets, discovered: &[Discovered]) -> Targets {
-    let mut targets = file.clone();
-    let mut index: HashMap<String, usize> = targets
+pub fn merge(file: &Records, discovered: &[Discovered]) -> Records {
+    let mut records = file.clone();
+    let mut index: HashMap<String, usize> = records
         .domains
         .iter()
         .enumerate()
@@ -22,14 +22,14 @@ pub fn merge(file: &Targets, discovered: &[Discovered]) -> Targets {
         let name: Arc<str> = Arc::from(source.source.name.as_str());
         for identity in &source.identities {
             let i = *index.entry(identity.domain.clone()).or_insert_with(|| {
-                targets.domains.push(Domain {
+                records.domains.push(Domain {
                     name: identity.domain.clone(),
                     records: Vec::new(),
                     rotating_pair: None,
                 });
-                targets.domains.len() - 1
+                records.domains.len() - 1
             });
-            let domain = &mut targets.domains[i];
+            let domain = &mut records.domains[i];
             for token in &identity.tokens {
                 if domain.records.iter().any(|r| &r.selector == token) {
                     continue;
@@ -43,8 +43,8 @@ pub fn merge(file: &Targets, discovered: &[Discovered]) -> Targets {
         }
     }
     // An identity without tokens (DKIM not set up) has no record to check.
-    targets.domains.retain(|d| !d.records.is_empty());
-    targets
+    records.domains.retain(|d| !d.records.is_empty());
+    records
 }
 
 #[cfg(test)]
@@ -60,7 +60,7 @@ mod tests {
             "test.yaml",
         )
         .unwrap();
-        let mut discovered = Discovered::new(Arc::new(config.ses[0].clone()));
+        let mut discovered = Discovered::new(Arc::new(config.config.ses[0].clone()));
         discovered.identities = identities
             .into_iter()
             .map(|(domain, tokens)| Identity {
@@ -80,13 +80,12 @@ mod tests {
 
     #[test]
     fn the_file_wins_and_tokens_are_added_once() {
-        let file = super::super::file::targets(
-            &config::parse(
-                "domains:\n- domain: example.com\n  records:\n  - selector: tok1\n    cname: elsewhere.example.net\n",
-                "test.yaml",
-            )
-            .unwrap(),
-        );
+        let file = config::parse(
+            "domains:\n- domain: example.com\n  records:\n  - selector: tok1\n    cname: elsewhere.example.net\n",
+            "test.yaml",
+        )
+        .unwrap()
+        .records;
         let merged = merge(
             &file,
             &[

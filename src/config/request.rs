@@ -4,9 +4,9 @@
 //! Everything given is validated by the same rules as the config file, so a name or selector
 //! the file refuses is refused here with the same words.
 
-use super::{Domain, Record, Targets};
-use crate::config::{check_record_name, expand_cname, normalise_name, parse_selector};
+use super::{check_record_name, expand_cname, normalise_name, parse_selector};
 use crate::provider::{Expected, Params, Provider, ses};
+use crate::records::{Domain, Record, Records};
 
 /// What a request asks to check.
 #[derive(Debug, Clone, Default)]
@@ -51,7 +51,7 @@ impl Request<'_> {
 
     /// The records asked for: the selectors given, or else the domain's records in
     /// `configured` (all of them when no domain is given).
-    pub fn targets(&self, configured: Option<&Targets>) -> Result<Targets, String> {
+    pub fn records(&self, configured: Option<&Records>) -> Result<Records, String> {
         let provider = self
             .provider
             .map(|p| self.at("provider", p, Provider::from_name(p)))
@@ -71,14 +71,14 @@ impl Request<'_> {
             );
         }
         let given = !self.selectors.is_empty() || presets_selectors;
-        let targets = match (self.domain, configured) {
-            (Some(domain), _) if given => Targets {
+        let records = match (self.domain, configured) {
+            (Some(domain), _) if given => Records {
                 domains: vec![self.domain_given(domain)?],
             },
             (Some(domain), configured) => {
                 let name = self.at("target", domain, normalise_name(domain, "domain"))?;
                 match configured.and_then(|c| c.domain(&name)) {
-                    Some(found) => Targets {
+                    Some(found) => Records {
                         domains: vec![found.clone()],
                     },
                     None => {
@@ -91,10 +91,10 @@ impl Request<'_> {
             (None, Some(configured)) => configured.clone(),
             (None, None) => return Err("give a DOMAIN with --selector, or --config.file".into()),
         };
-        if targets.domains.is_empty() {
+        if records.domains.is_empty() {
             return Err("the config lists no domains".into());
         }
-        Ok(targets)
+        Ok(records)
     }
 
     /// The domain and the records its selectors make.
@@ -137,7 +137,9 @@ impl Request<'_> {
             }
             self.at("selector", text, check_record_name(&selector, &name))?;
             let expected = match (provider, self.cname) {
-                (Some(p), _) => p.expected(&params, &selector, &name)?,
+                (Some(p), _) => p
+                    .expected(&params, &selector, &name)
+                    .map_err(|e| e.to_string())?,
                 (None, Some(template)) => Expected::Cname(
                     self.at("cname", template, expand_cname(template, &selector, &name))?
                         .into(),
@@ -179,44 +181,44 @@ mod tests {
 
     #[test]
     fn records_from_the_request() {
-        let targets = request(Some("Example.COM"), &["ABC"], Some("ses"))
-            .targets(None)
+        let records = request(Some("Example.COM"), &["ABC"], Some("ses"))
+            .records(None)
             .unwrap();
-        assert_eq!(targets.domains[0].name, "example.com");
+        assert_eq!(records.domains[0].name, "example.com");
         assert_eq!(
-            targets.domains[0].records[0].expected,
+            records.domains[0].records[0].expected,
             Expected::Cname("abc.dkim.amazonses.com".into())
         );
         let mut regional = request(Some("example.com"), &["abc"], Some("ses"));
         regional.region = Some("eu-south-1");
         assert_eq!(
-            regional.targets(None).unwrap().domains[0].records[0].expected,
+            regional.records(None).unwrap().domains[0].records[0].expected,
             Expected::Cname("abc.dkim.eu-south-1.amazonses.com".into())
         );
-        let targets = request(Some("example.org"), &["mail"], None)
-            .targets(None)
+        let records = request(Some("example.org"), &["mail"], None)
+            .records(None)
             .unwrap();
-        assert_eq!(targets.domains[0].records[0].expected, Expected::Txt);
+        assert_eq!(records.domains[0].records[0].expected, Expected::Txt);
     }
 
     #[test]
     fn configured_records_when_no_selector_is_given() {
         let configured = request(Some("example.com"), &["a", "b"], Some("ses"))
-            .targets(None)
+            .records(None)
             .unwrap();
-        let targets = request(Some("EXAMPLE.com."), &[], None)
-            .targets(Some(&configured))
+        let records = request(Some("EXAMPLE.com."), &[], None)
+            .records(Some(&configured))
             .unwrap();
-        assert_eq!(targets, configured);
+        assert_eq!(records, configured);
         assert_eq!(
-            request(None, &[], None).targets(Some(&configured)).unwrap(),
+            request(None, &[], None).records(Some(&configured)).unwrap(),
             configured
         );
     }
 
     #[test]
     fn usage_errors() {
-        let err = |r: Request<'_>| r.targets(None).unwrap_err();
+        let err = |r: Request<'_>| r.records(None).unwrap_err();
         assert!(err(request(None, &[], None)).contains("give a DOMAIN"));
         assert!(err(request(Some("example.com"), &[], None)).contains("give a selector"));
         assert!(err(request(Some("example.com"), &[], Some("ses"))).contains("at least one"));

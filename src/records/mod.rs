@@ -1,13 +1,11 @@
-//! The records to check: every domain and its DKIM records, whatever they come from.
+//! The records to check: every domain and its DKIM records, whatever declares them.
 //!
-//! A source turns what it reads into [`Targets`]: `file` the `domains:` of the config file,
-//! `request` the domain and selectors of `dkim_exporter check` or `/probe`, `ses` the tokens of
-//! the identities discovered from Amazon SES, merged into the file's. The scheduler, the state
-//! and `/probe` all take this one type.
+//! This is the one model of a record. Every source produces it: the config file's `domains:`
+//! (`config`), the domain and selectors of `dkim_exporter check` or `/probe`
+//! (`config::request`), and the tokens of the identities discovered from Amazon SES
+//! (`ses::records`, merged into the file's). The scheduler, the state and `/probe` all take
+//! this one type; `shard` picks one replica's share of it. This module imports none of them.
 
-pub mod file;
-pub mod request;
-pub mod ses;
 pub mod shard;
 
 use std::sync::Arc;
@@ -16,7 +14,7 @@ use crate::provider::Expected;
 
 /// Every record to check, grouped by domain.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Targets {
+pub struct Records {
     /// The domains, in the order their source lists them.
     pub domains: Vec<Domain>,
 }
@@ -56,7 +54,7 @@ pub fn record_name(selector: &str, domain: &str) -> String {
 /// than one only when a selector of several labels holds `._domainkey.` itself.
 ///
 /// Every result of a round finds its record through this, so it scans for dots rather than
-/// setting up a substring search per name (`match_indices` was 2.7 % of a round's CPU).
+/// setting up a substring search per name.
 pub fn split_record_name(name: &str) -> impl Iterator<Item = (&str, &str)> {
     name.bytes()
         .enumerate()
@@ -72,7 +70,7 @@ impl Record {
     }
 }
 
-impl Targets {
+impl Records {
     /// Number of records across all domains.
     pub fn record_count(&self) -> usize {
         self.domains.iter().map(|d| d.records.len()).sum()

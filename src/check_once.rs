@@ -2,25 +2,25 @@
 //! `/probe` for Prometheus.
 //!
 //! The domain, selectors and resolvers come from the command line, from a config, or both (the
-//! command line wins); `targets::request` turns them into the records to check, with the
+//! command line wins); `config::request` turns them into the records to check, with the
 //! config file's own rules.
 
 use std::io::IsTerminal as _;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::cli::{CheckArgs, OutputFormat};
-use crate::config::{self, Config, SesSource};
+use crate::config::request::Request;
+use crate::config::{self, Config, Loaded, SesSource};
 use crate::guess;
 use crate::metrics::Metrics;
 use crate::provider;
+use crate::records::Records;
 use crate::report::Report;
 use crate::resolver::ResolverClient;
 use crate::scheduler::{self, Reuse, Work};
 use crate::ses::{self, Discovered};
-use crate::state::State;
-use crate::targets::request::Request;
-use crate::targets::{self, Targets};
+use crate::state::{SharedState, State};
 
 /// The exit code when every record is correct.
 pub const EXIT_CORRECT: u8 = 0;
@@ -33,7 +33,7 @@ pub const EXIT_USAGE: u8 = 2;
 pub async fn run(args: CheckArgs, nameserver_port: u16) -> u8 {
     let file = match &args.config_file {
         Some(path) => match config::load(path) {
-            Ok(config) => Some(config),
+            Ok(loaded) => Some(loaded),
             Err(e) => {
                 eprintln!("dkim_exporter check: {e}");
                 return EXIT_USAGE;
@@ -41,10 +41,10 @@ pub async fn run(args: CheckArgs, nameserver_port: u16) -> u8 {
         },
         None => None,
     };
-    if args.discover {
-        return discover(file, &args).await;
+    if args.guess_selectors {
+        return guess_selectors(file.map(|f| f.config), &args).await;
     }
-    let sources = match ses_sources(file.as_ref(), &args) {
+    let sources = match ses_sources(file.as_ref().map(|f| &f.config), &args) {
         Ok(sources) => sources,
         Err(message) => {
             eprintln!("dkim_exporter check: {message}");
@@ -65,7 +65,7 @@ pub async fn run(args: CheckArgs, nameserver_port: u16) -> u8 {
             return EXIT_USAGE;
         }
         let mut source = Discovered::new(Arc::new(source));
-        source.update(listing, scheduler::unix_now());
+        source.update(listing, crate::state::unix_now());
         discovered.push(source);
     }
     let (config, targets) = match what_to_check(file, &args, &discovered) {
@@ -77,7 +77,7 @@ pub async fn run(args: CheckArgs, nameserver_port: u16) -> u8 {
     };
     let state = check_state(config, &targets, nameserver_port).await;
     let mut report =
-        Report::from_state(&state).with_ses(&discovered, &state, scheduler::unix_now());
+        Report::from_state(&state).with_ses(&discovered, &state, crate::state::unix_now());
     let ok = report.ok;
     if args.problems_only {
         report = report.problems_only();
@@ -98,7 +98,7 @@ pub async fn run(args: CheckArgs, nameserver_port: u16) -> u8 {
 
 /// `check DOMAIN --discover`: the common selectors tried through the first resolver. Exit 0
 /// when one was found, 1 when none was, 2 for bad usage.
-async fn discover(file: Option<Config>, args: &CheckArgs) -> u8 {
+async fn guess_selectors(file: Option<Config>, args: &CheckArgs) -> u8 {
     let domain = match args
         .domain
         .as_deref()
@@ -183,22 +183,19 @@ fn ses_sources(file: Option<&Config>, args: &CheckArgs) -> Result<Vec<SesSource>
 /// replaces the resolvers) and the records the command line asks for, among the file's and
 /// those `discovered` from SES.
 fn what_to_check(
-    file: Option<Config>,
+    file: Option<Loaded>,
     args: &CheckArgs,
     discovered: &[Discovered],
-) -> Result<(Config, Targets), String> {
+) -> Result<(Config, Records), String> {
     let resolvers: Vec<&str> = args.resolvers.iter().map(String::as_str).collect();
     let resolvers = config::resolvers_at(&resolvers)?;
     let (mut config, configured) = match file {
-        Some(file) => {
-            let (config, targets) = targets::file::split(file);
-            (config, Some(targets))
-        }
+        Some(Loaded { config, records }) => (config, Some(records)),
         None => (Config::default(), None),
     };
     let configured = match (configured, discovered.is_empty()) {
         (configured, true) => configured,
-        (configured, false) => Some(targets::ses::merge(
+        (configured, false) => Some(ses::records::merge(
             &configured.unwrap_or_default(),
             discovered,
         )),
@@ -223,7 +220,7 @@ fn what_to_check(
                 .into(),
         );
     }
-    let targets = request.targets(configured.as_ref())?;
+    let records = request.records(configured.as_ref())?;
     if !resolvers.is_empty() {
         config.resolvers = resolvers;
     }
@@ -233,17 +230,17 @@ fn what_to_check(
         }
         config.timeout = timeout;
     }
-    Ok((config, targets))
+    Ok((config, records))
 }
 
-/// Checks every record of `targets` once with `config`'s resolvers and settings, all at once
+/// Checks every record of `records` once with `config`'s resolvers and settings, all at once
 /// within each resolver's rate limit.
-pub async fn check(config: Config, targets: &Targets, nameserver_port: u16) -> Report {
-    Report::from_state(&check_state(config, targets, nameserver_port).await)
+pub async fn check(config: Config, records: &Records, nameserver_port: u16) -> Report {
+    Report::from_state(&check_state(config, records, nameserver_port).await)
 }
 
-/// What checking every record of `targets` once found.
-async fn check_state(mut config: Config, targets: &Targets, nameserver_port: u16) -> State {
+/// What checking every record of `records` once found.
+async fn check_state(mut config: Config, records: &Records, nameserver_port: u16) -> State {
     // No spreading: a person is waiting.
     config.interval = Duration::ZERO;
     let metrics = match Metrics::new() {
@@ -254,17 +251,17 @@ async fn check_state(mut config: Config, targets: &Targets, nameserver_port: u16
         }
     };
     let mut state = State::default();
-    state.reconcile(&config, targets);
-    let state = Arc::new(RwLock::new(state));
+    state.reconcile(&config, records);
+    let state = SharedState::new(state);
     let work = Arc::new(Work::from_config(
         &config,
-        targets,
+        records,
         &metrics,
         nameserver_port,
         Reuse::Nothing,
     ));
     scheduler::run_once(work, state.clone()).await;
-    std::mem::take(&mut *state.write().unwrap_or_else(|e| e.into_inner()))
+    state.take()
 }
 
 #[cfg(test)]
@@ -274,7 +271,7 @@ mod tests {
     use crate::provider::Expected;
     use clap::Parser as _;
 
-    fn what_to_check(args: &[&str]) -> Result<(Config, Targets), String> {
+    fn what_to_check(args: &[&str]) -> Result<(Config, Records), String> {
         let cli = Cli::try_parse_from(["dkim_exporter", "check"].iter().chain(args)).unwrap();
         let Some(Command::Check(args)) = cli.command else {
             panic!("not check");

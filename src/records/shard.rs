@@ -7,7 +7,7 @@ use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
 
-use super::Targets;
+use super::Records;
 
 /// One replica's share.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,13 +36,13 @@ impl Shard {
         self.count <= 1
     }
 
-    /// This replica's domains of `targets`: all of them, borrowed, when unsharded.
-    pub fn of<'a>(&self, targets: &'a Targets) -> Cow<'a, Targets> {
+    /// This replica's domains of `records`: all of them, borrowed, when unsharded.
+    pub fn of<'a>(&self, records: &'a Records) -> Cow<'a, Records> {
         if self.is_whole() {
-            return Cow::Borrowed(targets);
+            return Cow::Borrowed(records);
         }
-        Cow::Owned(Targets {
-            domains: targets
+        Cow::Owned(Records {
+            domains: records
                 .domains
                 .iter()
                 .filter(|d| self.owns(&d.name))
