@@ -1,6 +1,6 @@
-//! The documents that describe the problems say what the code does: the README's
-//! troubleshooting tables are the problem tables, and every problem (SES's too) has an alert
-//! of its severity.
+//! The documents that describe the problems say what the code does: the tables of
+//! docs/problems.md are the problem tables, and every problem (SES's too) has an alert of its
+//! severity.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::PathBuf;
@@ -13,12 +13,16 @@ fn read(path: &str) -> String {
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-/// The first Markdown table after `heading` in the README that starts with `| problem |`.
-fn readme_table(heading: &str) -> String {
-    let readme = read("README.md");
-    let section = readme
+/// The page of the documentation that holds the problem tables.
+const PROBLEMS_PAGE: &str = "docs/problems.md";
+
+/// The first Markdown table after `heading` in the problems page that starts with
+/// `| problem |`.
+fn problem_table(heading: &str) -> String {
+    let page = read(PROBLEMS_PAGE);
+    let section = page
         .split_once(&format!("\n{heading}\n"))
-        .unwrap_or_else(|| panic!("README has a section {heading:?}"))
+        .unwrap_or_else(|| panic!("{PROBLEMS_PAGE} has a section {heading:?}"))
         .1;
     let start = section
         .find("| problem |")
@@ -31,20 +35,20 @@ fn readme_table(heading: &str) -> String {
 }
 
 #[test]
-fn the_readme_troubleshooting_table_is_the_problem_table() {
+fn the_troubleshooting_table_is_the_problem_table() {
     let want = problem::markdown_table();
     assert!(
-        readme_table("## Troubleshooting") == want,
-        "README.md's troubleshooting table differs from src/problem.rs; it should read:\n\n{want}"
+        problem_table("## Troubleshooting") == want,
+        "{PROBLEMS_PAGE}'s troubleshooting table differs from src/problem.rs; it should read:\n\n{want}"
     );
 }
 
 #[test]
-fn the_readme_ses_table_is_the_ses_problem_table() {
+fn the_ses_table_is_the_ses_problem_table() {
     let want = ses::problem::markdown_table();
     assert!(
-        readme_table("### SES problems") == want,
-        "README.md's SES problem table differs from src/ses/problem.rs; it should read:\n\n{want}"
+        problem_table("### SES problems") == want,
+        "{PROBLEMS_PAGE}'s SES problem table differs from src/ses/problem.rs; it should read:\n\n{want}"
     );
 }
 

@@ -35,7 +35,7 @@ def ses_problems:
    "ses_status_disagrees"];
 
 # The problems that come with a problem on the same record, whose alerts may fire with its own
-# (README, Troubleshooting: "The causes of a missing record ... come with missing").
+# (docs/problems.md, Troubleshooting: "The causes of a missing record ... come with missing").
 def companions:
   {"a_record": ["missing"], "cname_flattened": ["missing"], "txt_instead_of_cname": ["missing"],
    "doubled_domain": ["missing"], "missing_underscore": ["missing"]};
