@@ -83,11 +83,36 @@ pub struct Failed<'a> {
 /// The problems that hold for one record; empty when it is healthy or nothing is known.
 pub fn diagnose(evidence: &Evidence<'_>) -> Vec<Finding> {
     let mut findings = Vec::new();
-    let answers = &evidence.answers;
     let mut add = |problem, detail: String| findings.push(Finding { problem, detail });
+    dnssec_bogus(evidence, &mut add);
+    let answers = &evidence.answers;
+    if answers.is_empty() {
+        unresolvable(evidence, &mut add);
+        return findings;
+    }
+    let correct: Vec<&str> = answers
+        .iter()
+        .filter(|(_, o)| o.correct)
+        .map(|(r, _)| *r)
+        .collect();
+    if !answers.iter().any(|(_, o)| o.present) {
+        absent(evidence, &mut add);
+    } else if !correct.is_empty() {
+        not_propagated(answers, &correct, &mut add);
+    } else if let Expected::Cname(expected) = evidence.expected {
+        // Present somewhere, correct nowhere.
+        wrong_targets(evidence, expected, &mut add);
+    }
+    // Keys: only for a record that is correct somewhere.
+    if !correct.is_empty() || matches!(evidence.expected, Expected::Txt) {
+        key_problems(evidence, &mut add);
+    }
+    findings
+}
 
-    // Validating resolvers reject the zone: receivers that validate cannot fetch the key, even
-    // where a resolver that does not validate answers.
+/// Validating resolvers reject the zone: receivers that validate cannot fetch the key, even
+/// where a resolver that does not validate answers.
+fn dnssec_bogus(evidence: &Evidence<'_>, add: &mut impl FnMut(Problem, String)) {
     let bogus: Vec<String> = evidence
         .failures
         .iter()
@@ -103,136 +128,136 @@ pub fn diagnose(evidence: &Evidence<'_>) -> Vec<Finding> {
             format!("DNSSEC validation fails on {}", bogus.join(", ")),
         );
     }
-    if answers.is_empty() {
-        // No resolver answered. Unresolvable when working resolvers fail on it (the walk found
-        // some that answer for the parent zone); otherwise nothing is known.
-        let failing: Vec<&str> = evidence
-            .failures
-            .iter()
-            .filter(|f| !f.dnssec_bogus)
-            .map(|f| f.resolver)
-            .collect();
-        if let Some(walk) = evidence.walk.filter(|w| w.explains())
-            && !failing.is_empty()
-        {
-            add(
-                Problem::Unresolvable,
-                format!("{} fail on it: {walk}", failing.join(", ")),
-            );
-        }
-        return findings;
-    }
+}
 
-    let correct: Vec<&str> = answers
+/// No resolver answered. Unresolvable when working resolvers fail on it (the walk found some
+/// that answer for the parent zone); otherwise nothing is known.
+fn unresolvable(evidence: &Evidence<'_>, add: &mut impl FnMut(Problem, String)) {
+    let failing: Vec<&str> = evidence
+        .failures
         .iter()
-        .filter(|(_, o)| o.correct)
-        .map(|(r, _)| *r)
+        .filter(|f| !f.dnssec_bogus)
+        .map(|f| f.resolver)
         .collect();
-    let any_present = answers.iter().any(|(_, o)| o.present);
+    if let Some(walk) = evidence.walk.filter(|w| w.explains())
+        && !failing.is_empty()
+    {
+        add(
+            Problem::Unresolvable,
+            format!("{} fail on it: {walk}", failing.join(", ")),
+        );
+    }
+}
 
-    if !any_present {
-        let resolvers: Vec<&str> = answers.iter().map(|(r, _)| *r).collect();
-        let nxdomain_everywhere = answers.iter().all(|(_, o)| o.nxdomain);
-        if nxdomain_everywhere && evidence.domain_exists == Some(false) {
-            add(
-                Problem::DomainNotFound,
-                format!(
-                    "the domain itself does not exist (NXDOMAIN) on {}",
-                    resolvers.join(", ")
-                ),
-            );
-        } else {
-            let host = match evidence.nameservers.as_slice() {
-                [] => String::new(),
-                servers => format!("; the domain's DNS is served by {}", servers.join(", ")),
-            };
-            add(
-                Problem::Missing,
-                format!("no record on {}{host}", resolvers.join(", ")),
-            );
-            if let Some(extra) = evidence.extra {
-                missing_causes(evidence.expected, extra, &mut add);
+/// No answering resolver has the record: the domain is gone, or the record is missing, and the
+/// extra lookups may say why.
+fn absent(evidence: &Evidence<'_>, add: &mut impl FnMut(Problem, String)) {
+    let answers = &evidence.answers;
+    let resolvers: Vec<&str> = answers.iter().map(|(r, _)| *r).collect();
+    let nxdomain_everywhere = answers.iter().all(|(_, o)| o.nxdomain);
+    if nxdomain_everywhere && evidence.domain_exists == Some(false) {
+        add(
+            Problem::DomainNotFound,
+            format!(
+                "the domain itself does not exist (NXDOMAIN) on {}",
+                resolvers.join(", ")
+            ),
+        );
+        return;
+    }
+    let host = match evidence.nameservers.as_slice() {
+        [] => String::new(),
+        servers => format!("; the domain's DNS is served by {}", servers.join(", ")),
+    };
+    add(
+        Problem::Missing,
+        format!("no record on {}{host}", resolvers.join(", ")),
+    );
+    if let Some(extra) = evidence.extra {
+        missing_causes(evidence.expected, extra, add);
+    }
+}
+
+/// Correct on the resolvers `correct`, and not yet on the others that answered.
+fn not_propagated(
+    answers: &[(&str, &Observation)],
+    correct: &[&str],
+    add: &mut impl FnMut(Problem, String),
+) {
+    let lagging: Vec<String> = answers
+        .iter()
+        .filter(|(_, o)| !o.correct)
+        .map(|(r, o)| match &o.found {
+            Found::None => format!("{r} has no record"),
+            found => format!("{r} returns {} {}", found.record_type(), found.value()),
+        })
+        .collect();
+    if !lagging.is_empty() {
+        add(
+            Problem::NotPropagated,
+            format!("correct on {}; {}", correct.join(", "), lagging.join("; ")),
+        );
+    }
+}
+
+/// What each wrong CNAME target (once per target) says, against `expected`.
+fn wrong_targets(evidence: &Evidence<'_>, expected: &str, add: &mut impl FnMut(Problem, String)) {
+    let mut seen: Vec<&str> = Vec::new();
+    for (resolver, o) in &evidence.answers {
+        if let Found::Cname(target) = &o.found {
+            if seen.contains(&&**target) {
+                continue;
             }
+            seen.push(target);
+            let (problem, why) =
+                provider::classify_wrong_target(evidence.selector, expected, target);
+            add(
+                problem,
+                format!("{resolver}: points at {target}{why}, expected {expected}"),
+            );
         }
-    } else if !correct.is_empty() {
-        let lagging: Vec<String> = answers
+    }
+}
+
+/// What is wrong with the key the record leads to: none, unreadable, weak, testing, sha1 only.
+fn key_problems(evidence: &Evidence<'_>, add: &mut impl FnMut(Problem, String)) {
+    let key = match evidence.expected {
+        Expected::Cname(target) => evidence.key.map(|k| (k.clone(), target.to_string())),
+        Expected::Txt => evidence
+            .answers
             .iter()
-            .filter(|(_, o)| !o.correct)
-            .map(|(r, o)| match &o.found {
-                Found::None => format!("{r} has no record"),
-                found => format!("{r} returns {} {}", found.record_type(), found.value()),
-            })
-            .collect();
-        if !lagging.is_empty() {
-            add(
-                Problem::NotPropagated,
-                format!("correct on {}; {}", correct.join(", "), lagging.join("; ")),
-            );
+            .find_map(|(_, o)| o.key.clone())
+            .map(|k| (KeyLookup::Found(*k), "the record".to_string())),
+    };
+    match key {
+        Some((KeyLookup::NotFound, at)) => {
+            add(Problem::KeyMissing, format!("no DKIM key record at {at}"));
         }
-    } else {
-        // Present somewhere, correct nowhere.
-        match evidence.expected {
-            Expected::Cname(expected) => {
-                let mut seen: Vec<&str> = Vec::new();
-                for (resolver, o) in answers {
-                    if let Found::Cname(target) = &o.found {
-                        if seen.contains(&&**target) {
-                            continue;
-                        }
-                        seen.push(target);
-                        let (problem, why) =
-                            provider::classify_wrong_target(evidence.selector, expected, target);
-                        add(
-                            problem,
-                            format!("{resolver}: points at {target}{why}, expected {expected}"),
-                        );
-                    }
-                }
+        Some((KeyLookup::Found(Err(e)), at)) => {
+            add(Problem::KeyInvalid, format!("{at}: {e}"));
+        }
+        Some((KeyLookup::Found(Ok(key)), at)) => {
+            if key.key_type == KeyType::Rsa && key.bits < MIN_RSA_BITS {
+                add(
+                    Problem::KeyWeak,
+                    format!(
+                        "{}-bit RSA key; at least {MIN_RSA_BITS} bits are needed",
+                        key.bits
+                    ),
+                );
             }
-            Expected::Txt => {}
+            if key.flags.testing {
+                add(
+                    Problem::KeyTesting,
+                    format!("{at}: t=y, the domain is testing DKIM"),
+                );
+            }
+            if key.flags.sha1_only {
+                add(Problem::KeySha1Only, format!("{at}: h= allows only sha1"));
+            }
         }
+        None => {}
     }
-
-    // Keys: only for a record that is correct somewhere.
-    if !correct.is_empty() || matches!(evidence.expected, Expected::Txt) {
-        let key = match evidence.expected {
-            Expected::Cname(target) => evidence.key.map(|k| (k.clone(), target.to_string())),
-            Expected::Txt => answers
-                .iter()
-                .find_map(|(_, o)| o.key.clone())
-                .map(|k| (KeyLookup::Found(*k), "the record".to_string())),
-        };
-        match key {
-            Some((KeyLookup::NotFound, at)) => {
-                add(Problem::KeyMissing, format!("no DKIM key record at {at}"));
-            }
-            Some((KeyLookup::Found(Err(e)), at)) => {
-                add(Problem::KeyInvalid, format!("{at}: {e}"));
-            }
-            Some((KeyLookup::Found(Ok(key)), at)) => {
-                if key.key_type == KeyType::Rsa && key.bits < MIN_RSA_BITS {
-                    add(
-                        Problem::KeyWeak,
-                        format!(
-                            "{}-bit RSA key; at least {MIN_RSA_BITS} bits are needed",
-                            key.bits
-                        ),
-                    );
-                }
-                if key.flags.testing {
-                    add(
-                        Problem::KeyTesting,
-                        format!("{at}: t=y, the domain is testing DKIM"),
-                    );
-                }
-                if key.flags.sha1_only {
-                    add(Problem::KeySha1Only, format!("{at}: h= allows only sha1"));
-                }
-            }
-            None => {}
-        }
-    }
-    findings
 }
 
 /// Why a record is missing, from the extra lookups.

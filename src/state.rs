@@ -581,16 +581,20 @@ impl State {
 
         // The old records are found through their domain (its range of them), and taken out of
         // the old list as they are kept: no index of record names is built beside them, which
-        // at 100,000 domains cost more than the records' own list.
+        // would cost more than the records' own list.
         let mut old_records: Vec<Option<Box<RecordState>>> = std::mem::take(&mut self.records)
             .into_iter()
             .map(Some)
             .collect();
-        let same_resolvers = resolver_map
-            .iter()
-            .enumerate()
-            .all(|(i, old)| *old == Some(i))
-            && resolver_map.len() == self.resolvers.len();
+        let carry = Carry {
+            same_resolvers: resolver_map
+                .iter()
+                .enumerate()
+                .all(|(i, old)| *old == Some(i))
+                && resolver_map.len() == self.resolvers.len(),
+            resolver_map,
+            nameservers: config.authoritative,
+        };
         let mut old_domains: HashMap<String, DomainState> = std::mem::take(&mut self.domains)
             .into_iter()
             .map(|d| (d.name.clone(), d))
@@ -623,35 +627,7 @@ impl State {
                     .iter_mut()
                     .find(|o| o.as_ref().is_some_and(|o| o.selector == record.selector))
                     .and_then(Option::take);
-                let state = match old {
-                    // A record whose expectation changed is a new record: nothing known carries over.
-                    Some(mut old) if old.expected == record.expected => {
-                        // Moved, not cloned: a reload of a big config would otherwise hold
-                        // every observation twice at its peak. With the same resolvers in the
-                        // same order, the views stay where they are.
-                        if !same_resolvers {
-                            let mut views = std::mem::take(&mut old.views);
-                            old.views = resolver_map
-                                .iter()
-                                .map(|i| {
-                                    i.and_then(|i| views.get_mut(i).map(std::mem::take))
-                                        .unwrap_or_default()
-                                })
-                                .collect();
-                        }
-                        if !config.authoritative {
-                            old.nameservers.clear();
-                        }
-                        old.from_ses.clone_from(&record.from_ses);
-                        old
-                    }
-                    _ => Box::new(RecordState::new(
-                        name.clone(),
-                        record,
-                        config.resolvers.len(),
-                    )),
-                };
-                self.records.push(state);
+                self.records.push(carry.record(old, record, &name));
             }
             domain_state.records = first..self.records.len();
             domain_state.rotating_pair = domain.rotating_pair.as_ref().and_then(|(a, b)| {
@@ -753,7 +729,7 @@ impl State {
 
     /// Where the record with this name is in [`State::records`]: found through its domain,
     /// whose few records are searched for the selector, rather than through an index of every
-    /// record name (which cost 130 bytes a record: 39 MB at 100,000 domains × 3 records).
+    /// record name, which would cost more memory than the records themselves.
     fn position(&self, name: &str) -> Option<usize> {
         records::split_record_name(name).find_map(|(selector, domain)| {
             let records = self.domains[*self.domain_index.get(domain)?]
@@ -782,8 +758,57 @@ pub fn unix_now() -> f64 {
         .map_or(0.0, |d| d.as_secs_f64())
 }
 
-/// Positions by name, hashed with foldhash (SipHash, the default, cost more than the lookup
-/// itself; the names come from the config and SES, not from DNS replies).
+/// How [`State::reconcile`] carries what is known of a record into the new state.
+struct Carry {
+    /// For each new resolver, its index among the old ones.
+    resolver_map: Vec<Option<usize>>,
+    /// The same resolvers in the same order: the views stay where they are.
+    same_resolvers: bool,
+    /// Whether the domains' nameservers are still asked (`authoritative`).
+    nameservers: bool,
+}
+
+impl Carry {
+    /// The state of `record` under the domain `name`: the old one, its views moved to the new
+    /// resolvers, when it expected the same; else a new one, since a record whose expectation
+    /// changed is a new record. Moved, not cloned: a reload of a big config would otherwise
+    /// hold every observation twice at its peak.
+    fn record(
+        &self,
+        old: Option<Box<RecordState>>,
+        record: &Record,
+        name: &Arc<str>,
+    ) -> Box<RecordState> {
+        match old {
+            Some(mut old) if old.expected == record.expected => {
+                if !self.same_resolvers {
+                    let mut views = std::mem::take(&mut old.views);
+                    old.views = self
+                        .resolver_map
+                        .iter()
+                        .map(|i| {
+                            i.and_then(|i| views.get_mut(i).map(std::mem::take))
+                                .unwrap_or_default()
+                        })
+                        .collect();
+                }
+                if !self.nameservers {
+                    old.nameservers.clear();
+                }
+                old.from_ses.clone_from(&record.from_ses);
+                old
+            }
+            _ => Box::new(RecordState::new(
+                name.clone(),
+                record,
+                self.resolver_map.len(),
+            )),
+        }
+    }
+}
+
+/// Positions by name, hashed with foldhash rather than SipHash, which costs more than the lookup
+/// itself; the names come from the config and SES, not from DNS replies.
 type Index = HashMap<String, usize, foldhash::fast::RandomState>;
 
 fn index_by<T>(items: &[T], key: impl Fn(&T) -> &String) -> Index {

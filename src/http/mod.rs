@@ -1,6 +1,8 @@
-//! The HTTP server: `/metrics`, the landing page, health and readiness, on every listener.
+//! The HTTP server: `/metrics`, the landing page, `/probe`, health and readiness, on every
+//! listener.
 //!
-//! Handlers only read the latest snapshot; nothing here waits for DNS.
+//! Every handler but `/probe` only reads the latest snapshot and never waits for DNS; `/probe`
+//! checks its records now, within the scrape's timeout (`probe.rs`).
 
 mod body;
 mod head;

@@ -35,68 +35,15 @@ pub(super) async fn probe<B>(app: &App, req: &Request<B>) -> Response<Body> {
         form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
             .map(|(k, v)| (k.into_owned(), v.into_owned()))
             .collect();
-    let mut target = Wanted {
-        origin: Origin::Query,
-        ..Wanted::default()
+    let wanted = match wanted(&query) {
+        Ok(wanted) => wanted,
+        Err(message) => return bad(message),
     };
-    let mut domain = None;
-    fn once<'a>(slot: &mut Option<&'a str>, key: &str, value: &'a str) -> Result<(), String> {
-        match slot.replace(value) {
-            Some(_) => Err(format!("{key} is given twice")),
-            None => Ok(()),
-        }
-    }
-    for (key, value) in &query {
-        let result = match key.as_str() {
-            "target" => once(&mut domain, key, value),
-            "provider" => once(&mut target.provider, key, value),
-            "region" => once(&mut target.region, key, value),
-            "account" => once(&mut target.account, key, value),
-            "tenant_domain" => once(&mut target.tenant_domain, key, value),
-            "selector" => {
-                target.selectors.push(value.as_str());
-                Ok(())
-            }
-            other => Err(format!(
-                "unknown parameter {other:?}: use target, selector, provider, region, account \
-                 and tenant_domain"
-            )),
-        };
-        if let Err(message) = result {
-            return bad(message);
-        }
-    }
-    let Some(domain) = domain.filter(|d| !d.is_empty()) else {
-        return bad("target is required: /probe?target=example.com".to_string());
+    let budget = match budget(req) {
+        Ok(budget) => budget,
+        Err(message) => return bad(message),
     };
-    target.domain = Some(domain);
-    if target.selectors.len() > MAX_PROBE_SELECTORS {
-        return bad(format!(
-            "at most {MAX_PROBE_SELECTORS} selectors in one probe, got {}",
-            target.selectors.len()
-        ));
-    }
-
-    let budget = match req.headers().get("X-Prometheus-Scrape-Timeout-Seconds") {
-        None => DEFAULT_PROBE_TIMEOUT,
-        Some(value) => match value
-            .to_str()
-            .ok()
-            .and_then(|v| v.trim().parse::<f64>().ok())
-        {
-            Some(seconds) if seconds.is_finite() && seconds > 0.0 => {
-                Duration::from_secs_f64(seconds.min(3600.0))
-                    .saturating_sub(PROBE_TIMEOUT_OFFSET)
-                    .max(Duration::from_millis(100))
-            }
-            _ => {
-                return bad(format!(
-                    "X-Prometheus-Scrape-Timeout-Seconds is not a number of seconds: {value:?}"
-                ));
-            }
-        },
-    };
-    let (config, targets) = match app.exporter.probe_records(&target).await {
+    let (config, records) = match app.exporter.probe_records(&wanted).await {
         Ok(found) => found,
         Err(message) => return bad(message),
     };
@@ -111,15 +58,15 @@ pub(super) async fn probe<B>(app: &App, req: &Request<B>) -> Response<Body> {
         );
     };
     let remaining = budget.saturating_sub(started.elapsed());
-    let (state, finished) = app.exporter.probe(config, &targets, remaining).await;
+    let (state, finished) = app.exporter.probe(config, &records, remaining).await;
     let healthy = state
         .records()
         .iter()
         .all(|r| r.healthy(state.resolvers()) == Some(true));
     if !finished {
         tracing::warn!(
-            target = domain,
-            records = targets.record_count(),
+            target = wanted.domain.unwrap_or_default(),
+            records = records.record_count(),
             budget = %crate::config::format_duration(budget),
             "probe ran out of time: its answer is partial and dkim_probe_success is 0"
         );
@@ -131,4 +78,67 @@ pub(super) async fn probe<B>(app: &App, req: &Request<B>) -> Response<Body> {
         !finished,
     );
     with_type(StatusCode::OK, METRICS_CONTENT_TYPE, body)
+}
+
+/// What the URL's parameters ask to check; an error names the parameter at fault.
+fn wanted(query: &[(String, String)]) -> Result<Wanted<'_>, String> {
+    fn once<'a>(slot: &mut Option<&'a str>, key: &str, value: &'a str) -> Result<(), String> {
+        match slot.replace(value) {
+            Some(_) => Err(format!("{key} is given twice")),
+            None => Ok(()),
+        }
+    }
+    let mut wanted = Wanted {
+        origin: Origin::Query,
+        ..Wanted::default()
+    };
+    let mut domain = None;
+    for (key, value) in query {
+        match key.as_str() {
+            "target" => once(&mut domain, key, value)?,
+            "provider" => once(&mut wanted.provider, key, value)?,
+            "region" => once(&mut wanted.region, key, value)?,
+            "account" => once(&mut wanted.account, key, value)?,
+            "tenant_domain" => once(&mut wanted.tenant_domain, key, value)?,
+            "selector" => wanted.selectors.push(value.as_str()),
+            other => {
+                return Err(format!(
+                    "unknown parameter {other:?}: use target, selector, provider, region, \
+                     account and tenant_domain"
+                ));
+            }
+        }
+    }
+    let Some(domain) = domain.filter(|d| !d.is_empty()) else {
+        return Err("target is required: /probe?target=example.com".to_string());
+    };
+    wanted.domain = Some(domain);
+    if wanted.selectors.len() > MAX_PROBE_SELECTORS {
+        return Err(format!(
+            "at most {MAX_PROBE_SELECTORS} selectors in one probe, got {}",
+            wanted.selectors.len()
+        ));
+    }
+    Ok(wanted)
+}
+
+/// The probe's time budget: Prometheus's scrape timeout less [`PROBE_TIMEOUT_OFFSET`].
+fn budget<B>(req: &Request<B>) -> Result<Duration, String> {
+    let Some(value) = req.headers().get("X-Prometheus-Scrape-Timeout-Seconds") else {
+        return Ok(DEFAULT_PROBE_TIMEOUT);
+    };
+    match value
+        .to_str()
+        .ok()
+        .and_then(|v| v.trim().parse::<f64>().ok())
+    {
+        Some(seconds) if seconds.is_finite() && seconds > 0.0 => {
+            Ok(Duration::from_secs_f64(seconds.min(3600.0))
+                .saturating_sub(PROBE_TIMEOUT_OFFSET)
+                .max(Duration::from_millis(100)))
+        }
+        _ => Err(format!(
+            "X-Prometheus-Scrape-Timeout-Seconds is not a number of seconds: {value:?}"
+        )),
+    }
 }

@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use super::{ProblemReport, Report, Status, Tone};
+use super::{ProblemReport, RecordReport, Report, SesReport, Status, Tone};
 
 impl Report {
     /// The report for a terminal; `colour` adds ANSI colours.
@@ -30,89 +30,10 @@ impl Report {
             };
             let _ = writeln!(out, "{}: {summary}", paint("1", &domain.domain));
             for ses in &domain.ses {
-                let status = ses.status.unwrap_or("unknown").to_ascii_uppercase();
-                let status = match ses.status {
-                    Some("success") => paint("32", &status),
-                    Some("pending" | "not_started") => paint("33", &status),
-                    _ => paint("31", &status),
-                };
-                let signing = if ses.signing_enabled {
-                    paint("32", "signing enabled")
-                } else {
-                    paint("31", "signing disabled")
-                };
-                let key = ses
-                    .key_length
-                    .map(|bits| format!(", key {bits} bits"))
-                    .unwrap_or_default();
-                let _ = writeln!(
-                    out,
-                    "  SES {} ({}): DKIM status {status}, {signing}{key}",
-                    ses.source, ses.region
-                );
-                write_problems(&mut out, &ses.problems, &paint);
+                write_ses(&mut out, ses, &paint);
             }
             for record in &domain.records {
-                let status = match record.status {
-                    Status::Correct => paint("32", "OK     "),
-                    Status::Problem => paint("31", "PROBLEM"),
-                    Status::Unknown => paint("33", "UNKNOWN"),
-                };
-                let key = record
-                    .key_bits
-                    .map(|bits| {
-                        let tags = record
-                            .key_tags
-                            .iter()
-                            .filter(|t| !t.starts_with("k=rsa"))
-                            .map(|t| format!(" {t}"))
-                            .collect::<String>();
-                        format!(", key {bits} bits{tags}")
-                    })
-                    .unwrap_or_default();
-                let from = record
-                    .from_ses
-                    .as_ref()
-                    .map(|source| format!(", from SES {source}"))
-                    .unwrap_or_default();
-                let _ = writeln!(
-                    out,
-                    "  {status} {}  (expects {}{key}{from})",
-                    record.name,
-                    record.expected()
-                );
-                let width = record
-                    .resolvers
-                    .iter()
-                    .map(|r| r.resolver.len())
-                    .max()
-                    .unwrap_or(0);
-                for resolver in &record.resolvers {
-                    let (said, tone) = resolver.said();
-                    let said = match tone {
-                        Tone::Correct => paint("32", &said),
-                        Tone::Wrong => paint("31", &said),
-                        Tone::Failed => paint("33", &said),
-                        Tone::NotAsked => said,
-                    };
-                    let _ = writeln!(out, "      {:width$}  {said}", resolver.resolver);
-                }
-                if !record.key_chain.is_empty() {
-                    let _ = writeln!(
-                        out,
-                        "      chain: {} -> {}",
-                        record.expected_target.as_deref().unwrap_or_default(),
-                        record.key_chain.join(" -> ")
-                    );
-                }
-                if record.inactive_key {
-                    let _ = writeln!(
-                        out,
-                        "      note: the inactive key of a rotating pair: its target holds no key \
-                         until the provider rotates to it, while the other selector is healthy"
-                    );
-                }
-                write_problems(&mut out, &record.problems, &paint);
+                write_record(&mut out, record, &paint);
             }
         }
         let summary = &self.summary;
@@ -132,6 +53,96 @@ impl Report {
         );
         out
     }
+}
+
+/// SES's view of one identity: its status, signing, key, and problems.
+fn write_ses(out: &mut String, ses: &SesReport, paint: &impl Fn(&str, &str) -> String) {
+    let status = ses.status.unwrap_or("unknown").to_ascii_uppercase();
+    let status = match ses.status {
+        Some("success") => paint("32", &status),
+        Some("pending" | "not_started") => paint("33", &status),
+        _ => paint("31", &status),
+    };
+    let signing = if ses.signing_enabled {
+        paint("32", "signing enabled")
+    } else {
+        paint("31", "signing disabled")
+    };
+    let key = ses
+        .key_length
+        .map(|bits| format!(", key {bits} bits"))
+        .unwrap_or_default();
+    let _ = writeln!(
+        out,
+        "  SES {} ({}): DKIM status {status}, {signing}{key}",
+        ses.source, ses.region
+    );
+    write_problems(out, &ses.problems, paint);
+}
+
+/// One record: its verdict and what it expects, what each resolver said, the key's chain, and
+/// its problems.
+fn write_record(out: &mut String, record: &RecordReport, paint: &impl Fn(&str, &str) -> String) {
+    let status = match record.status {
+        Status::Correct => paint("32", "OK     "),
+        Status::Problem => paint("31", "PROBLEM"),
+        Status::Unknown => paint("33", "UNKNOWN"),
+    };
+    let key = record
+        .key_bits
+        .map(|bits| {
+            let tags = record
+                .key_tags
+                .iter()
+                .filter(|t| !t.starts_with("k=rsa"))
+                .map(|t| format!(" {t}"))
+                .collect::<String>();
+            format!(", key {bits} bits{tags}")
+        })
+        .unwrap_or_default();
+    let from = record
+        .from_ses
+        .as_ref()
+        .map(|source| format!(", from SES {source}"))
+        .unwrap_or_default();
+    let _ = writeln!(
+        out,
+        "  {status} {}  (expects {}{key}{from})",
+        record.name,
+        record.expected()
+    );
+    let width = record
+        .resolvers
+        .iter()
+        .map(|r| r.resolver.len())
+        .max()
+        .unwrap_or(0);
+    for resolver in &record.resolvers {
+        let (said, tone) = resolver.said();
+        let said = match tone {
+            Tone::Correct => paint("32", &said),
+            Tone::Wrong => paint("31", &said),
+            Tone::Failed => paint("33", &said),
+            Tone::NotAsked => said,
+        };
+        let _ = writeln!(out, "      {:width$}  {said}", resolver.resolver);
+    }
+    if !record.key_chain.is_empty() {
+        let _ = writeln!(
+            out,
+            "      chain: {} -> {}",
+            record.expected_target.as_deref().unwrap_or_default(),
+            record.key_chain.join(" -> ")
+        );
+    }
+    if record.inactive_key {
+        let _ = writeln!(
+            out,
+            "      note: the inactive key of a rotating pair: its target holds no key \
+             until the provider rotates to it, while the other selector is healthy"
+        );
+    }
+    write_problems(out, &record.problems, paint);
 }
 
 /// Each problem with what was seen, then its fix.

@@ -36,8 +36,8 @@ const HEADER_LEN: usize = 12;
 const OPT_LEN: usize = 11;
 
 /// A query as sent over UDP: the bytes `query_message(...).to_vec()` gives (a test holds them
-/// equal), written straight into one buffer. Encoding through a `Message` took 4 % of a round's
-/// CPU, most of it hickory's name-compression bookkeeping, which a one-name query never uses.
+/// equal), written straight into one buffer, without a `Message`'s name-compression
+/// bookkeeping, which a one-name query never uses.
 pub(super) struct WireQuery {
     /// Header, question and OPT record; the ID is zero until [`WireQuery::set_id`].
     bytes: Vec<u8>,

@@ -2,8 +2,8 @@
 //! ID and question.
 //!
 //! hickory's UDP client opens a fresh socket for every query: socket, bind, epoll registration and
-//! close, plus a task and a stream per query. Profiling a round of 150,000 queries showed an
-//! eighth of the exporter's CPU in socket setup alone. Here each resolver has [`SOCKETS`]
+//! close, plus a task and a stream per query, which at tens of thousands of queries a second is
+//! a large share of the exporter's CPU (BENCHMARKS.md). Here each resolver has [`SOCKETS`]
 //! connected sockets, each with one task reading its replies. A socket's local port is picked
 //! at random by the kernel and the socket is replaced after [`ROTATE_AFTER`] queries or
 //! [`ROTATE_AGE`], so the port an off-path attacker would have to guess keeps changing; the ID is
@@ -140,8 +140,8 @@ impl UdpTransport {
                 format!("cannot send to {}: {e}", self.address),
             )
         })?;
-        // One timer a query, for both ends of the wait: first the slow mark, then the timeout
-        // (two timers were 3 % of a round's CPU).
+        // One timer a query, for both ends of the wait: first the slow mark, then the timeout;
+        // timer upkeep is paid per query.
         let mut slow = SLOW_QUERY >= timeout;
         let timer = tokio::time::sleep_until(started + SLOW_QUERY.min(timeout));
         tokio::pin!(timer);

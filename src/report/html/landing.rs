@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::ops::Range;
 
 use super::{
     DOMAINS_PER_PAGE, Overview, PageQuery, ResolverRow, ago, domain_path, esc, nav, open,
@@ -30,16 +31,7 @@ pub fn landing_page(
         .iter()
         .map(|domain| verdict(state, discovered, domain, now))
         .collect();
-    let mut shown: Vec<usize> = (0..state.domains().len())
-        .filter(|&i| state.domains()[i].name.contains(&query.filter))
-        .filter(|&i| !query.problems_only || verdicts[i] != Status::Correct)
-        .collect();
-    // Broken first, then those no resolver answered for, then the healthy; config order within.
-    shown.sort_by_key(|&i| match verdicts[i] {
-        Status::Problem => 0,
-        Status::Unknown => 1,
-        Status::Correct => 2,
-    });
+    let shown = shown(state, &verdicts, query);
     let pages = shown.len().div_ceil(DOMAINS_PER_PAGE).max(1);
     let page = query.page.min(pages);
     // Past the end reads as the last page, links included.
@@ -66,20 +58,7 @@ pub fn landing_page(
     }
     filter_form(&mut html, query);
     if shown.is_empty() {
-        let _ = write!(
-            html,
-            "<p>No domain matches{}{}.</p>",
-            if query.filter.is_empty() {
-                String::new()
-            } else {
-                format!(" “{}”", esc(&query.filter))
-            },
-            if query.problems_only {
-                " among those that need attention"
-            } else {
-                ""
-            }
-        );
+        no_match(&mut html, query);
     }
     // The report keeps the order of the domains it was given.
     let (attention, healthy): (Vec<_>, Vec<_>) = on_page
@@ -87,81 +66,139 @@ pub fn landing_page(
         .map(|&i| &state.domains()[i])
         .zip(&report.domains)
         .partition(|(_, d)| d.status != Status::Correct);
+    let total = |wanted: bool| {
+        shown
+            .iter()
+            .filter(|&&i| (verdicts[i] == Status::Correct) == wanted)
+            .count()
+    };
     if !attention.is_empty() {
-        let total = shown
-            .iter()
-            .filter(|&&i| verdicts[i] != Status::Correct)
-            .count();
-        let _ = write!(html, "<h2>Need attention ({total})</h2>");
-        let down: Vec<&str> = overview
-            .resolvers
-            .iter()
-            .filter(|r| r.up == Some(false))
-            .map(|r| r.name.as_str())
-            .collect();
-        // Several broken domains: their names first, so the last is a click away.
-        if attention.len() > 1 {
-            html.push_str("<p class=\"meta\">");
-            for (i, (_, report)) in attention.iter().enumerate() {
-                let _ = write!(
-                    html,
-                    "{}<a href=\"#{}\">{}</a>",
-                    if i > 0 { " · " } else { "" },
-                    esc(&anchor(&report.domain)),
-                    esc(&report.domain)
-                );
-            }
-            html.push_str("</p>");
-        }
-        for (domain, report) in attention {
-            card(&mut html, report, domain.last_check, now, &down);
-        }
+        attention_section(&mut html, &attention, total(false), overview);
     }
     if !healthy.is_empty() {
-        let total = shown
-            .iter()
-            .filter(|&&i| verdicts[i] == Status::Correct)
-            .count();
-        let _ = write!(html, "<h2>Healthy ({total})</h2><ul class=\"healthy\">");
-        for (_, domain) in healthy {
-            let _ = write!(
-                html,
-                "<li class=\"domain-line\" data-status=\"correct\"><a href=\"{}\">{}</a> \
-                 <span class=\"muted\">{} record{}</span></li>",
-                esc(&domain_path(&domain.domain)),
-                esc(&domain.domain),
-                domain.records_checked,
-                if domain.records_checked == 1 { "" } else { "s" },
-            );
-        }
-        html.push_str("</ul>");
+        healthy_section(&mut html, &healthy, total(true));
     }
     if pages > 1 {
-        let _ = write!(
-            html,
-            "<div class=\"pager\"><span>Domains {}–{} of {}</span>",
-            first + 1,
-            first + on_page.len(),
-            shown.len()
+        pager(
+            &mut html,
+            query,
+            pages,
+            first..first + on_page.len(),
+            shown.len(),
         );
-        if page > 1 {
-            let _ = write!(
-                html,
-                "<a href=\"{}\">« Previous page</a>",
-                esc(&query.url(page - 1))
-            );
-        }
-        if page < pages {
-            let _ = write!(
-                html,
-                "<a href=\"{}\">Next page »</a>",
-                esc(&query.url(page + 1))
-            );
-        }
-        html.push_str("</div>");
     }
     html.push_str("</body></html>\n");
     html
+}
+
+/// The domains the page lists (indices into the state's), after the filter: broken first, then
+/// those no resolver answered for, then the healthy; config order within.
+fn shown(state: &State, verdicts: &[Status], query: &PageQuery) -> Vec<usize> {
+    let mut shown: Vec<usize> = (0..state.domains().len())
+        .filter(|&i| state.domains()[i].name.contains(&query.filter))
+        .filter(|&i| !query.problems_only || verdicts[i] != Status::Correct)
+        .collect();
+    shown.sort_by_key(|&i| match verdicts[i] {
+        Status::Problem => 0,
+        Status::Unknown => 1,
+        Status::Correct => 2,
+    });
+    shown
+}
+
+/// Says that no domain matches the filter.
+fn no_match(html: &mut String, query: &PageQuery) {
+    let _ = write!(
+        html,
+        "<p>No domain matches{}{}.</p>",
+        if query.filter.is_empty() {
+            String::new()
+        } else {
+            format!(" “{}”", esc(&query.filter))
+        },
+        if query.problems_only {
+            " among those that need attention"
+        } else {
+            ""
+        }
+    );
+}
+
+/// The domains of the page that need attention, a card each, out of `total` in all.
+fn attention_section(
+    html: &mut String,
+    attention: &[(&DomainState, &DomainReport)],
+    total: usize,
+    overview: &Overview<'_>,
+) {
+    let _ = write!(html, "<h2>Need attention ({total})</h2>");
+    let down: Vec<&str> = overview
+        .resolvers
+        .iter()
+        .filter(|r| r.up == Some(false))
+        .map(|r| r.name.as_str())
+        .collect();
+    // Several broken domains: their names first, so the last is a click away.
+    if attention.len() > 1 {
+        html.push_str("<p class=\"meta\">");
+        for (i, (_, report)) in attention.iter().enumerate() {
+            let _ = write!(
+                html,
+                "{}<a href=\"#{}\">{}</a>",
+                if i > 0 { " · " } else { "" },
+                esc(&anchor(&report.domain)),
+                esc(&report.domain)
+            );
+        }
+        html.push_str("</p>");
+    }
+    for (domain, report) in attention {
+        card(html, report, domain.last_check, overview.now, &down);
+    }
+}
+
+/// The healthy domains of the page, a line each, out of `total` in all.
+fn healthy_section(html: &mut String, healthy: &[(&DomainState, &DomainReport)], total: usize) {
+    let _ = write!(html, "<h2>Healthy ({total})</h2><ul class=\"healthy\">");
+    for (_, domain) in healthy {
+        let _ = write!(
+            html,
+            "<li class=\"domain-line\" data-status=\"correct\"><a href=\"{}\">{}</a> \
+             <span class=\"muted\">{} record{}</span></li>",
+            esc(&domain_path(&domain.domain)),
+            esc(&domain.domain),
+            domain.records_checked,
+            if domain.records_checked == 1 { "" } else { "s" },
+        );
+    }
+    html.push_str("</ul>");
+}
+
+/// Which domains of `shown` in all the page holds, and links to the pages around it.
+fn pager(html: &mut String, query: &PageQuery, pages: usize, on_page: Range<usize>, shown: usize) {
+    let page = query.page;
+    let _ = write!(
+        html,
+        "<div class=\"pager\"><span>Domains {}–{} of {}</span>",
+        on_page.start + 1,
+        on_page.end,
+        shown
+    );
+    if page > 1 {
+        let _ = write!(
+            html,
+            "<a href=\"{}\">« Previous page</a>",
+            esc(&query.url(page - 1))
+        );
+    }
+    if page < pages {
+        let _ = write!(
+            html,
+            "<a href=\"{}\">Next page »</a>",
+            esc(&query.url(page + 1))
+        );
+    }
+    html.push_str("</div>");
 }
 
 /// A domain's verdict without building its report: a problem on any record or SES trouble,
