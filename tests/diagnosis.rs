@@ -14,22 +14,6 @@ use support::{Daemon, SELECTORS, Scrape, broken_zone, resolver};
 
 const COM: &str = "example.com";
 
-fn problems(s: &Scrape, selector: &str) -> Vec<String> {
-    let mut found: Vec<String> = s
-        .find(
-            RECORD_PROBLEM.name,
-            &[("domain", COM), ("selector", selector)],
-        )
-        .iter()
-        .map(|sample| {
-            assert_eq!(sample.value, 1.0);
-            sample.labels["problem"].clone()
-        })
-        .collect();
-    found.sort();
-    found
-}
-
 #[tokio::test]
 async fn every_problem_end_to_end_and_cleared_when_fixed() {
     let strong = support::rsa_public_key_base64(2048);
@@ -49,7 +33,7 @@ async fn every_problem_end_to_end_and_cleared_when_fixed() {
     let s = daemon.wait_rounds(1.0).await;
 
     let expect = |selector: &str, want: &[&str]| {
-        assert_eq!(problems(&s, selector), want, "{selector}\n{}", s.text);
+        assert_eq!(s.problems(COM, selector), want, "{selector}\n{}", s.text);
     };
     expect("good", &[]);
     expect("missing", &["missing"]);
@@ -109,9 +93,9 @@ async fn every_problem_end_to_end_and_cleared_when_fixed() {
     ));
     let rounds = s.value("dkim_check_rounds_total", &[]).unwrap();
     let s = daemon.wait_rounds(rounds + 2.0).await;
-    assert_eq!(problems(&s, "typo"), Vec::<String>::new(), "{}", s.text);
-    assert_eq!(problems(&s, "missing"), Vec::<String>::new());
-    assert_eq!(problems(&s, "notprop"), ["not_propagated"]);
+    assert_eq!(s.problems(COM, "typo"), Vec::<String>::new(), "{}", s.text);
+    assert_eq!(s.problems(COM, "missing"), Vec::<String>::new());
+    assert_eq!(s.problems(COM, "notprop"), ["not_propagated"]);
     assert!(!s.text.contains(r#"selector="typo",problem="#));
     daemon.stop().await;
 }
@@ -195,8 +179,8 @@ async fn authoritative_nameservers_are_asked_directly() {
     );
 
     // Correct on the public resolver and ns1, absent on ns2: not propagated, not missing.
-    assert_eq!(problems(&s, "fresh"), ["not_propagated"], "{}", s.text);
-    assert_eq!(problems(&s, "stable"), Vec::<String>::new());
+    assert_eq!(s.problems(COM, "fresh"), ["not_propagated"], "{}", s.text);
+    assert_eq!(s.problems(COM, "stable"), Vec::<String>::new());
     let record = |sel| [("domain", COM), ("selector", sel)];
     // The ratio counts configured resolvers only; agreement counts nameservers too.
     assert_eq!(

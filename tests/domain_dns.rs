@@ -14,20 +14,6 @@ use dkim_exporter::metrics::{
 use support::dns::{Behaviour, TestDns, Zone};
 use support::{Daemon, Scrape, resolver};
 
-/// The problems of a record, sorted.
-fn problems(s: &Scrape, domain: &str, selector: &str) -> Vec<String> {
-    let mut found: Vec<String> = s
-        .find(
-            RECORD_PROBLEM.name,
-            &[("domain", domain), ("selector", selector)],
-        )
-        .iter()
-        .map(|sample| sample.labels["problem"].clone())
-        .collect();
-    found.sort();
-    found
-}
-
 fn up(s: &Scrape, resolver: &str) -> Option<f64> {
     s.value(RESOLVER_UP.name, &[("resolver", resolver)])
 }
@@ -108,7 +94,7 @@ async fn dead_nameservers_among_healthy_domains_are_unresolvable_and_no_resolver
     let s = daemon.wait_rounds(2.0).await;
     for selector in ["s1", "s2"] {
         assert_eq!(
-            problems(&s, "broken.test", selector),
+            s.problems("broken.test", selector),
             ["unresolvable"],
             "{}",
             s.text
@@ -126,7 +112,7 @@ async fn dead_nameservers_among_healthy_domains_are_unresolvable_and_no_resolver
             None
         );
     }
-    assert!(problems(&s, "healthy.test", "s1").is_empty(), "{}", s.text);
+    assert!(s.problems("healthy.test", "s1").is_empty(), "{}", s.text);
     assert_eq!(up(&s, "r1"), Some(1.0), "{}", s.text);
     assert_eq!(up(&s, "r2"), Some(1.0));
     assert_eq!(
@@ -173,7 +159,7 @@ async fn dead_nameservers_of_the_only_domain_still_leave_the_resolvers_up() {
     let daemon = daemon(&[("r1", &r1)], &[("broken.test", &["s1"])], port).await;
     let s = daemon.wait_rounds(2.0).await;
     assert_eq!(
-        problems(&s, "broken.test", "s1"),
+        s.problems("broken.test", "s1"),
         ["unresolvable"],
         "{}",
         s.text
@@ -210,13 +196,13 @@ async fn lame_nameservers_are_unresolvable_and_named_lame() {
     .await;
     let s = daemon.wait_rounds(2.0).await;
     assert_eq!(
-        problems(&s, "lame1.test", "s1"),
+        s.problems("lame1.test", "s1"),
         ["unresolvable"],
         "{}",
         s.text
     );
     assert_eq!(
-        problems(&s, "lame2.test", "s1"),
+        s.problems("lame2.test", "s1"),
         ["unresolvable"],
         "{}",
         s.text
@@ -261,7 +247,7 @@ async fn a_bogus_zone_is_dnssec_bogus_even_where_a_resolver_answers() {
     .await;
     let s = daemon.wait_rounds(2.0).await;
     assert_eq!(
-        problems(&s, "signed.test", "s1"),
+        s.problems("signed.test", "s1"),
         ["dnssec_bogus"],
         "{}",
         s.text
@@ -285,7 +271,7 @@ async fn a_domain_that_does_not_exist_is_domain_not_found_not_missing() {
     let s = daemon.wait_rounds(2.0).await;
     for selector in ["s1", "s2"] {
         assert_eq!(
-            problems(&s, "gone.test", selector),
+            s.problems("gone.test", selector),
             ["domain_not_found"],
             "{}",
             s.text
@@ -306,7 +292,7 @@ async fn a_resolver_that_never_answers_is_down_and_nothing_else() {
     )
     .await;
     let s = daemon.wait_rounds(2.0).await;
-    assert!(problems(&s, "healthy.test", "s1").is_empty(), "{}", s.text);
+    assert!(s.problems("healthy.test", "s1").is_empty(), "{}", s.text);
     assert_eq!(up(&s, "good"), Some(1.0));
     assert_eq!(up(&s, "silent"), Some(0.0));
     daemon.stop().await;
@@ -324,7 +310,7 @@ async fn a_resolver_whose_upstream_is_gone_is_down_and_nothing_else() {
     )
     .await;
     let s = daemon.wait_rounds(2.0).await;
-    assert!(problems(&s, "healthy.test", "s1").is_empty(), "{}", s.text);
+    assert!(s.problems("healthy.test", "s1").is_empty(), "{}", s.text);
     assert_eq!(up(&s, "good"), Some(1.0));
     assert_eq!(up(&s, "broken"), Some(0.0));
     daemon.stop().await;
@@ -336,7 +322,7 @@ async fn every_resolver_dead_is_every_resolver_down_and_no_problem() {
     let b = TestDns::start(Behaviour::Silent).await;
     let daemon = daemon(&[("a", &a), ("b", &b)], &[("healthy.test", &["s1"])], 0).await;
     let s = daemon.wait_rounds(2.0).await;
-    assert!(problems(&s, "healthy.test", "s1").is_empty(), "{}", s.text);
+    assert!(s.problems("healthy.test", "s1").is_empty(), "{}", s.text);
     assert_eq!(up(&s, "a"), Some(0.0));
     assert_eq!(up(&s, "b"), Some(0.0));
     assert_eq!(
@@ -373,7 +359,7 @@ async fn refused_without_a_question_is_refused_at_once() {
     };
     assert!(errors("refused") >= Some(2.0), "{}", s.text);
     assert_eq!(errors("timeout"), Some(0.0));
-    assert!(problems(&s, "healthy.test", "s1").is_empty(), "{}", s.text);
+    assert!(s.problems("healthy.test", "s1").is_empty(), "{}", s.text);
     assert_eq!(up(&s, "refusing"), Some(0.0));
     assert_eq!(up(&s, "good"), Some(1.0));
     daemon.stop().await;

@@ -158,11 +158,27 @@ async fn many_scrapes_at_once() {
     let scrapes: Vec<_> = (0..200)
         .map(|_| {
             let addr = daemon.addr;
-            tokio::spawn(async move { support::http_get(addr, "/metrics").await.0 })
+            tokio::spawn(async move { support::http_get(addr, "/metrics").await })
         })
         .collect();
+    // Every body is a whole scrape: it parses, it ends with the registry's families, and it
+    // has the same series as every other (only values change between scrapes).
+    let mut first: Option<Vec<String>> = None;
     for scrape in scrapes {
-        assert_eq!(scrape.await.unwrap(), 200);
+        let (status, body) = scrape.await.unwrap();
+        assert_eq!(status, 200, "{body}");
+        assert!(body.ends_with('\n'), "{body}");
+        assert!(body.contains("dkim_exporter_build_info{"), "{body}");
+        let parsed = support::Scrape::parse(&body);
+        let series: Vec<String> = parsed
+            .samples
+            .iter()
+            .map(|s| format!("{}{:?}", s.name, s.labels))
+            .collect();
+        match &first {
+            None => first = Some(series),
+            Some(first) => assert_eq!(&series, first, "{body}"),
+        }
     }
     daemon.stop().await;
 }

@@ -105,19 +105,6 @@ const DOMAINS: &str = "domains:
         cname: \"{selector}-{domain_dashed}.keys.example.net\"
 ";
 
-fn problems(s: &Scrape, domain: &str, selector: &str) -> Vec<String> {
-    let mut problems: Vec<String> = s
-        .find(
-            RECORD_PROBLEM.name,
-            &[("domain", domain), ("selector", selector)],
-        )
-        .into_iter()
-        .filter_map(|s| s.labels.get("problem").cloned())
-        .collect();
-    problems.sort();
-    problems
-}
-
 #[tokio::test]
 async fn every_preset_through_the_daemon() {
     let key = support::rsa_public_key_base64(2048);
@@ -146,17 +133,17 @@ async fn every_preset_through_the_daemon() {
     ] {
         assert_eq!(correct(domain, selector), Some(1.0), "{domain} {selector}");
         assert!(
-            problems(&s, domain, selector).is_empty(),
+            s.problems(domain, selector).is_empty(),
             "{domain} {selector}"
         );
     }
-    assert_eq!(problems(&s, "sg.test", "s2"), ["wrong_target"]);
-    assert_eq!(problems(&s, "mail.m365.test", "selector2"), ["missing"]);
-    assert_eq!(problems(&s, "mc.test", "k3"), ["target_typo"]);
-    assert_eq!(problems(&s, "md.test", "mte2"), ["missing"]);
-    assert_eq!(problems(&s, "bv2.test", "brevo1"), ["target_typo"]);
-    assert_eq!(problems(&s, "bv2.test", "brevo2"), ["missing"]);
-    assert_eq!(problems(&s, "gw2.test", "google"), ["key_invalid"]);
+    assert_eq!(s.problems("sg.test", "s2"), ["wrong_target"]);
+    assert_eq!(s.problems("mail.m365.test", "selector2"), ["missing"]);
+    assert_eq!(s.problems("mc.test", "k3"), ["target_typo"]);
+    assert_eq!(s.problems("md.test", "mte2"), ["missing"]);
+    assert_eq!(s.problems("bv2.test", "brevo1"), ["target_typo"]);
+    assert_eq!(s.problems("bv2.test", "brevo2"), ["missing"]);
+    assert_eq!(s.problems("gw2.test", "google"), ["key_invalid"]);
     daemon.stop().await;
 }
 
@@ -234,7 +221,7 @@ async fn presets_through_check_and_probe() {
         ),
         Some(1.0)
     );
-    assert_eq!(problems(&s, "mail.m365.test", "selector2"), ["missing"]);
+    assert_eq!(s.problems("mail.m365.test", "selector2"), ["missing"]);
     daemon.stop().await;
 }
 
@@ -278,10 +265,10 @@ async fn key_tags_are_read_from_real_keys() {
     );
     let daemon = Daemon::start(&yaml).await;
     let s = daemon.wait_rounds(2.0).await;
-    assert_eq!(problems(&s, "keys.test", "testing"), ["key_testing"]);
-    assert_eq!(problems(&s, "keys.test", "sha1"), ["key_sha1_only"]);
-    assert!(problems(&s, "keys.test", "both").is_empty());
-    assert!(problems(&s, "keys.test", "ed").is_empty());
+    assert_eq!(s.problems("keys.test", "testing"), ["key_testing"]);
+    assert_eq!(s.problems("keys.test", "sha1"), ["key_sha1_only"]);
+    assert!(s.problems("keys.test", "both").is_empty());
+    assert!(s.problems("keys.test", "ed").is_empty());
     assert_eq!(
         s.value(
             dkim_exporter::metrics::KEY_LENGTH.name,
@@ -289,7 +276,7 @@ async fn key_tags_are_read_from_real_keys() {
         ),
         Some(256.0)
     );
-    assert_eq!(problems(&s, "keys.test", "dsa"), ["key_invalid"]);
+    assert_eq!(s.problems("keys.test", "dsa"), ["key_invalid"]);
 
     // check names the tags and the unknown algorithm.
     let (code, out, _) = support::run_check(
@@ -338,14 +325,14 @@ async fn a_flattened_cname_is_told_from_a_records() {
     let daemon = Daemon::start(&yaml).await;
     let s = daemon
         .wait_for("both records diagnosed", |s| {
-            problems(s, "fl.test", "flat").len() == 2 && problems(s, "fl.test", "arec").len() == 2
+            s.problems("fl.test", "flat").len() == 2 && s.problems("fl.test", "arec").len() == 2
         })
         .await;
     assert_eq!(
-        problems(&s, "fl.test", "flat"),
+        s.problems("fl.test", "flat"),
         ["cname_flattened", "missing"]
     );
-    assert_eq!(problems(&s, "fl.test", "arec"), ["a_record", "missing"]);
+    assert_eq!(s.problems("fl.test", "arec"), ["a_record", "missing"]);
     daemon.stop().await;
 }
 
@@ -603,12 +590,12 @@ async fn the_inactive_key_of_microsofts_rotating_pair_is_not_a_problem() {
     let daemon = Daemon::start(&yaml).await;
     let s = daemon
         .wait_for("nokey.test diagnosed", |s| {
-            problems(s, "nokey.test", "selector2") == ["key_missing"]
+            s.problems("nokey.test", "selector2") == ["key_missing"]
         })
         .await;
-    assert!(problems(&s, "pair.test", "selector1").is_empty());
+    assert!(s.problems("pair.test", "selector1").is_empty());
     assert!(
-        problems(&s, "pair.test", "selector2").is_empty(),
+        s.problems("pair.test", "selector2").is_empty(),
         "{}",
         s.text
     );
@@ -619,7 +606,7 @@ async fn the_inactive_key_of_microsofts_rotating_pair_is_not_a_problem() {
         ),
         Some(1.0)
     );
-    assert_eq!(problems(&s, "nokey.test", "selector1"), ["key_missing"]);
+    assert_eq!(s.problems("nokey.test", "selector1"), ["key_missing"]);
     let (_, page) = daemon.get("/domain/pair.test").await;
     assert!(page.contains("inactive key of a rotating pair"), "{page}");
     daemon.stop().await;

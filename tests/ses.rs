@@ -695,24 +695,29 @@ async fn ses_problems_appearing_and_clearing_are_logged() {
         "",
         true,
     );
-    let appeared = support::wait_line(&lines, "problem=ses_failed");
-    for field in [
-        "level=info",
-        "msg=\"SES problem appeared\"",
-        "source=prod",
-        "domain=failed.example",
-        "detail=",
-        "fix=",
-    ] {
-        assert!(appeared.contains(field), "{field}: {appeared}");
+    let problems = ["problem=ses_failed", "problem=ses_status_disagrees"];
+    for appeared in support::wait_lines(&lines, &problems) {
+        for field in [
+            "level=info",
+            "msg=\"SES problem appeared\"",
+            "source=prod",
+            "domain=failed.example",
+            "detail=",
+            "fix=",
+        ] {
+            assert!(appeared.contains(field), "{field}: {appeared}");
+        }
     }
     // Verification restarted and passed: both clear.
     ses.with(|state| state.identities = vec![FakeIdentity::domain("failed.example", &["f1"])]);
-    let cleared = support::wait_line(&lines, "msg=\"SES problem cleared\"");
-    assert!(
-        cleared.contains("source=prod") && cleared.contains("domain=failed.example"),
-        "{cleared}"
-    );
+    for cleared in support::wait_lines(&lines, &problems) {
+        assert!(
+            cleared.contains("msg=\"SES problem cleared\"")
+                && cleared.contains("source=prod")
+                && cleared.contains("domain=failed.example"),
+            "{cleared}"
+        );
+    }
     child.kill().unwrap();
     let _ = child.wait();
 }

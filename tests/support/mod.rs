@@ -174,6 +174,31 @@ pub fn wait_line(lines: &std::sync::mpsc::Receiver<String>, needle: &str) -> Str
     }
 }
 
+/// The first log line containing each of `needles`, in the order of `needles`, whatever order
+/// they come in, within 60 s in all.
+pub fn wait_lines(lines: &std::sync::mpsc::Receiver<String>, needles: &[&str]) -> Vec<String> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let mut found: Vec<Option<String>> = vec![None; needles.len()];
+    while found.iter().any(Option::is_none) {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let line = lines.recv_timeout(left).unwrap_or_else(|_| {
+            let missing: Vec<&str> = needles
+                .iter()
+                .zip(&found)
+                .filter(|(_, f)| f.is_none())
+                .map(|(n, _)| *n)
+                .collect();
+            panic!("no log line with {missing:?} within 60s")
+        });
+        if let Some(i) =
+            (0..needles.len()).find(|&i| found[i].is_none() && line.contains(needles[i]))
+        {
+            found[i] = Some(line);
+        }
+    }
+    found.into_iter().flatten().collect()
+}
+
 /// The address the binary logs it listens on (`--web.listen-address=127.0.0.1:0`).
 pub fn listening_address(lines: &std::sync::mpsc::Receiver<String>) -> SocketAddr {
     wait_line(lines, "msg=listening")
@@ -371,6 +396,23 @@ impl Scrape {
             "several samples of {name} match {labels:?}: {found:?}"
         );
         found.first().map(|s| s.value)
+    }
+
+    /// The problems of the record of `selector` under `domain`, sorted; each series must be 1.
+    pub fn problems(&self, domain: &str, selector: &str) -> Vec<String> {
+        let mut found: Vec<String> = self
+            .find(
+                dkim_exporter::metrics::RECORD_PROBLEM.name,
+                &[("domain", domain), ("selector", selector)],
+            )
+            .iter()
+            .map(|sample| {
+                assert_eq!(sample.value, 1.0, "{sample:?}");
+                sample.labels["problem"].clone()
+            })
+            .collect();
+        found.sort();
+        found
     }
 }
 
