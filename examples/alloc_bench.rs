@@ -2,12 +2,12 @@
 //!
 //! Heap allocations per record check, counted by dhat's allocator (in testing mode: counts
 //! only, no profile file): N domains × 3 SES records, every one correct, checked in one round on
-//! 2 loopback resolvers (the test DNS server of `tests/support/dns.rs`, in a child process so
+//! 2 loopback resolvers (the test DNS server of `tests/integration/support/dns.rs`, in a child process so
 //! that its allocations are not counted), then the same round again. A change that doubles the allocations of a check doubles the figure. It prints
 //! figures; it asserts nothing, so it is not a test.
 #![allow(clippy::print_stdout, clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "../tests/support/dns.rs"]
+#[path = "../tests/integration/support/dns.rs"]
 #[allow(dead_code)]
 mod dns;
 

@@ -10,7 +10,7 @@
 
 #[path = "support/sizes.rs"]
 mod sizes;
-#[path = "../tests/support/webdriver.rs"]
+#[path = "../tests/integration/support/webdriver.rs"]
 #[allow(dead_code)]
 mod webdriver;
 

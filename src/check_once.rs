@@ -20,7 +20,7 @@ use crate::report::Report;
 use crate::resolver::ResolverClient;
 use crate::scheduler::{self, Reuse, Work};
 use crate::ses::{self, Discovered};
-use crate::state::{SharedState, State};
+use crate::state::{SharedState, State, unix_now};
 
 /// The exit code when every record is correct.
 pub const EXIT_CORRECT: u8 = 0;
@@ -65,7 +65,7 @@ pub async fn run(args: CheckArgs, nameserver_port: u16) -> u8 {
             return EXIT_USAGE;
         }
         let mut source = Discovered::new(Arc::new(source));
-        source.update(listing, crate::state::unix_now());
+        source.update(listing, unix_now());
         discovered.push(source);
     }
     let (config, targets) = match what_to_check(file, &args, &discovered) {
@@ -76,8 +76,7 @@ pub async fn run(args: CheckArgs, nameserver_port: u16) -> u8 {
         }
     };
     let state = check_state(config, &targets, nameserver_port).await;
-    let mut report =
-        Report::from_state(&state).with_ses(&discovered, &state, crate::state::unix_now());
+    let mut report = Report::from_state(&state).with_ses(&discovered, &state, unix_now());
     let ok = report.ok;
     if args.problems_only {
         report = report.problems_only();

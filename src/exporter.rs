@@ -9,6 +9,13 @@
 //! own tasks and hand what they read to the exporter ([`Recipient`]); it is merged into the
 //! file's records and put in force the way a reload is, without reading the file. A reload
 //! that changes the sources restarts their tasks.
+//!
+//! A new outside source (the DMARC reports of issue 22) plugs in the same way: a folder of its
+//! own with its reader, its tasks and its log (like `ses/`), a part of the config file's
+//! validation, a field here that owns it, started by [`Exporter::start_sources`] and kept in
+//! step by [`Exporter::reload`], a recipient trait of its own that the exporter implements by
+//! taking the reading in under the `in_force` lock and calling `put_in_force`, where its
+//! records are merged beside SES's.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -28,7 +35,7 @@ use crate::resolver::ResolverClient;
 use crate::scheduler::{self, Reuse, Work};
 use crate::ses::watch::{Recipient, SesWatch};
 use crate::ses::{self, Listing};
-use crate::state::{SharedState, State};
+use crate::state::{SharedState, State, unix_now};
 use crate::{Error, Options};
 
 /// What the scheduler, the HTTP handlers and reloads share.
@@ -130,9 +137,7 @@ impl Exporter {
         let Loaded { config, records } = loaded;
         let metrics = Arc::new(Metrics::new()?);
         metrics.config_reload_successful.set(1);
-        metrics
-            .config_reload_timestamp
-            .set(crate::state::unix_now());
+        metrics.config_reload_timestamp.set(unix_now());
         let mine = options.shard.of(&records);
         set_capacity(&metrics, &config, &mine, options.shard);
         let domains_in_force = AtomicUsize::new(records.domains.len());
@@ -300,9 +305,7 @@ impl Exporter {
             .reload_error
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = None;
-        self.metrics
-            .config_reload_timestamp
-            .set(crate::state::unix_now());
+        self.metrics.config_reload_timestamp.set(unix_now());
         Ok(())
     }
 }

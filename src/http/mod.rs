@@ -268,12 +268,12 @@ fn page(app: &App, path: &str, query: Option<&str>) -> Response<Body> {
         queries: c.queries(),
         mean_query_seconds: c.mean_query_seconds(),
     };
-    let (configured, auth) = exporter.clients_in_use();
+    let (configured, nameservers) = exporter.clients_in_use();
     let overview = Overview {
         telemetry_path: &app.telemetry_path,
         now: crate::state::unix_now(),
         resolvers: configured.iter().map(row).collect(),
-        nameservers: auth.iter().map(row).collect(),
+        nameservers: nameservers.iter().map(row).collect(),
         reload_error: exporter.reload_error(),
         loaded_at: exporter.metrics.config_reload_timestamp.get(),
         shard: (exporter.shard, exporter.domains_in_force()),

@@ -2,7 +2,7 @@
 """A loopback Amazon SES API v2 server for tests/e2e/run (Python 3, standard library only).
 
 It serves the two calls the exporter's SES discovery makes, with JSON shaped as the AWS API
-reference shows it (the Rust fake of tests/support/ses.rs serves the same shapes to `cargo test`):
+reference shows it (the Rust fake of tests/integration/support/ses.rs serves the same shapes to `cargo test`):
 
   ListEmailIdentities  POST /v2/email/list-identities  {"PageSize": n, "NextToken": "..."}
                        (what the AWS SDK sends now), or

@@ -1,16 +1,14 @@
 //! Every problem of the contract, found end to end by the real daemon, and the authoritative
 //! nameservers asked directly.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use dkim_exporter::metrics::{
     DOMAIN_HEALTHY, KEY_LENGTH, LOOKUP_ERRORS_TOTAL, RECORD_CORRECT, RECORD_INFO,
-    RECORD_LOOKUP_SUCCESS, RECORD_PRESENT, RECORD_PROBLEM, RECORD_PROPAGATION_RATIO,
-    RECORD_RESOLVERS_AGREE,
+    RECORD_LOOKUP_SUCCESS, RECORD_PRESENT, RECORD_PROPAGATION_RATIO, RECORD_RESOLVERS_AGREE,
 };
 use support::dns::{Behaviour, TestDns, Zone};
-use support::{Daemon, SELECTORS, Scrape, broken_zone, resolver};
+use support::{Daemon, SELECTORS, broken_zone, resolver};
 
 const COM: &str = "example.com";
 

@@ -1,8 +1,7 @@
 //! Every fault a resolver can throw at the daemon, each on its own resolver: none panics, none
 //! sticks a task, none reads as a missing record, and each has its reason.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -1,14 +1,13 @@
 //! Amazon SES discovery against moto (PyPI `moto[server]`), a second, independent loopback
 //! implementation of the SES API v2 (and of STS), driven through the real AWS SDK client and
 //! the real binary. moto's SESv2 returns no DKIM tokens, so these tests look at identities,
-//! statuses and discovery health; the records of tokens are tested against tests/support/ses.rs
-//! (tests/ses.rs).
+//! statuses and discovery health; the records of tokens are tested against tests/integration/support/ses.rs
+//! (tests/integration/ses.rs).
 //!
 //! They need `moto_server`: from `DKIM_EXPORTER_MOTO_SERVER`, or else on the PATH. .ci/run
-//! installs moto in a virtualenv and runs them with `cargo test --test ses_moto -- --ignored`.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! installs moto in a virtualenv and runs them with `cargo test --test integration -- --ignored ses_moto::`.
 
-mod support;
+use crate::support;
 
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};

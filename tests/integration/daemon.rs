@@ -1,7 +1,6 @@
 //! The real daemon against in-process DNS servers on loopback, scraped over HTTP.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

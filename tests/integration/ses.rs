@@ -1,9 +1,8 @@
 //! Amazon SES discovery through the real AWS SDK client against a loopback SES API
-//! (tests/support/ses.rs), the daemon checking what it discovered against an in-process DNS
-//! server, scraped over HTTP. moto, the other loopback SES, is driven by tests/ses_moto.rs.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! (tests/integration/support/ses.rs), the daemon checking what it discovered against an in-process DNS
+//! server, scraped over HTTP. moto, the other loopback SES, is driven by tests/integration/ses_moto.rs.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

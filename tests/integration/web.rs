@@ -1,8 +1,7 @@
 //! `--web.config.file`: TLS, client certificates and basic auth on the real server, with
 //! certificates made in the test.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -1,8 +1,7 @@
 //! The HTTP server under abuse: slow clients, oversized requests, many scrapes at once, and
 //! scrapes too large to render in one piece.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 

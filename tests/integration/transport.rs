@@ -1,9 +1,8 @@
 //! The UDP transport under load, against a real server on loopback: a few long-lived sockets,
 //! replies matched to their queries when IDs are reused, a bound on queries in flight, and a
 //! closed port read as a network failure rather than a timeout.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 use std::time::Duration;

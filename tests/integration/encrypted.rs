@@ -1,8 +1,7 @@
 //! DNS over TLS and over HTTPS through the real daemon, against servers on loopback with a CA
 //! made for the test: answers read, connections reused, bad certificates refused.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::net::SocketAddr;
 use std::path::Path;

@@ -1,11 +1,10 @@
 //! The provider presets and `cname:` templates: a domain configured in two lines, its default
 //! selectors checked against an in-process DNS server with correct, wrong and missing records,
 //! through the daemon and through `check`.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
-use dkim_exporter::metrics::{RECORD_CORRECT, RECORD_PROBLEM};
+use dkim_exporter::metrics::RECORD_CORRECT;
 use support::dns::{Behaviour, TestDns, Zone};
 use support::{Daemon, Scrape};
 

@@ -1,5 +1,4 @@
 //! Config loading: the shipped example, and every bad config with the exact error it gives.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
 use std::process::Command;

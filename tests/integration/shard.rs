@@ -1,8 +1,7 @@
 //! `--shard I/N`: replicas over one config check disjoint shares of the domains that together
 //! are all of them, the same after a restart; `/probe` is not sharded.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeSet;
 

@@ -1,7 +1,6 @@
 //! The binary as a user runs it: flags, logs, a scrape, and a clean exit on SIGTERM.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::process::{Child, Command};
 use std::sync::mpsc;

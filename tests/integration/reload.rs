@@ -1,8 +1,7 @@
 //! Reloads through the real daemon: add a domain, remove one and a resolver, break the file,
 //! fix it; the metrics after each step.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

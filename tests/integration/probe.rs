@@ -1,8 +1,7 @@
 //! `/probe` through the real daemon: configured and unconfigured targets, bad parameters, and
 //! Prometheus's scrape timeout.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 

@@ -494,9 +494,12 @@ impl Scrape {
 pub struct TempDir(std::path::PathBuf);
 
 impl TempDir {
-    /// A new directory named for `name` and this process.
+    /// A new directory named for `name`, this process and a count: tests of one binary run in
+    /// one process, and two may pick the same name.
     pub fn new(name: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!("dkim-{name}-{}", std::process::id()));
+        static MADE: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = MADE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("dkim-{name}-{}-{n}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         TempDir(dir)
     }

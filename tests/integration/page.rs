@@ -1,8 +1,7 @@
 //! The status pages over HTTP: broken domains first, filtering, paging, a page per domain,
-//! escaping. `tests/browser.rs` looks at the same pages in a real browser.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! escaping. `tests/integration/browser.rs` looks at the same pages in a real browser.
 
-mod support;
+use crate::support;
 
 use support::Daemon;
 use support::dns::{Behaviour, TestDns, Zone};

@@ -1,7 +1,6 @@
 //! `dkim_exporter check` run as a person or a cron job runs it: exit codes, text and JSON.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::net::SocketAddr;
 

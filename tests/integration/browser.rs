@@ -2,11 +2,9 @@
 //! world with a dead resolver, broken domains, long names and answers holding markup.
 //!
 //! Needs `chromium` and `chromium-driver` (Debian), which CI installs: run with
-//! `cargo test --test browser -- --ignored`. Screenshots are kept in `target/browser/`.
+//! `cargo test --test integration -- --ignored browser::`. Screenshots are kept in `target/browser/`.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
+use crate::support;
 
 use std::path::PathBuf;
 

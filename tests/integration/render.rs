@@ -7,9 +7,8 @@
 //! diff:
 //!
 //! ```sh
-//! DKIM_EXPORTER_BLESS=1 cargo test --test render
+//! DKIM_EXPORTER_BLESS=1 cargo test --test integration render::
 //! ```
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr};
@@ -227,7 +226,7 @@ fn golden(name: &str, text: &str) {
     }
     let want = std::fs::read_to_string(&path).unwrap_or_else(|e| {
         panic!(
-            "{}: {e}; write it with DKIM_EXPORTER_BLESS=1 cargo test --test render",
+            "{}: {e}; write it with DKIM_EXPORTER_BLESS=1 cargo test --test integration render::",
             path.display()
         )
     });

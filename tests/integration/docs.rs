@@ -1,7 +1,6 @@
 //! The documents that describe the problems say what the code does: the tables of
 //! docs/problems.md are the problem tables, and every problem (SES's too) has an alert of its
 //! severity.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::PathBuf;
 

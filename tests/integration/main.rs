@@ -1,0 +1,28 @@
+//! The integration tests, one binary: each module is one subject, against the real daemon or
+//! the real binary, with the servers it needs started on loopback (`support`). One binary
+//! instead of one per file: each would link the whole stack again.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+mod binary;
+mod browser;
+mod check;
+mod config;
+mod daemon;
+mod diagnosis;
+mod docs;
+mod domain_dns;
+mod encrypted;
+mod faults;
+mod http;
+mod page;
+mod presets;
+mod probe;
+mod reload;
+mod render;
+mod ses;
+mod ses_moto;
+mod shard;
+mod transport;
+mod web;
