@@ -227,6 +227,30 @@ fn header(
     verdicts: &[Status],
     query: &PageQuery,
 ) {
+    let (class, verdict) = verdict_line(state, overview, verdicts);
+    let _ = write!(
+        html,
+        "<h1 class=\"verdict {class}\" id=\"verdict\">{}</h1>",
+        esc(&verdict)
+    );
+    if let Some(error) = &overview.reload_error {
+        let _ = write!(
+            html,
+            "<p class=\"verdict bad\">The latest config reload failed: {}. The config loaded \
+             {} stays in force.</p>",
+            esc(error),
+            esc(&when(overview.loaded_at, overview.now))
+        );
+    }
+    meta_line(html, state, overview, verdicts.len(), query);
+}
+
+/// The verdict in one line, and its class: the domains, the resolvers, the latest round.
+fn verdict_line(
+    state: &State,
+    overview: &Overview<'_>,
+    verdicts: &[Status],
+) -> (&'static str, String) {
     let domains = verdicts.len();
     let needing = verdicts.iter().filter(|s| **s != Status::Correct).count();
     let configured = &overview.resolvers;
@@ -269,20 +293,18 @@ fn header(
         }
         None => {}
     }
-    let _ = write!(
-        html,
-        "<h1 class=\"verdict {class}\" id=\"verdict\">{}</h1>",
-        esc(&parts.join(" · "))
-    );
-    if let Some(error) = &overview.reload_error {
-        let _ = write!(
-            html,
-            "<p class=\"verdict bad\">The latest config reload failed: {}. The config loaded \
-             {} stays in force.</p>",
-            esc(error),
-            esc(&when(overview.loaded_at, overview.now))
-        );
-    }
+    (class, parts.join(" · "))
+}
+
+/// The shard, the records, when the config was loaded, the latest round, and the switch that
+/// reloads the page.
+fn meta_line(
+    html: &mut String,
+    state: &State,
+    overview: &Overview<'_>,
+    domains: usize,
+    query: &PageQuery,
+) {
     let (shard, domains_in_force) = overview.shard;
     html.push_str("<p class=\"meta\">");
     if !shard.is_whole() {
