@@ -152,13 +152,7 @@ impl Request<'_> {
                 from_ses: None,
             });
         }
-        let rotating_pair =
-            Provider::rotating_pair_among(provider, records.iter().map(|r| r.selector.as_str()));
-        Ok(Domain {
-            name,
-            records,
-            rotating_pair,
-        })
+        Ok(Domain::new(name, records, provider))
     }
 }
 

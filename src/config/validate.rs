@@ -331,13 +331,7 @@ fn domain(d: RawDomain, i: usize) -> Result<Domain, Invalid> {
             format!("domain {name} lists no records: give selectors (with a provider) or records"),
         );
     }
-    let rotating_pair =
-        Provider::rotating_pair_among(provider, records.iter().map(|r| r.selector.as_str()));
-    Ok(Domain {
-        name,
-        records,
-        rotating_pair,
-    })
+    Ok(Domain::new(name, records, provider))
 }
 
 /// The selectors of `domains[i]` with where each is written: those it lists, or else, when it

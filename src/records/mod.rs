@@ -10,7 +10,7 @@ pub mod shard;
 
 use std::sync::Arc;
 
-use crate::provider::Expected;
+use crate::provider::{Expected, Provider};
 
 /// Every record to check, grouped by domain.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -61,6 +61,19 @@ pub fn split_record_name(name: &str) -> impl Iterator<Item = (&str, &str)> {
         // A dot is ASCII, so the name splits on a character boundary there.
         .filter(move |&(at, byte)| byte == b'.' && name[at..].starts_with(DOMAINKEY))
         .map(move |(at, _)| (&name[..at], &name[at + DOMAINKEY.len()..]))
+}
+
+impl Domain {
+    /// The domain `name` with `records`, and the rotating pair among them when `provider` has one.
+    pub fn new(name: String, records: Vec<Record>, provider: Option<Provider>) -> Domain {
+        let rotating_pair =
+            Provider::rotating_pair_among(provider, records.iter().map(|r| r.selector.as_str()));
+        Domain {
+            name,
+            records,
+            rotating_pair,
+        }
+    }
 }
 
 impl Record {
