@@ -233,10 +233,17 @@ impl Exporter {
 
     /// Why the latest reload failed, while the config loaded before it stays in force.
     pub fn reload_error(&self) -> Option<String> {
-        self.reload_error
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        self.with_reload_error(|error| error.clone())
+    }
+
+    /// Reads or changes why the latest reload failed, under its lock.
+    fn with_reload_error<T>(&self, change: impl FnOnce(&mut Option<String>) -> T) -> T {
+        change(
+            &mut self
+                .reload_error
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        )
     }
 
     /// The work of the config in force.
@@ -278,10 +285,7 @@ impl Exporter {
             Ok(loaded) => loaded,
             Err(message) => {
                 self.metrics.config_reload_successful.set(0);
-                *self
-                    .reload_error
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner) = Some(message.clone());
+                self.with_reload_error(|error| *error = Some(message.clone()));
                 tracing::error!(error = %message, "config reload failed; keeping the config in force");
                 return Err(message);
             }
@@ -301,10 +305,7 @@ impl Exporter {
             self.ses.sync(&current.config.ses, self);
         }
         self.metrics.config_reload_successful.set(1);
-        *self
-            .reload_error
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = None;
+        self.with_reload_error(|error| *error = None);
         self.metrics.config_reload_timestamp.set(unix_now());
         Ok(())
     }

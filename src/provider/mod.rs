@@ -3,7 +3,8 @@
 //! A provider knows the CNAME target its selectors point at (for SES,
 //! `{selector}.dkim.amazonses.com`, or a regional DKIM domain), and can tell a target that is
 //! wrong in a way particular to it (an SES token under another region's DKIM domain) from a
-//! typo or a target that is simply somewhere else. Each provider is a file of this folder,
+//! typo or a target that is simply somewhere else. SES, which has regions and DKIM domains, is
+//! a file of this folder (`ses.rs`); every other preset is a function of `presets.rs`; each is
 //! registered in [`Provider`].
 
 pub mod presets;

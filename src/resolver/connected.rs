@@ -14,6 +14,7 @@ use hickory_proto::op::{DnsRequest, Message};
 use pki_types::ServerName;
 use tokio::sync::Mutex;
 
+use super::lock;
 use super::message::net_failure;
 use crate::config::{Protocol, ResolverConfig, TlsSettings};
 use crate::evidence::{Failure, FailureReason};
@@ -178,10 +179,7 @@ impl Connected {
     /// Logs a failed connection at warn when its cause changes (a bad certificate says so
     /// once, not on every query), and at debug otherwise.
     fn note_connect(&self, result: &Result<Connection, Failure>) {
-        let mut last = self
-            .last_connect_error
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let mut last = lock(&self.last_connect_error);
         match result {
             Ok(_) => *last = None,
             Err(failure) if last.as_deref() != Some(failure.detail.as_str()) => {

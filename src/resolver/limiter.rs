@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::lock;
+
 /// Spaces queries to one resolver so it never sees more than its configured rate.
 ///
 /// Turns are spaced evenly; a task that wakes late (a busy machine) would then send closer to the
@@ -45,7 +47,7 @@ impl RateLimiter {
             return;
         }
         let slot = {
-            let mut next = self.next.lock().unwrap_or_else(|e| e.into_inner());
+            let mut next = lock(&self.next);
             let now = Instant::now();
             let slot = (*next).max(now);
             *next = slot + self.spacing;
@@ -55,7 +57,7 @@ impl RateLimiter {
         // The strict bound: no more than `per_second` sends in any one-second window.
         loop {
             let wait_until = {
-                let mut sent = self.sent.lock().unwrap_or_else(|e| e.into_inner());
+                let mut sent = lock(&self.sent);
                 let now = Instant::now();
                 match sent.front() {
                     Some(&oldest)

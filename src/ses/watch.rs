@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
 use aws_sdk_sesv2::config::SharedCredentialsProvider;
@@ -87,6 +87,19 @@ impl SesWatch {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// What each source discovered, to change. A poisoned lock (a panic while it was held, a
+    /// bug) is taken over: what was written stays.
+    fn discovered_mut(&self) -> RwLockWriteGuard<'_, Vec<Discovered>> {
+        self.discovered
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The running tasks.
+    fn tasks(&self) -> MutexGuard<'_, Tasks> {
+        self.tasks.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Starts a listing task for every source of `sources`, and the task that logs SES
     /// problems; they stop with `stop`.
     pub fn start<R: Recipient>(
@@ -96,10 +109,7 @@ impl SesWatch {
         state: SharedState,
         stop: &CancellationToken,
     ) {
-        self.tasks
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .stop = Some(stop.clone());
+        self.tasks().stop = Some(stop.clone());
         self.sync(sources, recipient);
         tokio::spawn(self.clone().log_problems(state, stop.clone()));
     }
@@ -107,10 +117,7 @@ impl SesWatch {
     /// Keeps what was discovered from the sources of `sources` that did not change, and
     /// starts the others empty.
     pub fn keep_discovered_of(&self, sources: &[SesSource]) {
-        let mut discovered = self
-            .discovered
-            .write()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut discovered = self.discovered_mut();
         let mut old = std::mem::take(&mut *discovered);
         *discovered = sources
             .iter()
@@ -126,7 +133,7 @@ impl SesWatch {
     /// Stops the tasks of sources no longer in `sources` (or changed), and starts the missing
     /// ones. Does nothing before [`SesWatch::start`].
     pub fn sync<R: Recipient>(&self, sources: &[SesSource], recipient: &Arc<R>) {
-        let mut tasks = self.tasks.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut tasks = self.tasks();
         let Some(stop) = tasks.stop.clone() else {
             return;
         };
@@ -156,10 +163,7 @@ impl SesWatch {
     /// Takes in a listing of `source`, logging what changed. False when the source is no
     /// longer in force (a reload removed or changed it meanwhile).
     pub fn take_listing(&self, source: &SesSource, listing: Result<Listing, String>) -> bool {
-        let mut discovered = self
-            .discovered
-            .write()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut discovered = self.discovered_mut();
         let Some(discovered) = discovered.iter_mut().find(|d| *d.source == *source) else {
             return false;
         };
