@@ -17,6 +17,7 @@
 //!   target means.
 //! - [`ses`]: Amazon SES, an outside source of records: listing identities, their records,
 //!   their problems, and the daemon's tasks that watch them.
+//! - [`dmarc`]: DMARC aggregate reports (being built): reading an item's reports, bounded.
 //! - [`scheduler`]: rounds, spreading every record–resolver check evenly over the interval.
 //! - [`resolver`]: one client per resolver (UDP, TCP, TLS, HTTPS), politeness limits, the
 //!   reason for every failure, and each domain's own nameservers.
@@ -44,6 +45,7 @@ pub mod cli;
 pub mod config;
 pub mod diagnosis;
 pub mod dkim;
+pub mod dmarc;
 pub mod evidence;
 pub mod exporter;
 pub mod guess;

@@ -1,0 +1,41 @@
+//! DMARC aggregate reports: what receivers saw of a domain's mail (issue 22, being built).
+//!
+//! So far this folder reads one item (a report file, a bucket object, an attachment's bytes)
+//! into the reports it holds, bounded whatever anyone sends:
+//!
+//! - `unpack`: plain XML, gzip, or a zip of one or more files, within [`Limits`];
+//! - `report`: one report, RFC 7489 appendix C or RFC 9990, into [`report::Report`].
+//!
+//! The sources (a mailbox, a bucket, a directory), the counting per watched domain and the join
+//! with DNS plug in as ARCHITECTURE.md says, the way `ses/` does.
+
+pub mod report;
+pub mod unpack;
+
+pub use unpack::{Limits, reports};
+
+/// Why an item, or part of one, was not read as a report: the `reason` label of
+/// `dkim_dmarc_report_errors_total`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReadError {
+    /// Readable, but not a DMARC aggregate report (another XML document, other content).
+    #[error("not a DMARC aggregate report: {0}")]
+    NotAReport(String),
+    /// Meant as a report, but broken: bad XML, bad UTF-8, a bad archive, an absurd value.
+    #[error("unparsable: {0}")]
+    Unparsable(String),
+    /// Past a bound of [`Limits`]; nothing was read beyond it.
+    #[error("too large: {0}")]
+    TooLarge(String),
+}
+
+impl ReadError {
+    /// The `reason` label value.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            ReadError::NotAReport(_) => "not_a_report",
+            ReadError::Unparsable(_) => "unparsable",
+            ReadError::TooLarge(_) => "too_large",
+        }
+    }
+}
