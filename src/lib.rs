@@ -17,7 +17,8 @@
 //!   target means.
 //! - [`ses`]: Amazon SES, an outside source of records: listing identities, their records,
 //!   their problems, and the daemon's tasks that watch them.
-//! - [`dmarc`]: DMARC aggregate reports (being built): reading an item's reports, bounded.
+//! - [`dmarc`]: DMARC aggregate reports (being built): the reports of a message or an item,
+//!   bounded.
 //! - [`scheduler`]: rounds, spreading every record–resolver check evenly over the interval.
 //! - [`resolver`]: one client per resolver (UDP, TCP, TLS, HTTPS), politeness limits, the
 //!   reason for every failure, and each domain's own nameservers.

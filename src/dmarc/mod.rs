@@ -3,12 +3,14 @@
 //! So far this folder reads one item (a report file, a bucket object, an attachment's bytes)
 //! into the reports it holds, bounded whatever anyone sends:
 //!
+//! - `message`: the reports attached to a message (MIME, through mail-parser);
 //! - `unpack`: plain XML, gzip, or a zip of one or more files, within [`Limits`];
 //! - `report`: one report, RFC 7489 appendix C or RFC 9990, into [`report::Report`].
 //!
 //! The sources (a mailbox, a bucket, a directory), the counting per watched domain and the join
 //! with DNS plug in as ARCHITECTURE.md says, the way `ses/` does.
 
+pub mod message;
 pub mod report;
 pub mod unpack;
 

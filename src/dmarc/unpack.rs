@@ -50,6 +50,18 @@ pub fn reports(bytes: &[u8], limits: &Limits) -> Vec<Result<Report, ReadError>> 
     }
 }
 
+/// Whether `bytes` start as a report would: zip, gzip, or XML (a byte-order mark and white
+/// space allowed before it). What a message's parts are picked by.
+pub(super) fn looks_like_report(bytes: &[u8]) -> bool {
+    match Kind::of(bytes) {
+        Kind::Zip | Kind::Gzip => true,
+        Kind::Xml => {
+            let text = bytes.strip_prefix("\u{feff}".as_bytes()).unwrap_or(bytes);
+            text.trim_ascii_start().starts_with(b"<")
+        }
+    }
+}
+
 /// What an item's first bytes say it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
