@@ -73,19 +73,12 @@ fn report_parts<'a>(message: &'a Message<'_>, depth: usize, out: &mut Vec<&'a [u
 
 #[cfg(test)]
 mod tests {
-    use std::io::Write as _;
-
     use base64::Engine as _;
     use base64::engine::general_purpose::STANDARD;
 
     use super::*;
     use crate::dmarc::report::tests::RFC7489;
-
-    fn gzip(bytes: &[u8]) -> Vec<u8> {
-        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-        encoder.write_all(bytes).unwrap();
-        encoder.finish().unwrap()
-    }
+    use crate::dmarc::unpack::tests::gzip;
 
     fn ids(message: &str) -> Vec<Result<String, &'static str>> {
         reports(message.as_bytes(), &Limits::default())

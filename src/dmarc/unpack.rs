@@ -155,13 +155,14 @@ fn zip(bytes: &[u8], limits: &Limits, budget: &mut u64) -> Vec<Result<Report, Re
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::io::Write as _;
 
     use super::*;
     use crate::dmarc::report::tests::RFC7489;
 
-    fn gzip(bytes: &[u8]) -> Vec<u8> {
+    /// `bytes` gzipped, as receivers send them.
+    pub(crate) fn gzip(bytes: &[u8]) -> Vec<u8> {
         let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
         encoder.write_all(bytes).unwrap();
         encoder.finish().unwrap()
