@@ -18,16 +18,16 @@
 # Amazon SES identities: the rules on dkim_ses_identity_problem covering an SES problem (the
 # most specific ones, as above) are expected to fire for the identity (source, region, domain)
 # that has it, and no SES alert may fire for an identity (or a domain) without that problem.
-# An alert that carries a source and no domain (DKIMSESDiscoveryFailing) may not fire at all:
-# the test never breaks discovery. Prometheus does not inhibit: an alert that Alertmanager would
+# An alert that carries a source and no domain (DKIMSESDiscoveryFailing, DMARCSourceDown) may not
+# fire at all: the test never breaks SES discovery or a DMARC source. Prometheus does not inhibit: an alert that Alertmanager would
 # silence (deploy/alertmanager/alertmanager.yml) is expected here all the same.
 
-# Every problem name in /work/shared/CONTRACT.md (version 0.2).
+# Every problem name in /work/shared/CONTRACT.md (version 0.3).
 def problems:
   ["missing", "not_propagated", "wrong_target", "target_typo", "wrong_region", "a_record",
    "cname_flattened", "txt_instead_of_cname", "doubled_domain", "missing_underscore",
    "domain_not_found", "unresolvable", "dnssec_bogus", "key_missing", "key_invalid", "key_weak",
-   "key_testing", "key_sha1_only"];
+   "key_testing", "key_sha1_only", "key_multiple", "dnssec_expiring", "failing_at_receivers"];
 
 # Every SES problem name in /work/shared/CONTRACT.md (dkim_ses_identity_problem).
 def ses_problems:
@@ -188,7 +188,7 @@ def violation_text:
   if .why == "resolver" then
     "\(.alertname) fired for resolver \(.resolver), which the test does not break"
   elif .why == "source" then
-    "\(.alertname) fired for the SES source \(.source), whose discovery the test does not break"
+    "\(.alertname) fired for the source \(.source) (SES or DMARC), which the test does not break"
   elif .why == "broken" then
     "\(.alertname) fired for \(if .source != null and .selector == null
                                 then "the SES identity \(.domain) (source \(.source), region \(.region // "-"))"

@@ -1,6 +1,6 @@
 # For tests/e2e/run: every Prometheus query of a Grafana dashboard, ready to send to
 # /api/v1/query. Input: the dashboard JSON (plain, or wrapped as {"dashboard": ...}).
-# Output: one object per query, {kind, panel, ref, expr, unresolved}:
+# Output: one object per query, {kind, panel, ref, expr, unresolved, needs}:
 #   kind "panel": a panel target's expr (panels walked recursively, rows' nested panels included);
 #   kind "variable": a query variable, `label_values(M, L)` turned into `count by (L) (M)`,
 #     `label_values(L)` into `count by (L) ({L!=""})`, `query_result(Q)` into Q.
@@ -8,6 +8,8 @@
 # variables by `.*` (they belong in =~ matchers), constants by their value, interval variables
 # by their current value; Grafana's own $__rate_interval and $__interval by 1m and 30s, $__range
 # by 5m. A variable the dashboard does not define is left in place and listed in .unresolved.
+# .needs names what the exporter must be configured with for the query to have data: "dmarc"
+# when it reads a dkim_dmarc_* series (only with `dmarc:` sources), else null.
 
 def builtins:
   {"__rate_interval": "1m", "__interval": "30s", "__interval_ms": "30000",
@@ -30,6 +32,8 @@ def substitute($vals):
 
 def unresolved: [scan("\\$\\{?[A-Za-z_][A-Za-z0-9_]*|\\[\\[[A-Za-z0-9_]+")] | unique;
 
+def needs: if test("\\bdkim_dmarc_[a-z0-9_]+") then "dmarc" else null end;
+
 def all_panels: .[]? | ., ((.panels // []) | all_panels);
 
 (if has("dashboard") and (.dashboard | type) == "object" then .dashboard else . end) as $d
@@ -43,7 +47,7 @@ def all_panels: .[]? | ., ((.panels // []) | all_panels);
     | select((.datasource | type) != "object" or (.datasource.type // "prometheus") == "prometheus")
     | (.expr | substitute($vals)) as $expr
     | {kind: "panel", panel: ($p.title // "(untitled \($p.type // "panel") id \($p.id // "?"))"),
-       ref: (.refId // ""), expr: $expr, unresolved: ($expr | unresolved)}
+       ref: (.refId // ""), expr: $expr, unresolved: ($expr | unresolved), needs: ($expr | needs)}
   ),
   (
     $vars[]
@@ -62,5 +66,5 @@ def all_panels: .[]? | ., ((.panels // []) | all_panels);
        end) as $expr
     | select($expr != null)
     | {kind: "variable", panel: "variable $\(.name)", ref: "", expr: $expr,
-       unresolved: ($expr | unresolved)}
+       unresolved: ($expr | unresolved), needs: ($expr | needs)}
   )
