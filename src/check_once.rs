@@ -12,6 +12,7 @@ use std::time::Duration;
 use crate::cli::{CheckArgs, OutputFormat};
 use crate::config::request::Request;
 use crate::config::{self, Config, Loaded, SesSource};
+use crate::dmarc::tally::{Judging, Tally, Watched};
 use crate::guess;
 use crate::metrics::Metrics;
 use crate::provider;
@@ -75,8 +76,30 @@ pub async fn run(args: CheckArgs, nameserver_port: u16) -> u8 {
             return EXIT_USAGE;
         }
     };
-    let state = check_state(config, &targets, nameserver_port).await;
-    let mut report = Report::from_state(&state).with_ses(&discovered, &state, unix_now());
+    let receivers = match read_reports(&args.dmarc_reports, config.dmarc.as_ref(), &targets) {
+        Ok(receivers) => receivers,
+        Err(message) => {
+            eprintln!("dkim_exporter check: {message}");
+            return EXIT_USAGE;
+        }
+    };
+    let targets = receivers
+        .as_ref()
+        .and_then(|(tally, _)| crate::dmarc::records::with_unlisted(&targets, tally))
+        .unwrap_or(targets);
+    let mut state = check_state(config, &targets, nameserver_port).await;
+    if let Some((tally, judging)) = &receivers {
+        state.receivers_reported(|domain, selector| {
+            crate::dmarc::tally::receivers(tally, judging, domain, selector)
+        });
+    }
+    let mut report = Report::from_state(&state)
+        .with_ses(&discovered, &state, unix_now())
+        .with_receivers(
+            receivers
+                .as_ref()
+                .map(|(tally, judging)| (tally, Duration::from_secs(judging.window))),
+        );
     let ok = report.ok;
     if args.problems_only {
         report = report.problems_only();
@@ -153,6 +176,49 @@ async fn guess_selectors(file: Option<Config>, args: &CheckArgs) -> u8 {
     } else {
         EXIT_CORRECT
     }
+}
+
+/// What the reports at `paths` (files and directories, `--dmarc-reports`) say of the domains
+/// of `records`, judged by the config's `dmarc:` settings or the defaults; `None` without
+/// paths. An item that is not a report is a warning; a path that cannot be read is an error.
+fn read_reports(
+    paths: &[std::path::PathBuf],
+    settings: Option<&config::Dmarc>,
+    records: &Records,
+) -> Result<Option<(Tally, Judging)>, String> {
+    if paths.is_empty() {
+        return Ok(None);
+    }
+    let defaults = config::Dmarc::default();
+    let settings = settings.unwrap_or(&defaults);
+    let limits = crate::dmarc::Limits::default();
+    let mut reports = Vec::new();
+    for path in paths {
+        let mut holding = crate::dmarc::source::Holding::default();
+        crate::dmarc::source::read_path(path, &mut holding, &limits, |item, outcome| {
+            for error in &outcome.errors {
+                eprintln!("dkim_exporter check: {item}: {error}");
+            }
+        })?;
+        reports.extend(holding.reports());
+    }
+    let judging = Judging {
+        now: unix_now() as u64,
+        window: settings.window.as_secs(),
+        fail_share: settings.fail_share.0,
+        min_messages: settings.min_messages,
+        max_selectors: settings.max_selectors_per_domain,
+    };
+    let watched: Watched = records
+        .domains
+        .iter()
+        .map(|d| {
+            let listed = d.records.iter().map(|r| r.selector.as_str());
+            (d.name.as_str(), listed.collect())
+        })
+        .collect();
+    let tally = crate::dmarc::tally::tally([("files", reports.as_slice())], &watched, &judging);
+    Ok(Some((tally, judging)))
 }
 
 /// The SES sources to discover from: the one `--ses-region` describes, or else the config

@@ -120,6 +120,12 @@ pub struct CheckArgs {
     #[arg(long = "discover", requires = "domain", conflicts_with_all = ["selectors", "provider", "cname", "ses_region"])]
     pub guess_selectors: bool,
 
+    /// DMARC aggregate reports to read (a report file, a saved message, or a directory of
+    /// them; repeatable): what receivers reported is printed with each domain, and the
+    /// selectors they saw signing are checked too.
+    #[arg(long = "dmarc-reports", value_name = "PATH")]
+    pub dmarc_reports: Vec<PathBuf>,
+
     /// Print only the records that are not correct, and their domains.
     #[arg(long = "problems-only")]
     pub problems_only: bool,

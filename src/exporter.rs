@@ -27,6 +27,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::request::Request;
 use crate::config::{self, Config, Loaded, SesSource};
+use crate::dmarc::tally::{Judging, Watched};
+use crate::dmarc::watch::DmarcWatch;
 use crate::logging::short_list;
 use crate::metrics::Metrics;
 use crate::records::shard::Shard;
@@ -58,6 +60,8 @@ pub struct Exporter {
     scrapes: watch::Sender<usize>,
     /// The `ses:` sources: what each discovered, and the tasks that list them.
     pub ses: Arc<SesWatch>,
+    /// The `dmarc:` sources: what each holds, the latest count, and the tasks that read them.
+    pub dmarc: Arc<DmarcWatch>,
     /// Why the latest reload failed, until one succeeds: the status page says it.
     reload_error: std::sync::Mutex<Option<String>>,
     /// This replica's share of the domains (`--shard`): the state and the scheduler have its
@@ -76,9 +80,10 @@ pub const RELOAD_WAITS_FOR_SCRAPES: Duration = Duration::from_secs(10);
 struct InForce {
     /// The config file's settings.
     config: Config,
-    /// The records to check: the file's, and those discovered from SES.
+    /// The records to check: the file's, those discovered from SES, and the selectors only
+    /// DMARC reports name.
     records: Records,
-    /// The file's records alone, kept apart only while `ses:` sources add to them.
+    /// The file's records alone, kept apart only while other sources add to them.
     file: Option<Records>,
     /// Positions in `records.domains`, sorted by name: `/probe` finds its domain by binary
     /// search rather than a scan under this lock.
@@ -156,7 +161,11 @@ impl Exporter {
             options.aws_credentials.clone(),
             options.shard,
         ));
-        let file = (!config.ses.is_empty()).then(|| records.clone());
+        let dmarc = Arc::new(DmarcWatch::new(
+            config.dmarc.as_ref(),
+            options.aws_credentials.clone(),
+        ));
+        let file = (!config.ses.is_empty() || config.dmarc.is_some()).then(|| records.clone());
         let exporter = Exporter {
             state: SharedState::new(state),
             metrics,
@@ -166,6 +175,7 @@ impl Exporter {
             nameserver_port: options.nameserver_port,
             scrapes: watch::Sender::new(0),
             ses,
+            dmarc,
             reload_error: std::sync::Mutex::new(None),
             shard: options.shard,
             domains_in_force,
@@ -292,9 +302,13 @@ impl Exporter {
         };
         let Loaded { config, records } = loaded;
         let ses_changed = config.ses != current.config.ses;
+        let dmarc_changed = config.dmarc != current.config.dmarc;
         if config != current.config || records != *current.file_records() {
             if ses_changed {
                 self.ses.keep_discovered_of(&config.ses);
+            }
+            if dmarc_changed {
+                self.dmarc.keep_readings_of(config.dmarc.as_ref());
             }
             self.put_in_force(&mut current, config, records, "config reloaded")
                 .await;
@@ -303,6 +317,9 @@ impl Exporter {
         }
         if ses_changed {
             self.ses.sync(&current.config.ses, self);
+        }
+        if dmarc_changed {
+            self.dmarc.sync(current.config.dmarc.as_ref(), self);
         }
         self.metrics.config_reload_successful.set(1);
         self.with_reload_error(|error| *error = None);
@@ -317,10 +334,18 @@ impl Exporter {
     /// changed. `why` is the log message.
     async fn put_in_force(&self, current: &mut InForce, config: Config, file: Records, why: &str) {
         // Merged under the read lock: no await in between, and nothing discovered is copied.
-        let merged = {
+        let mut merged = {
             let discovered = self.ses.discovered();
             (!discovered.is_empty()).then(|| ses::records::merge(&file, &discovered))
         };
+        if config.dmarc.is_some() {
+            let tally = self.dmarc.tally();
+            if let Some(added) =
+                crate::dmarc::records::with_unlisted(merged.as_ref().unwrap_or(&file), &tally)
+            {
+                merged = Some(added);
+            }
+        }
         let (records, file) = match merged {
             Some(merged) => (merged, Some(file)),
             None => (file, None),
@@ -353,7 +378,10 @@ impl Exporter {
                 "scrapes still in progress; the reload cuts them short"
             );
         }
-        self.state.update(|state| state.reconcile(&config, &mine));
+        self.state.update(|state| {
+            state.reconcile(&config, &mine);
+            self.receivers_reported(state);
+        });
         self.work.send_replace(Arc::new(work));
         self.domains_in_force
             .store(records.domains.len(), Ordering::Relaxed);
@@ -368,10 +396,76 @@ impl Exporter {
         *current = InForce::new(config, records, file);
     }
 
-    /// Starts watching every `ses:` source in force; the tasks stop with `stop`.
+    /// Starts watching every `ses:` and `dmarc:` source in force; the tasks stop with `stop`.
     pub async fn start_sources(self: &Arc<Self>, stop: &CancellationToken) {
-        let sources = self.in_force.lock().await.config.ses.clone();
-        self.ses.start(&sources, self, self.state.clone(), stop);
+        let config = self.in_force.lock().await.config.clone();
+        self.ses.start(&config.ses, self, self.state.clone(), stop);
+        self.dmarc.start(config.dmarc.as_ref(), self, stop);
+    }
+
+    /// The latest DMARC count and its window, when `dmarc:` is configured and a count was made.
+    pub fn receivers(&self) -> Option<(Arc<crate::dmarc::tally::Tally>, Duration)> {
+        let counted = self.dmarc.counted();
+        let judging = counted.judging?;
+        Some((counted.tally.clone(), Duration::from_secs(judging.window)))
+    }
+
+    /// Gives every record of `state` what receivers reported of it in the latest count.
+    fn receivers_reported(&self, state: &mut State) {
+        let counted = self.dmarc.counted();
+        let tally = &counted.tally;
+        // Without a count (no `dmarc:`, or not read yet) every record's report is cleared.
+        state.receivers_reported(|domain, selector| {
+            let judging = counted.judging.as_ref()?;
+            crate::dmarc::tally::receivers(tally, judging, domain, selector)
+        });
+    }
+}
+
+impl crate::dmarc::watch::Recipient for Exporter {
+    /// Counts what the DMARC sources hold against this replica's records, puts the selectors
+    /// only reports name in force (or out of it), and gives each record its report.
+    async fn reported(&self) {
+        let mut current = self.in_force.lock().await;
+        let Some(settings) = current.config.dmarc.clone() else {
+            return;
+        };
+        let judging = Judging {
+            now: unix_now() as u64,
+            window: settings.window.as_secs(),
+            fail_share: settings.fail_share.0,
+            min_messages: settings.min_messages,
+            max_selectors: settings.max_selectors_per_domain,
+        };
+        {
+            let watched: Watched = current
+                .records
+                .domains
+                .iter()
+                .filter(|d| self.shard.owns(&d.name))
+                .map(|d| {
+                    let listed = d.records.iter().filter(|r| !r.from_dmarc);
+                    (
+                        d.name.as_str(),
+                        listed.map(|r| r.selector.as_str()).collect(),
+                    )
+                })
+                .collect();
+            self.dmarc.count(&watched, judging);
+        }
+        let config = current.config.clone();
+        let file = match current.file.take() {
+            Some(file) => file,
+            None => current.records.clone(),
+        };
+        self.put_in_force(
+            &mut current,
+            config,
+            file,
+            "DMARC reports changed the records",
+        )
+        .await;
+        self.state.update(|state| self.receivers_reported(state));
     }
 }
 

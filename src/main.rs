@@ -28,8 +28,12 @@ fn config_check(path: &Path, loaded: Result<Loaded, ConfigError>) -> ExitCode {
                     0 => String::new(),
                     n => format!(", {n} SES sources (their records are discovered at start)"),
                 };
+                let dmarc = match config.dmarc.as_ref().map(|d| d.sources.len()) {
+                    None => String::new(),
+                    Some(n) => format!(", {n} DMARC report sources"),
+                };
                 println!(
-                    "{}: valid: {} domains, {} records, {} resolvers{ses}",
+                    "{}: valid: {} domains, {} records, {} resolvers{ses}{dmarc}",
                     path.display(),
                     records.domains.len(),
                     records.record_count(),

@@ -46,6 +46,8 @@ pub enum Problem {
     KeyTesting,
     /// The key record allows only `h=sha1`.
     KeySha1Only,
+    /// Receivers report that the selector's signatures fail (DMARC aggregate reports).
+    FailingAtReceivers,
 }
 
 /// How urgent a problem is: the `severity` label of its alert.
@@ -86,7 +88,7 @@ pub struct Entry<P = Problem> {
 }
 
 /// Every problem, in the contract's order (and the order of [`Problem`]'s variants).
-pub const TABLE: [Entry; 18] = [
+pub const TABLE: [Entry; 19] = [
     Entry {
         problem: Problem::Missing,
         name: "missing",
@@ -240,6 +242,18 @@ pub const TABLE: [Entry; 18] = [
         meaning: "The key record's `h=` allows only sha1, which RFC 8301 forbids verifiers to \
                   accept: no signature made with this key verifies.",
         fix: "Publish the key without h=, or with h=sha256, and sign with rsa-sha256.",
+    },
+    Entry {
+        problem: Problem::FailingAtReceivers,
+        name: "failing_at_receivers",
+        severity: Severity::Critical,
+        meaning: "Receivers' DMARC aggregate reports say `fail` or `permerror` for more than \
+                  `dmarc.fail_share` of the selector's signatures, over at least \
+                  `dmarc.min_messages` in the window. The detail names the reporters and their \
+                  counts, and says when DNS itself serves a usable key.",
+        fix: "The key in DNS is not the key mail is signed with (a rotation half done, a record \
+              pointing at another account's key), or mail is changed after signing: compare the \
+              key the provider signs with to the one DNS serves.",
     },
 ];
 

@@ -118,6 +118,10 @@ pub struct RecordState {
     pub expected: Expected,
     /// The `ses:` source it was discovered from; `None` for the config file or a request.
     pub from_ses: Option<Arc<str>>,
+    /// Checked because receivers reported its signatures, not because a config lists it.
+    pub from_dmarc: bool,
+    /// What receivers reported of its signatures in the DMARC window, when they did.
+    pub receivers: Option<Box<Receivers>>,
     /// One view per configured resolver, indexed like [`State::resolvers`].
     pub views: Vec<View>,
     /// One view per nameserver of the domain (`auth:{host}`), sorted by name.
@@ -140,6 +144,38 @@ pub struct RecordState {
     pub walk: Option<Arc<Walk>>,
     /// The hour's logged problem changes ([`changes`]).
     logged: Budget,
+}
+
+/// What receivers reported of one record's signatures in the DMARC window.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Receivers {
+    /// Signatures that failed (`fail`, `permerror`).
+    pub failed: u64,
+    /// Signatures reported.
+    pub total: u64,
+    /// The reporters and their counts: "Google 120 of 130 failed, …".
+    pub by_reporter: String,
+    /// Whether that makes `failing_at_receivers`: over `fail_share` of at least `min_messages`.
+    pub failing: bool,
+}
+
+impl Receivers {
+    /// The detail of `failing_at_receivers`; `dns_serves_a_key` when DNS has nothing wrong
+    /// with the record and serves a usable key.
+    pub fn detail(&self, dns_serves_a_key: bool) -> String {
+        let share = self.failed as f64 * 100.0 / self.total.max(1) as f64;
+        let mut detail = format!(
+            "receivers failed {} of {} signatures ({share:.0}%) in the window: {}",
+            self.failed, self.total, self.by_reporter
+        );
+        if dns_serves_a_key {
+            detail.push_str(
+                "; DNS serves a usable key, so the published key is not the key mail is signed \
+                 with (or mail is changed in transit)",
+            );
+        }
+        detail
+    }
 }
 
 /// A record, as its problem changes are logged.
@@ -290,6 +326,8 @@ impl RecordState {
             selector: record.selector.clone(),
             expected: record.expected.clone(),
             from_ses: record.from_ses.clone(),
+            from_dmarc: record.from_dmarc,
+            receivers: None,
             views: vec![View::default(); resolvers],
             nameservers: Vec::new(),
             findings: Vec::new(),
@@ -508,9 +546,22 @@ impl RecordState {
                 .filter_map(|(name, _)| name.strip_prefix("auth:"))
                 .collect(),
         };
-        let findings = diagnose(&evidence);
+        let mut findings = diagnose(&evidence);
         if findings.is_empty() && evidence.answers.is_empty() {
-            return;
+            // Nothing answered: DNS's problems stay what they were.
+            findings = self
+                .findings
+                .iter()
+                .filter(|f| f.problem != Problem::FailingAtReceivers)
+                .cloned()
+                .collect();
+        }
+        if let Some(receivers) = self.receivers.as_deref().filter(|r| r.failing) {
+            let dns_serves_a_key = findings.is_empty() && self.key(resolvers).is_some();
+            findings.push(Finding {
+                problem: Problem::FailingAtReceivers,
+                detail: receivers.detail(dns_serves_a_key),
+            });
         }
         self.findings = findings;
     }
@@ -722,6 +773,29 @@ impl State {
         }
     }
 
+    /// Takes in what receivers reported of each record (`of` its domain and selector), and
+    /// diagnoses again the records whose report changed: `failing_at_receivers` appears or
+    /// clears with them.
+    pub fn receivers_reported(&mut self, mut of: impl FnMut(&str, &str) -> Option<Receivers>) {
+        let now = Instant::now();
+        for r in 0..self.records.len() {
+            let record = &self.records[r];
+            let reported = of(&record.domain, &record.selector).map(Box::new);
+            if reported == record.receivers {
+                continue;
+            }
+            let record = &mut self.records[r];
+            let before: Option<Vec<Problem>> = self
+                .log_changes
+                .then(|| record.findings.iter().map(|f| f.problem).collect());
+            record.receivers = reported;
+            record.diagnose(&self.resolvers);
+            if let Some(before) = before {
+                record.log_changes(&before, now);
+            }
+        }
+    }
+
     /// The record with this name (`{selector}._domainkey.{domain}`).
     pub fn record(&self, name: &str) -> Option<&RecordState> {
         self.position(name).map(|i| &*self.records[i])
@@ -796,6 +870,7 @@ impl Carry {
                     old.nameservers.clear();
                 }
                 old.from_ses.clone_from(&record.from_ses);
+                old.from_dmarc = record.from_dmarc;
                 old
             }
             _ => Box::new(RecordState::new(

@@ -12,9 +12,11 @@
 //!
 //! - `validate`: the raw structs as written, and the checks across values;
 //! - `scalar`: values that check themselves (names, selectors, durations, addresses, providers);
+//! - [`dmarc`]: the `dmarc:` section, where DMARC aggregate reports are read from;
 //! - `locate`: the line and column of a value named by its path;
 //! - [`request`]: the records one request (`check`, `/probe`) asks about, by the same rules.
 
+pub mod dmarc;
 mod locate;
 pub mod request;
 mod scalar;
@@ -27,6 +29,8 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::records::Records;
+
+pub use dmarc::{Dmarc, DmarcSource, ImapSource, ImapTls, S3Source, Secret, SourceKind};
 
 pub use scalar::{
     Glob, check_record_name, expand_cname, format_duration, normalise_name, parse_duration,
@@ -82,6 +86,8 @@ pub struct Config {
     pub ses: Vec<SesSource>,
     /// How much of each record `/metrics` exports (`metrics.detail`).
     pub detail: Detail,
+    /// Where DMARC aggregate reports are read from (`dmarc:`), when they are.
+    pub dmarc: Option<Dmarc>,
 }
 
 /// `metrics.detail`: how much of each record `/metrics` exports.
@@ -198,6 +204,7 @@ impl Default for Config {
             resolvers: validate::default_resolvers(),
             ses: Vec::new(),
             detail: Detail::Full,
+            dmarc: None,
         }
     }
 }

@@ -150,6 +150,7 @@ impl Request<'_> {
                 selector,
                 expected,
                 from_ses: None,
+                from_dmarc: false,
             });
         }
         Ok(Domain::new(name, records, provider))

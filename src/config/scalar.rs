@@ -226,6 +226,7 @@ impl<'de> Deserialize<'de> for ResolverName {
 }
 
 /// Text of a scalar that YAML may have typed as a number.
+#[derive(Debug)]
 pub(super) struct ScalarText(pub(super) String);
 
 impl<'de> Deserialize<'de> for ScalarText {

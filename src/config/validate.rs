@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::dmarc::{RawDmarc, dmarc};
 use super::scalar::{
     CnameTemplate, ConfigDuration, DnsName, EndpointUrl, Glob, ProfileName, ProviderName, Rate,
     Region, ResolverAddress, ResolverName, RoleArn, Selector, SourceName, check_record_name,
@@ -35,6 +36,7 @@ pub(super) struct RawConfig {
     ses: Vec<RawSes>,
     #[serde(default)]
     metrics: RawMetrics,
+    dmarc: Option<RawDmarc>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -106,7 +108,7 @@ pub(super) struct Invalid {
     pub(super) message: String,
 }
 
-fn fail<T>(path: Vec<Seg>, message: impl Into<String>) -> Result<T, Invalid> {
+pub(super) fn fail<T>(path: Vec<Seg>, message: impl Into<String>) -> Result<T, Invalid> {
     Err(Invalid {
         path,
         message: message.into(),
@@ -153,6 +155,7 @@ impl RawConfig {
             resolvers: resolvers(self.resolvers)?,
             ses: ses_sources(self.ses)?,
             detail: self.metrics.detail,
+            dmarc: dmarc(self.dmarc)?,
         };
         Ok(Loaded {
             config,
@@ -399,6 +402,7 @@ impl DomainRecords<'_> {
             selector: selector.0,
             expected,
             from_ses: None,
+            from_dmarc: false,
         });
         Ok(())
     }
@@ -463,7 +467,7 @@ pub(super) fn default_resolvers() -> Vec<ResolverConfig> {
 }
 
 /// Reads the PEM certificates of a `tls_ca_file`.
-fn read_ca_file(path: &Path) -> Result<Vec<pki_types::CertificateDer<'static>>, String> {
+pub(super) fn read_ca_file(path: &Path) -> Result<Vec<pki_types::CertificateDer<'static>>, String> {
     use pki_types::pem::PemObject as _;
     let pem = std::fs::read(path)
         .map_err(|e| format!("cannot read tls_ca_file {}: {e}", path.display()))?;

@@ -48,6 +48,75 @@ pub fn reports(raw: &[u8], limits: &Limits) -> Vec<Result<Report, ReadError>> {
         .collect()
 }
 
+/// Whether the message is vouched for by `authserv_id`, the receiving mail server: its
+/// `Authentication-Results` header (RFC 8601) says `dkim=pass` for the domain of the From
+/// address. Only the topmost header of that server counts: the server adds its own above
+/// everything the sender wrote, so a header a forger wrote in its name lies below it. `Err`
+/// says why not, for the log.
+pub fn authenticated(raw: &[u8], authserv_id: &str) -> Result<(), String> {
+    let Some(message) = MessageParser::default().parse_headers(raw) else {
+        return Err("not a MIME message".to_string());
+    };
+    let from = message
+        .from()
+        .and_then(|from| from.first())
+        .and_then(|addr| addr.address())
+        .and_then(|address| address.rsplit_once('@'))
+        .map(|(_, domain)| domain.trim_end_matches('.').to_ascii_lowercase())
+        .ok_or("the message has no From address")?;
+    let header = message
+        .headers_raw()
+        .filter(|(name, _)| name.eq_ignore_ascii_case("Authentication-Results"))
+        .map(|(_, value)| strip_comments(value))
+        .find(|value| {
+            value
+                .split(';')
+                .next()
+                .and_then(|id| id.split_whitespace().next())
+                .is_some_and(|id| id.eq_ignore_ascii_case(authserv_id))
+        })
+        .ok_or_else(|| format!("no Authentication-Results header by {authserv_id}"))?;
+    let passed = header.split(';').skip(1).any(|resinfo| {
+        let mut words = resinfo.split_whitespace();
+        let method = words.next().unwrap_or_default().to_ascii_lowercase();
+        method == "dkim=pass"
+            && words.any(|word| {
+                let (property, value) = word.split_once('=').unwrap_or_default();
+                let value = value.trim_matches('"').to_ascii_lowercase();
+                match property.to_ascii_lowercase().as_str() {
+                    "header.d" => value.trim_end_matches('.') == from,
+                    "header.i" => value
+                        .rsplit_once('@')
+                        .is_some_and(|(_, domain)| domain.trim_end_matches('.') == from),
+                    _ => false,
+                }
+            })
+    });
+    if passed {
+        Ok(())
+    } else {
+        Err(format!(
+            "{authserv_id}'s Authentication-Results has no dkim=pass for {from}, the From domain"
+        ))
+    }
+}
+
+/// An `Authentication-Results` value without its comments (`(…)`, which may nest) and folding.
+fn strip_comments(value: &str) -> String {
+    let mut depth = 0usize;
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '(' => depth += 1,
+            ')' if depth > 0 => depth -= 1,
+            _ if depth > 0 => {}
+            '\r' | '\n' => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// The contents of the parts of `message` (and of the messages attached to it, down to
 /// [`MAX_DEPTH`]) that look like a report: XML, gzip or zip.
 fn report_parts<'a>(message: &'a Message<'_>, depth: usize, out: &mut Vec<&'a [u8]>) {
@@ -186,5 +255,34 @@ mod tests {
             .map(|r| r.map(|_| "report").unwrap_or_else(|e| e.reason()))
             .collect();
         assert_eq!(reasons, ["too_large"]);
+    }
+
+    #[test]
+    fn authentication_results_of_the_own_server_only() {
+        let message =
+            |headers: &str| format!("{headers}From: DMARC <noreply@Google.com>\r\n\r\nbody");
+        let ok = |headers: &str| authenticated(message(headers).as_bytes(), "mx.example.com");
+        let ours = "Authentication-Results: mx.example.com; (comment; with=semicolon)\r\n \
+                    dkim=pass (2048-bit key) header.d=google.com header.s=20230601; spf=pass\r\n";
+        assert_eq!(ok(ours), Ok(()));
+        let by_i = "Authentication-Results: MX.example.com 1; dkim=pass header.i=@google.com\r\n";
+        assert_eq!(ok(by_i), Ok(()));
+        // The server's own header (topmost) failed; a forged pass below it does not count.
+        let forged = "Authentication-Results: mx.example.com; dkim=fail header.d=google.com\r\n\
+                      Authentication-Results: mx.example.com; dkim=pass header.d=google.com\r\n";
+        assert!(
+            ok(forged)
+                .unwrap_err()
+                .contains("no dkim=pass for google.com")
+        );
+        let other_domain =
+            "Authentication-Results: mx.example.com; dkim=pass header.d=evil.test\r\n";
+        assert!(ok(other_domain).is_err());
+        let other_server =
+            "Authentication-Results: mx.evil.test; dkim=pass header.d=google.com\r\n";
+        assert_eq!(
+            ok(other_server),
+            Err("no Authentication-Results header by mx.example.com".to_string())
+        );
     }
 }

@@ -11,10 +11,17 @@
 //! with DNS plug in as ARCHITECTURE.md says, the way `ses/` does.
 
 pub mod message;
+pub mod records;
 pub mod report;
+pub mod source;
+pub mod tally;
 pub mod unpack;
+pub mod watch;
 
 pub use unpack::{Limits, reports};
+
+/// Every `reason` label value of `dkim_dmarc_report_errors_total` ([`ReadError::reason`]).
+pub const REASONS: [&str; 3] = ["not_a_report", "unparsable", "too_large"];
 
 /// Why an item, or part of one, was not read as a report: the `reason` label of
 /// `dkim_dmarc_report_errors_total`.

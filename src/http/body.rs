@@ -64,6 +64,11 @@ impl MetricsBody {
                     let ses = self.exporter.ses.discovered();
                     Metrics::render_ses(&mut out, &ses, &state, unix_now(), self.exporter.shard);
                 }
+                Metrics::render_dmarc(
+                    &mut out,
+                    &self.exporter.dmarc.readings(),
+                    &self.exporter.dmarc.counted(),
+                );
                 let resolvers_up = self.exporter.resolvers_up();
                 self.exporter.metrics.render_tail(&mut out, &resolvers_up);
             }

@@ -277,6 +277,7 @@ fn page(app: &App, path: &str, query: Option<&str>) -> Response<Body> {
         reload_error: exporter.reload_error(),
         loaded_at: exporter.metrics.config_reload_timestamp.get(),
         shard: (exporter.shard, exporter.domains_in_force()),
+        receivers: exporter.receivers(),
     };
     let query = PageQuery::parse(query);
     let state = exporter.state.read();

@@ -10,6 +10,7 @@
 //! [`State`]: crate::state::State
 
 pub mod counters;
+pub mod dmarc;
 pub mod render;
 pub mod text;
 
@@ -70,6 +71,10 @@ pub enum Scope {
     SesSource,
     /// A domain identity discovered from SES.
     SesIdentity,
+    /// A `dmarc:` source.
+    DmarcSource,
+    /// What receivers reported about a domain.
+    DmarcDomain,
     /// One `/probe` answer.
     Probe,
 }
@@ -151,6 +156,20 @@ metrics! {
     SES_IDENTITY_LAST_KEY_GENERATION_TIMESTAMP_SECONDS = "dkim_ses_identity_last_key_generation_timestamp_seconds", Gauge, SesIdentity, [SOURCE, REGION, DOMAIN];
     /// 1 while the SES problem holds for the identity.
     SES_IDENTITY_PROBLEM = "dkim_ses_identity_problem", Gauge, SesIdentity, [SOURCE, REGION, DOMAIN, PROBLEM];
+    /// Messages receivers reported for the domain (header From) in the window, by DMARC-evaluated DKIM and SPF result.
+    DMARC_MESSAGES = "dkim_dmarc_messages", Gauge, DmarcDomain, [DOMAIN, DKIM, SPF];
+    /// DKIM signatures with d= the domain that receivers reported in the window, by selector and result.
+    DMARC_SIGNATURES = "dkim_dmarc_signatures", Gauge, DmarcDomain, [DOMAIN, SELECTOR, RESULT];
+    /// Distinct DMARC aggregate reports from the source in the window.
+    DMARC_REPORTS = "dkim_dmarc_reports", Gauge, DmarcSource, [SOURCE];
+    /// 1 when the latest read of the DMARC source succeeded.
+    DMARC_SOURCE_UP = "dkim_dmarc_source_up", Gauge, DmarcSource, [SOURCE];
+    /// Unix time of the end of the latest successful read of the DMARC source.
+    DMARC_SOURCE_LAST_SUCCESS_TIMESTAMP_SECONDS = "dkim_dmarc_source_last_success_timestamp_seconds", Gauge, DmarcSource, [SOURCE];
+    /// Items of the DMARC source not read as reports, by reason.
+    DMARC_REPORT_ERRORS_TOTAL = "dkim_dmarc_report_errors_total", Counter, DmarcSource, [SOURCE, REASON];
+    /// Unix time of the end of the newest reported period about the domain.
+    DMARC_LAST_REPORT_TIMESTAMP_SECONDS = "dkim_dmarc_last_report_timestamp_seconds", Gauge, DmarcDomain, [DOMAIN];
     /// 1 when every record of the probed domain is correct with no problem.
     PROBE_SUCCESS = "dkim_probe_success", Gauge, Probe, [];
     /// How long the probe took, in seconds.
@@ -187,6 +206,12 @@ pub mod label {
     pub const REGION: &str = "region";
     /// SES's DKIM status.
     pub const STATUS: &str = "status";
+    /// The DMARC-evaluated DKIM result of messages.
+    pub const DKIM: &str = "dkim";
+    /// The DMARC-evaluated SPF result of messages.
+    pub const SPF: &str = "spf";
+    /// A receiver's DKIM result of signatures.
+    pub const RESULT: &str = "result";
 }
 
 #[cfg(test)]

@@ -314,7 +314,9 @@ impl Part {
             | Scope::Exporter
             | Scope::Probe
             | Scope::SesSource
-            | Scope::SesIdentity => 1,
+            | Scope::SesIdentity
+            | Scope::DmarcSource
+            | Scope::DmarcDomain => 1,
         }
     }
 

@@ -39,6 +39,8 @@ pub struct Record {
     pub expected: Expected,
     /// The `ses:` source it was discovered from; `None` for the config file or a request.
     pub from_ses: Option<Arc<str>>,
+    /// Checked because receivers' DMARC reports name it, not because a source lists it.
+    pub from_dmarc: bool,
 }
 
 /// What joins a selector and its domain in a record's name.

@@ -4,6 +4,7 @@
 
 pub mod html;
 pub mod paste;
+pub mod receivers;
 mod text;
 
 use serde::Serialize;
@@ -14,6 +15,7 @@ use crate::records::record_name;
 use crate::ses::Discovered;
 use crate::state::{DomainState, RecordState, State};
 pub use paste::Paste;
+pub use receivers::ReceiversReport;
 
 /// Every configured domain and record.
 #[derive(Debug, Serialize)]
@@ -60,6 +62,9 @@ pub struct DomainReport {
     /// What SES says of the domain's identity, per `ses:` source that discovered it.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub ses: Vec<SesReport>,
+    /// What receivers reported about it in the DMARC window, when they did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub receivers: Option<ReceiversReport>,
     /// The records, in config order.
     pub records: Vec<RecordReport>,
 }
@@ -91,6 +96,9 @@ pub struct RecordReport {
     /// command line.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub from_ses: Option<String>,
+    /// Checked because receivers' DMARC reports name it, though no config or SES lists it.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub from_dmarc: bool,
     /// `{selector}._domainkey.{domain}`.
     pub name: String,
     /// `cname` or `txt`.
@@ -187,6 +195,7 @@ impl Report {
                 status: Status::Unknown,
                 records_checked: domain.records.len(),
                 ses: Vec::new(),
+                receivers: None,
                 records: state
                     .records()
                     .get(domain.records.clone())
@@ -430,6 +439,7 @@ impl RecordReport {
         RecordReport {
             selector: record.selector.clone(),
             from_ses: record.from_ses.as_deref().map(str::to_string),
+            from_dmarc: record.from_dmarc,
             name: record_name(&record.selector, &record.domain),
             expected_type,
             expected_target,

@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use super::{ProblemReport, RecordReport, Report, SesReport, Status, Tone};
+use super::{ProblemReport, ReceiversReport, RecordReport, Report, SesReport, Status, Tone};
 
 impl Report {
     /// The report for a terminal; `colour` adds ANSI colours.
@@ -32,6 +32,9 @@ impl Report {
             for ses in &domain.ses {
                 write_ses(&mut out, ses, &paint);
             }
+            if let Some(receivers) = &domain.receivers {
+                write_receivers(&mut out, receivers);
+            }
             for record in &domain.records {
                 write_record(&mut out, record, &paint);
             }
@@ -52,6 +55,45 @@ impl Report {
             }
         );
         out
+    }
+}
+
+/// What receivers reported about the domain: the messages, each selector's signatures, and
+/// the selectors nobody configured.
+fn write_receivers(out: &mut String, receivers: &ReceiversReport) {
+    let _ = writeln!(
+        out,
+        "  receivers (last {}): {}; newest report ends {}",
+        receivers.window,
+        receivers.summary(),
+        receivers.last_report
+    );
+    if receivers.spf_passed_dkim_failed > 0 {
+        let _ = writeln!(
+            out,
+            "    {} messages passed SPF but not DKIM: a sender of the domain's mail does not sign",
+            receivers.spf_passed_dkim_failed
+        );
+    }
+    for selector in &receivers.selectors {
+        let reporters = if selector.reporters.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", selector.reporters)
+        };
+        let _ = writeln!(
+            out,
+            "    {}: {}{reporters}",
+            selector.selector,
+            selector.summary()
+        );
+    }
+    if !receivers.not_configured.is_empty() {
+        let _ = writeln!(
+            out,
+            "    seen signing, not configured (checked below): {}",
+            receivers.not_configured.join(", ")
+        );
     }
 }
 

@@ -38,6 +38,7 @@ pub fn merge(file: &Records, discovered: &[Discovered]) -> Records {
                     selector: token.clone(),
                     expected: identity.expected(token),
                     from_ses: Some(name.clone()),
+                    from_dmarc: false,
                 });
             }
         }

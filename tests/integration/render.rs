@@ -52,6 +52,7 @@ fn config(domains: usize) -> Loaded {
             .collect(),
         ses: Vec::new(),
         detail: Detail::Full,
+        dmarc: None,
     };
     let records = Records {
         domains: (0..domains)
@@ -77,6 +78,7 @@ fn config(domains: usize) -> Loaded {
                             Expected::Cname(format!("s{s}-{i}.dkim.amazonses.com").into())
                         },
                         from_ses: None,
+                        from_dmarc: false,
                     })
                     .collect(),
             })

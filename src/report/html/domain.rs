@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use super::landing::ses_lines;
-use super::{Overview, PageQuery, esc, nav, open, record, when};
+use super::{Overview, PageQuery, esc, nav, open, receivers, record, when};
 use crate::records::shard::Shard;
 use crate::report::{Report, Status};
 use crate::ses::Discovered;
@@ -21,7 +21,9 @@ pub fn domain_page(
 ) -> Option<String> {
     let name = name.trim_end_matches('.').to_ascii_lowercase();
     let domain = state.domains().iter().find(|d| d.name == name)?;
-    let report = Report::of_domains(state, [domain]).with_ses(discovered, state, overview.now);
+    let report = Report::of_domains(state, [domain])
+        .with_ses(discovered, state, overview.now)
+        .with_receivers(overview.receivers());
     let report = report.domains.first()?;
     let back = PageQuery {
         refresh: query.refresh,
@@ -82,6 +84,7 @@ pub fn domain_page(
     }
     let _ = write!(html, " · <a href=\"{}\">all domains</a></p>", esc(&back));
     ses_lines(&mut html, report);
+    receivers(&mut html, report, true);
     html.push_str("<h2>Records</h2>");
     for r in &report.records {
         record(&mut html, r, None);

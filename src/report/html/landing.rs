@@ -7,7 +7,7 @@ use std::ops::Range;
 
 use super::{
     DOMAINS_PER_PAGE, Overview, PageQuery, ResolverRow, ago, domain_path, esc, nav, open,
-    problem_list, record, when,
+    problem_list, receivers, record, when,
 };
 use crate::evidence::FailureReason;
 use crate::report::{DomainReport, Report, Status};
@@ -42,7 +42,8 @@ pub fn landing_page(
     let first = (page - 1) * DOMAINS_PER_PAGE;
     let on_page = &shown[first..shown.len().min(first + DOMAINS_PER_PAGE)];
     let report = Report::of_domains(state, on_page.iter().map(|&i| &state.domains()[i]))
-        .with_ses(discovered, state, now);
+        .with_ses(discovered, state, now)
+        .with_receivers(overview.receivers());
 
     let mut html = String::with_capacity(16 * 1024 + on_page.len() * 2048);
     open(&mut html, "DKIM Exporter", query.refresh);
@@ -164,11 +165,20 @@ fn healthy_section(html: &mut String, healthy: &[(&DomainState, &DomainReport)],
         let _ = write!(
             html,
             "<li class=\"domain-line\" data-status=\"correct\"><a href=\"{}\">{}</a> \
-             <span class=\"muted\">{} record{}</span></li>",
+             <span class=\"muted\">{} record{}{}</span></li>",
             esc(&domain_path(&domain.domain)),
             esc(&domain.domain),
             domain.records_checked,
             if domain.records_checked == 1 { "" } else { "s" },
+            domain
+                .receivers
+                .as_ref()
+                .map(|r| format!(
+                    " · receivers (last {}): {}",
+                    esc(&r.window),
+                    esc(&r.summary())
+                ))
+                .unwrap_or_default(),
         );
     }
     html.push_str("</ul>");
@@ -557,6 +567,7 @@ fn card(
         );
     }
     ses_lines(html, domain);
+    receivers(html, domain, false);
     for r in domain
         .records
         .iter()

@@ -37,6 +37,21 @@ pub struct Overview<'a> {
     /// This replica's share of the domains (`--shard`), and how many domains are in force
     /// over every shard.
     pub shard: (Shard, usize),
+    /// What receivers reported (the latest DMARC count) and the window, when `dmarc:` is
+    /// configured.
+    pub receivers: Option<(
+        std::sync::Arc<crate::dmarc::tally::Tally>,
+        std::time::Duration,
+    )>,
+}
+
+impl Overview<'_> {
+    /// The latest DMARC count and its window, for [`crate::report::Report::with_receivers`].
+    pub fn receivers(&self) -> Option<(&crate::dmarc::tally::Tally, std::time::Duration)> {
+        self.receivers
+            .as_ref()
+            .map(|(tally, window)| (&**tally, *window))
+    }
 }
 
 /// One resolver in the resolver panel.
@@ -274,6 +289,9 @@ fn record(html: &mut String, record: &RecordReport, down: Option<&[&str]>) {
     if let Some(source) = &record.from_ses {
         let _ = write!(html, " · from SES {}", esc(source));
     }
+    if record.from_dmarc {
+        html.push_str(" · seen in DMARC reports, not configured");
+    }
     if !record.key_chain.is_empty() {
         let _ = write!(html, " · chain: {}", esc(&record.key_chain.join(" → ")));
     }
@@ -388,6 +406,65 @@ fn problem_list(html: &mut String, problems: &[ProblemReport]) {
         html.push_str("</li>");
     }
     html.push_str("</ul>");
+}
+
+/// What receivers reported about the domain: one line on the landing page; with `full` (its
+/// own page) each selector's signatures by result and reporter, and the selectors nobody
+/// configured.
+fn receivers(html: &mut String, domain: &crate::report::DomainReport, full: bool) {
+    let Some(r) = &domain.receivers else {
+        return;
+    };
+    let _ = write!(
+        html,
+        "<div class=\"record receivers\"><h4>What receivers reported (last {})</h4>\
+         <div class=\"meta\">{}",
+        esc(&r.window),
+        esc(&r.summary()),
+    );
+    if r.spf_passed_dkim_failed > 0 {
+        let _ = write!(
+            html,
+            " · {} passed SPF but not DKIM",
+            r.spf_passed_dkim_failed
+        );
+    }
+    let _ = write!(html, " · newest report ends {}</div>", esc(&r.last_report));
+    if full {
+        html.push_str("<ul class=\"selectors\">");
+        for s in &r.selectors {
+            let _ = write!(
+                html,
+                "<li><code>{}</code>: {}",
+                esc(&s.selector),
+                esc(&s.summary())
+            );
+            if !s.reporters.is_empty() {
+                let _ = write!(
+                    html,
+                    " <span class=\"muted\">· {}</span>",
+                    esc(&s.reporters)
+                );
+            }
+            html.push_str("</li>");
+        }
+        html.push_str("</ul><p class=\"muted\">Reporters: ");
+        let reporters: Vec<String> = r
+            .reporters
+            .iter()
+            .map(|p| format!("{} ({} messages)", p.org, p.messages))
+            .collect();
+        html.push_str(&esc(&reporters.join(", ")));
+        html.push_str("</p>");
+    }
+    if !r.not_configured.is_empty() {
+        let _ = write!(
+            html,
+            "<p>Seen signing, not configured: <code>{}</code> (checked as records)</p>",
+            esc(&r.not_configured.join(", "))
+        );
+    }
+    html.push_str("</div>");
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! Test support: a DNS server per scenario, the real daemon on port 0, and a scrape parser.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod dmarc;
 pub mod dns;
 pub mod page;
 pub mod ses;
