@@ -10,6 +10,7 @@
 //! The sources (a mailbox, a bucket, a directory), the counting per watched domain and the join
 //! with DNS plug in as ARCHITECTURE.md says, the way `ses/` does.
 
+pub mod imap;
 pub mod message;
 pub mod report;
 pub mod unpack;
