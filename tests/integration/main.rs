@@ -11,6 +11,7 @@ mod check;
 mod config;
 mod daemon;
 mod diagnosis;
+mod dmarc_imap;
 mod docs;
 mod domain_dns;
 mod encrypted;
