@@ -79,7 +79,10 @@ fn main() {
 
     let names: Vec<String> = (0..domains).map(|i| format!("d{i}.example")).collect();
     let selectors: HashSet<&str> = ["s1", "s2"].into();
-    let watched: Watched = names.iter().map(|n| (n.as_str(), selectors.clone())).collect();
+    let watched: Watched = names
+        .iter()
+        .map(|n| (n.as_str(), selectors.clone()))
+        .collect();
     let judging = Judging {
         now,
         window: 7 * 86_400,

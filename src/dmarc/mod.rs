@@ -1,8 +1,9 @@
 //! DMARC aggregate reports: what receivers saw of a domain's mail (issue 22, being built).
 //!
-//! So far this folder reads one item (a report file, a bucket object, an attachment's bytes)
-//! into the reports it holds, bounded whatever anyone sends:
+//! So far this folder reads a mailbox, and one item (a report file, a bucket object, an
+//! attachment's bytes) into the reports it holds, bounded whatever anyone sends:
 //!
+//! - `imap`: the messages of a mailbox's folder over IMAP, read-only, each fetched once;
 //! - `message`: the reports attached to a message (MIME, through mail-parser);
 //! - `unpack`: plain XML, gzip, or a zip of one or more files, within [`Limits`];
 //! - `report`: one report, RFC 7489 appendix C or RFC 9990, into [`report::Report`].
@@ -10,6 +11,7 @@
 //! The sources (a mailbox, a bucket, a directory), the counting per watched domain and the join
 //! with DNS plug in as ARCHITECTURE.md says, the way `ses/` does.
 
+pub mod imap;
 pub mod message;
 pub mod records;
 pub mod report;

@@ -196,6 +196,11 @@ pub fn read_path(
     Ok(())
 }
 
+/// The most bytes a message may have: twice what a report may ([`message::reports`]).
+pub fn message_bound(limits: &Limits) -> u64 {
+    limits.compressed.saturating_mul(2)
+}
+
 /// The bytes of one file of `len` bytes, within the bound of its kind: a saved message may be
 /// twice a report's size (base64).
 fn read_file(
@@ -205,7 +210,7 @@ fn read_file(
     limits: &Limits,
 ) -> Result<Vec<u8>, ReadError> {
     let bound = if lower_name.ends_with(".eml") {
-        limits.compressed.saturating_mul(2)
+        message_bound(limits)
     } else {
         limits.compressed
     };

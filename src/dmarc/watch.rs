@@ -6,7 +6,7 @@
 //! change. An item that is not a report is counted in `dkim_dmarc_report_errors_total` and
 //! logged once, when it is read: it is not read again until it changes.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard};
 use std::time::Duration;
@@ -14,11 +14,13 @@ use std::time::Duration;
 use aws_sdk_sesv2::config::SharedCredentialsProvider;
 use tokio_util::sync::CancellationToken;
 
-use super::Limits;
 use super::report::Report;
 use super::source::{self, Holding, Outcome};
 use super::tally::{Judging, Tally};
-use crate::config::{Dmarc, DmarcSource, ImapSource, S3Source, SourceKind, format_duration};
+use super::{Limits, imap};
+use crate::config::{
+    Dmarc, DmarcSource, ImapSource, ImapTls, S3Source, SourceKind, format_duration,
+};
 use crate::state::unix_now;
 
 /// What takes in the readings: the exporter, which counts them against the records in force.
@@ -271,6 +273,8 @@ impl DmarcWatch {
 struct Cursor {
     /// The items read and their reports.
     holding: Holding,
+    /// A mailbox's UIDVALIDITY and the UIDs read.
+    mailbox: imap::Mailbox,
 }
 
 /// Reads `source` every `refresh` until `stop`, handing each reading to `watch` and telling
@@ -326,7 +330,6 @@ async fn read_once(
 ) -> Result<(), String> {
     let limits = Limits::default();
     let since = unix_now() as u64 - window.as_secs().min(unix_now() as u64);
-    let authserv_id = source.authserv_id.as_deref();
     let mut note = |item: &str, outcome: &Outcome| {
         note_item(source, item, outcome);
         errors.extend(outcome.errors.iter().map(|e| e.reason()));
@@ -356,20 +359,63 @@ async fn read_once(
             errors.extend(noted);
             result
         }
-        SourceKind::Imap(imap) => read_imap(imap, since, cursor, &mut note).await,
+        SourceKind::Imap(imap) => read_imap(source, imap, since, cursor, &mut note).await,
         SourceKind::S3(settings) => read_s3(settings, since, cursor, watch, &mut note).await,
     }
 }
 
+/// How long one IMAP step (connecting, a command, one message's fetch) may take.
+pub const IMAP_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// Reads a mailbox: the messages in the window that were not read before.
 async fn read_imap(
+    source: &DmarcSource,
     imap: &ImapSource,
     since: u64,
     cursor: &mut Cursor,
     note: &mut impl FnMut(&str, &Outcome),
 ) -> Result<(), String> {
-    let _ = (imap, since, cursor, note);
-    Err("PLACEHOLDER imap".to_string())
+    let settings = imap::Settings {
+        host: imap.host.clone(),
+        port: imap.port,
+        tls: match imap.tls {
+            ImapTls::Tls => imap::Tls::Tls,
+            ImapTls::Starttls => imap::Tls::StartTls,
+            ImapTls::None => imap::Tls::None,
+        },
+        ca_file: imap.tls_ca_file.clone(),
+        username: imap.username.clone(),
+        password: imap.password.read()?,
+        folder: imap.folder.clone(),
+        timeout: IMAP_TIMEOUT,
+    };
+    let limits = Limits::default();
+    let authserv_id = source.authserv_id.as_deref();
+    let holding = &mut cursor.holding;
+    let in_window = imap::read(
+        &settings,
+        &mut cursor.mailbox,
+        since,
+        source::message_bound(&limits),
+        |message| {
+            let outcome = match message.body {
+                Ok(bytes) => source::read_item(&bytes, authserv_id, &limits),
+                Err(error) => Outcome {
+                    errors: vec![error],
+                    ..Outcome::default()
+                },
+            };
+            note(&format!("UID {}", message.uid), &outcome);
+            holding.insert(message.uid.to_string(), String::new(), outcome.reports);
+        },
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    // What the mailbox read before and what it holds now agree: a changed UIDVALIDITY made it
+    // read every message of the window again, under the same names.
+    let names: HashSet<String> = in_window.iter().map(u32::to_string).collect();
+    holding.keep_only(&names);
+    Ok(())
 }
 
 /// Reads a bucket's prefix: the objects in the window not read before with their ETag.

@@ -468,8 +468,8 @@ async fn a_reload_without_dmarc_forgets_what_receivers_said() {
             reports.path().display()
         ),
     );
-    let without = with[..with.find("dmarc:").unwrap()].to_string()
-        + &with[with.find("domains:").unwrap()..];
+    let without =
+        with[..with.find("dmarc:").unwrap()].to_string() + &with[with.find("domains:").unwrap()..];
     let home = TempDir::new("dmarc-reload-config");
     let file = home.write("config.yaml", &with);
     let options = dkim_exporter::Options {
@@ -488,7 +488,10 @@ async fn a_reload_without_dmarc_forgets_what_receivers_said() {
     assert_eq!(status, 200, "{body}");
     let scrape = daemon.scrape().await;
     assert!(!scrape.text.contains("dkim_dmarc_"), "{}", scrape.text);
-    assert_eq!(scrape.problems("broken.example", "s1"), Vec::<String>::new());
+    assert_eq!(
+        scrape.problems("broken.example", "s1"),
+        Vec::<String>::new()
+    );
     assert!(!scrape.text.contains("newsel"), "{}", scrape.text);
     let (_, page) = daemon.get("/domain/broken.example").await;
     assert!(!page.contains("What receivers reported"), "{page}");

@@ -12,6 +12,7 @@ mod config;
 mod daemon;
 mod diagnosis;
 mod dmarc;
+mod dmarc_imap;
 mod docs;
 mod domain_dns;
 mod encrypted;

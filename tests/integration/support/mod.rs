@@ -3,6 +3,7 @@
 
 pub mod dmarc;
 pub mod dns;
+pub mod dovecot;
 pub mod page;
 pub mod ses;
 pub mod tls;

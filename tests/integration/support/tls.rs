@@ -57,6 +57,17 @@ impl TestCa {
         (vec![cert.der().clone()], key)
     }
 
+    /// A certificate and key for `names`, signed by this CA, as PEM (for servers that read
+    /// files).
+    pub fn leaf_pem(&self, names: &[&str]) -> (String, String) {
+        let key = KeyPair::generate().unwrap();
+        let params =
+            CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+                .unwrap();
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        (cert.pem(), key.serialize_pem())
+    }
+
     /// A rustls server config presenting a certificate for `names`, offering `alpn`.
     pub fn server_config(&self, names: &[&str], alpn: &[&[u8]]) -> Arc<rustls::ServerConfig> {
         let (certs, key) = self.leaf(names);
