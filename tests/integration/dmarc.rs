@@ -502,3 +502,119 @@ async fn a_reload_without_dmarc_forgets_what_receivers_said() {
     daemon.wait_for("the reports counted again", failing).await;
     daemon.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mailbox_over_imap_is_read_without_changing_it() {
+    use std::time::{Duration, SystemTime};
+    use support::dovecot::{Dovecot, PASSWORD, USER};
+
+    let dns = dns().await;
+    let end = now() - 3600;
+    let report = |org: &str, id: &str, count: u64| {
+        let xml = report_xml(
+            org,
+            id,
+            end,
+            "broken.example",
+            &[Row {
+                count,
+                from: "broken.example",
+                dkim: "fail",
+                spf: "pass",
+                signatures: &[("broken.example", "s1", "fail")],
+            }],
+            id.starts_with('m'),
+        );
+        message(
+            "",
+            &format!("dmarc@{org}"),
+            &format!("{id}.xml.gz"),
+            "application/gzip",
+            &gzip(xml.as_bytes()),
+        )
+    };
+    let yesterday = SystemTime::now() - Duration::from_secs(86_400);
+    let google = report("google.com", "g1", 120);
+    let junk = "From: someone@example.org\r\nSubject: hello\r\n\r\nnot a report\r\n";
+    let dovecot = Dovecot::start(&[(google.as_bytes(), yesterday), (junk.as_bytes(), yesterday)]);
+    let files = dovecot.message_files();
+    let home = TempDir::new("dmarc-imap-daemon");
+    let password = home.write("imap-password", &format!("{PASSWORD}\n"));
+    let source = format!(
+        "    - name: rua\n      refresh: 1s\n      imap:\n        host: {}\n        port: {}\n        \
+         tls: tls\n        tls_ca_file: {}\n        username: {USER}\n        password_file: {}\n",
+        dovecot.imaps.ip(),
+        dovecot.imaps.port(),
+        dovecot.ca_file.display(),
+        password.display()
+    );
+    let daemon = Daemon::start(&config(&dns, &source)).await;
+    let rua = [("source", "rua")];
+    let scrape = daemon
+        .wait_for("Google's report read", |s| {
+            s.value(DMARC_REPORTS.name, &rua) == Some(1.0)
+        })
+        .await;
+    assert_eq!(
+        signatures(&scrape, "broken.example", "s1", "fail"),
+        Some(120.0)
+    );
+    assert_eq!(
+        scrape.value(
+            DMARC_REPORT_ERRORS_TOTAL.name,
+            &[("source", "rua"), ("reason", "not_a_report")]
+        ),
+        Some(1.0)
+    );
+    daemon
+        .wait_for("failing_at_receivers", |s| {
+            s.problems("broken.example", "s1") == ["failing_at_receivers"]
+        })
+        .await;
+
+    // A report arriving later is read at the next refresh; the others are not fetched again
+    // (the not-a-report count stays 1) and nothing in the mailbox changed.
+    dovecot.deliver(
+        report("microsoft.com", "m1", 40).as_bytes(),
+        SystemTime::now(),
+    );
+    let scrape = daemon
+        .wait_for("Microsoft's report read", |s| {
+            s.value(DMARC_REPORTS.name, &rua) == Some(2.0)
+        })
+        .await;
+    assert_eq!(
+        signatures(&scrape, "broken.example", "s1", "fail"),
+        Some(160.0)
+    );
+    assert_eq!(
+        scrape.value(
+            DMARC_REPORT_ERRORS_TOTAL.name,
+            &[("source", "rua"), ("reason", "not_a_report")]
+        ),
+        Some(1.0)
+    );
+    let mut now_files = dovecot.message_files();
+    now_files.retain(|f| files.contains(f));
+    assert_eq!(
+        now_files, files,
+        "the messages' files (and flags) are as they were"
+    );
+
+    // The server goes away: the source is down and what it held still counts.
+    drop(dovecot);
+    let scrape = daemon
+        .wait_for("the source down", |s| {
+            s.value(DMARC_SOURCE_UP.name, &rua) == Some(0.0)
+        })
+        .await;
+    assert_eq!(
+        signatures(&scrape, "broken.example", "s1", "fail"),
+        Some(160.0)
+    );
+    assert_eq!(
+        scrape.problems("broken.example", "s1"),
+        ["failing_at_receivers"]
+    );
+    daemon.stop().await;
+}
