@@ -70,7 +70,7 @@ impl Moto {
             .region(Region::new(region.to_string()))
             .credentials_provider(credentials())
             .endpoint_url(self.endpoint())
-            .http_client(dkim_exporter::ses::client::http_client())
+            .http_client(dkim_exporter::aws::http_client())
             .build();
         Client::from_conf(config)
     }
