@@ -2,6 +2,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod dns;
+pub mod moto;
 pub mod page;
 pub mod ses;
 pub mod tls;
