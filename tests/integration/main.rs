@@ -11,6 +11,8 @@ mod check;
 mod config;
 mod daemon;
 mod diagnosis;
+mod dmarc_s3;
+mod dmarc_s3_moto;
 mod docs;
 mod domain_dns;
 mod encrypted;

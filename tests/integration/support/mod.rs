@@ -4,6 +4,7 @@
 pub mod dns;
 pub mod moto;
 pub mod page;
+pub mod s3;
 pub mod ses;
 pub mod tls;
 pub mod webdriver;

@@ -1,9 +1,9 @@
 //! moto (PyPI `moto[server]`) on a loopback port: a second, independent implementation of the
-//! AWS APIs the exporter calls (SESv2, STS), for the `#[ignore]`d `*_moto` tests.
+//! AWS APIs the exporter calls (SESv2, STS, S3), for the `#[ignore]`d `*_moto` tests.
 //!
 //! They need `moto_server`: from `DKIM_EXPORTER_MOTO_SERVER`, or else on the PATH. .ci/run
 //! installs moto in a virtualenv and runs them with `cargo test --test integration -- --ignored
-//! ses_moto::`.
+//! ses_moto::` (and `dmarc_s3_moto::`).
 
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
@@ -65,6 +65,20 @@ impl Moto {
             .http_client(dkim_exporter::aws::http_client())
             .build();
         aws_sdk_sesv2::Client::from_conf(config)
+    }
+
+    /// An S3 client for the test's own calls (creating buckets, putting and deleting objects),
+    /// path-style as moto needs.
+    pub fn s3(&self, region: &str) -> aws_sdk_s3::Client {
+        let config = aws_sdk_s3::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new(region.to_string()))
+            .credentials_provider(credentials())
+            .endpoint_url(self.endpoint())
+            .force_path_style(true)
+            .http_client(dkim_exporter::aws::http_client())
+            .build();
+        aws_sdk_s3::Client::from_conf(config)
     }
 }
 
