@@ -17,6 +17,7 @@
 //!   target means.
 //! - [`ses`]: Amazon SES, an outside source of records: listing identities, their records,
 //!   their problems, and the daemon's tasks that watch them.
+//! - [`aws`]: what every AWS SDK client shares: credentials, role, HTTPS, retries, time limits.
 //! - [`dmarc`]: DMARC aggregate reports (being built): the reports of a message or an item,
 //!   bounded.
 //! - [`scheduler`]: rounds, spreading every record–resolver check evenly over the interval.
@@ -39,6 +40,7 @@
 //! [`run`] ties them together; it takes already-bound listeners and a shutdown future so tests
 //! can drive the real daemon on port 0.
 
+pub mod aws;
 pub mod changes;
 pub mod check;
 pub mod check_once;

@@ -8,13 +8,16 @@
 //! - `unpack`: plain XML, gzip, or a zip of one or more files, within [`Limits`];
 //! - `report`: one report, RFC 7489 appendix C or RFC 9990, into [`report::Report`].
 //!
-//! The sources (a mailbox, a bucket, a directory), the counting per watched domain and the join
-//! with DNS plug in as ARCHITECTURE.md says, the way `ses/` does.
+//! One source can be read so far: `s3`, the bucket where an SES receipt rule stores each
+//! message (listing, fetching within a bound, what was already read). The other sources (a
+//! mailbox, a directory), the task that reads them, the counting per watched domain and the
+//! join with DNS plug in as ARCHITECTURE.md says, the way `ses/` does.
 
 pub mod imap;
 pub mod message;
 pub mod records;
 pub mod report;
+pub mod s3;
 pub mod source;
 pub mod tally;
 pub mod unpack;

@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use super::report::Report;
 use super::source::{self, Holding, Outcome};
 use super::tally::{Judging, Tally};
-use super::{Limits, imap};
+use super::{Limits, ReadError, imap, s3};
 use crate::config::{
     Dmarc, DmarcSource, ImapSource, ImapTls, S3Source, SourceKind, format_duration,
 };
@@ -275,6 +275,10 @@ struct Cursor {
     holding: Holding,
     /// A mailbox's UIDVALIDITY and the UIDs read.
     mailbox: imap::Mailbox,
+    /// A bucket's client, once made.
+    s3_client: Option<aws_sdk_s3::Client>,
+    /// A bucket's objects read, with their ETags.
+    s3_seen: s3::Seen,
 }
 
 /// Reads `source` every `refresh` until `stop`, handing each reading to `watch` and telling
@@ -360,7 +364,9 @@ async fn read_once(
             result
         }
         SourceKind::Imap(imap) => read_imap(source, imap, since, cursor, &mut note).await,
-        SourceKind::S3(settings) => read_s3(settings, since, cursor, watch, &mut note).await,
+        SourceKind::S3(settings) => {
+            read_s3(source, settings, since, cursor, watch, &mut note).await
+        }
     }
 }
 
@@ -418,16 +424,65 @@ async fn read_imap(
     Ok(())
 }
 
-/// Reads a bucket's prefix: the objects in the window not read before with their ETag.
+/// Reads a bucket's prefix: the objects in the window not read before with their ETag. An
+/// object whose fetch fails is tried again at the next read; the others still count.
 async fn read_s3(
+    source: &DmarcSource,
     settings: &S3Source,
     since: u64,
     cursor: &mut Cursor,
     watch: &DmarcWatch,
     note: &mut impl FnMut(&str, &Outcome),
 ) -> Result<(), String> {
-    let _ = (settings, since, cursor, watch, note);
-    Err("PLACEHOLDER s3".to_string())
+    let client = match &cursor.s3_client {
+        Some(client) => client.clone(),
+        None => {
+            let client = s3::connect(settings, watch.aws_credentials.as_ref()).await;
+            cursor.s3_client = Some(client.clone());
+            client
+        }
+    };
+    let listing = s3::list(&client, settings, since as i64)
+        .await
+        .map_err(|e| e.to_string())?;
+    let listed: HashSet<String> = listing.iter().map(|o| o.key.clone()).collect();
+    let pass = cursor.s3_seen.pass(listing);
+    let limits = Limits::default();
+    for object in pass.fetch {
+        let bytes = match s3::get(
+            &client,
+            settings,
+            &object.key,
+            source::message_bound(&limits),
+        )
+        .await
+        {
+            Ok(bytes) => bytes,
+            Err(error) => {
+                tracing::warn!(
+                    source = %source.name,
+                    item = %object.key,
+                    error = %error,
+                    "fetching an object of the DMARC source failed; it is tried again at the next read"
+                );
+                continue;
+            }
+        };
+        let outcome = match bytes {
+            Ok(bytes) => source::read_item(&bytes, source.authserv_id.as_deref(), &limits),
+            Err(too_large) => Outcome {
+                errors: vec![ReadError::TooLarge(format!("an object of {too_large}"))],
+                ..Outcome::default()
+            },
+        };
+        note(&object.key, &outcome);
+        cursor.s3_seen.read(&object);
+        cursor
+            .holding
+            .insert(object.key.clone(), object.etag.clone(), outcome.reports);
+    }
+    cursor.holding.keep_only(&listed);
+    Ok(())
 }
 
 /// Logs what one item gave, once, when it is read: each error a warning naming the item.

@@ -4,11 +4,11 @@
 use std::time::Duration;
 
 use aws_sdk_sesv2::Client;
-use aws_sdk_sesv2::error::SdkError;
 use aws_sdk_sesv2::types::IdentityType;
 use tokio::time::{Interval, MissedTickBehavior};
 
 use super::{DkimStatus, Identity, Origin};
+use crate::aws::explain;
 use crate::config::{self, SesSource};
 
 /// Identities asked for per `ListEmailIdentities` page: the API's largest page.
@@ -177,32 +177,6 @@ async fn read(
 /// `RSA_2048_BIT` → 2048.
 fn key_bits(text: &str) -> Option<u32> {
     text.split('_').find_map(|part| part.parse().ok())
-}
-
-/// The SDK's error with its causes (`dispatch failure: io error: connection refused`, the
-/// service's error code and message, a missing credential), after the call it came from: each
-/// cause's own words, on one line, without repeats or the SDK's debug dump.
-fn explain<E, R>(call: &str, error: &SdkError<E, R>) -> String
-where
-    E: std::error::Error + 'static,
-    R: std::fmt::Debug + 'static,
-{
-    let mut parts: Vec<String> = Vec::new();
-    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(error);
-    while let Some(cause) = next {
-        let text = cause
-            .to_string()
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty())
-            .collect::<Vec<_>>()
-            .join("; ");
-        if !text.is_empty() && !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        next = cause.source();
-    }
-    format!("{call}: {}", parts.join(": "))
 }
 
 #[cfg(test)]

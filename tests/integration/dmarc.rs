@@ -12,7 +12,7 @@ use support::dns::{Behaviour, TestDns, Zone};
 use support::{Daemon, Scrape, TempDir, resolver};
 
 /// A zone where `s1` of both domains publishes a usable key.
-async fn dns() -> TestDns {
+pub(crate) async fn dns() -> TestDns {
     let key = support::rsa_public_key_base64(2048);
     let zone = Zone::new()
         .txt("s1._domainkey.good.example.", &["v=DKIM1; k=rsa; p=", &key])
@@ -25,7 +25,7 @@ async fn dns() -> TestDns {
     TestDns::start(Behaviour::Answer(zone)).await
 }
 
-fn config(dns: &TestDns, sources: &str) -> String {
+pub(crate) fn config(dns: &TestDns, sources: &str) -> String {
     format!(
         "interval: 1s\ntimeout: 1s\nauthoritative: false\nresolvers:\n{}\
          dmarc:\n  sources:\n{sources}\
@@ -153,7 +153,12 @@ fn messages(scrape: &Scrape, domain: &str, dkim: &str, spf: &str) -> Option<f64>
     )
 }
 
-fn signatures(scrape: &Scrape, domain: &str, selector: &str, result: &str) -> Option<f64> {
+pub(crate) fn signatures(
+    scrape: &Scrape,
+    domain: &str,
+    selector: &str,
+    result: &str,
+) -> Option<f64> {
     scrape.value(
         DMARC_SIGNATURES.name,
         &[

@@ -13,6 +13,8 @@ mod daemon;
 mod diagnosis;
 mod dmarc;
 mod dmarc_imap;
+mod dmarc_s3;
+mod dmarc_s3_moto;
 mod docs;
 mod domain_dns;
 mod encrypted;

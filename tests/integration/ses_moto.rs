@@ -4,88 +4,24 @@
 //! statuses and discovery health; the records of tokens are tested against tests/integration/support/ses.rs
 //! (tests/integration/ses.rs).
 //!
-//! They need `moto_server`: from `DKIM_EXPORTER_MOTO_SERVER`, or else on the PATH. .ci/run
-//! installs moto in a virtualenv and runs them with `cargo test --test integration -- --ignored ses_moto::`.
+//! They need `moto_server` (tests/integration/support/moto.rs): .ci/run installs moto in a
+//! virtualenv and runs them with `cargo test --test integration -- --ignored ses_moto::`.
 
 use crate::support;
 
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::Duration;
 
 use aws_sdk_sesv2::Client;
-use aws_sdk_sesv2::config::{BehaviorVersion, Credentials, Region, SharedCredentialsProvider};
 use aws_sdk_sesv2::types::{DkimSigningAttributes, DkimSigningKeyLength};
 use dkim_exporter::metrics::{
     SES_DISCOVERY_SUCCESS, SES_IDENTITIES, SES_IDENTITY_DKIM_STATUS, SES_IDENTITY_SIGNING_ENABLED,
 };
 use dkim_exporter::ses::{DkimStatus, discover};
 use support::dns::{Behaviour, TestDns, Zone};
+use support::moto::{Moto, credentials};
 use support::{Daemon, Scrape};
-
-/// A moto server on a loopback port, stopped when dropped.
-struct Moto {
-    addr: SocketAddr,
-    child: Child,
-}
-
-impl Moto {
-    async fn start() -> Moto {
-        let program = std::env::var("DKIM_EXPORTER_MOTO_SERVER").unwrap_or("moto_server".into());
-        let port = {
-            let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            probe.local_addr().unwrap().port()
-        };
-        let child = Command::new(&program)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "cannot start {program}: {e}; install moto (pip install 'moto[server]') or set \
-                     DKIM_EXPORTER_MOTO_SERVER to its moto_server"
-                )
-            });
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        while tokio::net::TcpStream::connect(addr).await.is_err() {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "moto_server did not listen on {addr} within 30s"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        Moto { addr, child }
-    }
-
-    fn endpoint(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    /// An SDK client for the test's own calls (creating and deleting identities).
-    fn client(&self, region: &str) -> Client {
-        let config = aws_sdk_sesv2::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new(region.to_string()))
-            .credentials_provider(credentials())
-            .endpoint_url(self.endpoint())
-            .http_client(dkim_exporter::ses::client::http_client())
-            .build();
-        Client::from_conf(config)
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn credentials() -> SharedCredentialsProvider {
-    SharedCredentialsProvider::new(Credentials::new("AKIDTEST", "secret", None, None, "test"))
-}
 
 /// Creates a domain identity; with `dkim`, with a DKIM signing key length, without, DKIM not
 /// started.
@@ -121,7 +57,7 @@ fn source(yaml: &str) -> dkim_exporter::config::SesSource {
 #[ignore = "needs moto_server: .ci/run installs it and runs these"]
 async fn moto_listing_takes_every_page_and_maps_the_status() {
     let moto = Moto::start().await;
-    let admin = moto.client("eu-west-1");
+    let admin = moto.ses("eu-west-1");
     // More than one page of 1,000: the listing must follow NextToken.
     for i in 0..1003 {
         create(&admin, &format!("d{i:04}.example"), false).await;
@@ -178,7 +114,7 @@ fn status_of(scrape: &Scrape, domain: &str) -> Option<String> {
 #[ignore = "needs moto_server: .ci/run installs it and runs these"]
 async fn moto_identities_come_and_go_and_stay_when_moto_dies() {
     let mut moto = Moto::start().await;
-    let admin = moto.client("us-east-1");
+    let admin = moto.ses("us-east-1");
     create(&admin, "first.example", false).await;
     let dns = TestDns::start(Behaviour::Answer(Zone::new())).await;
     let yaml = format!(
@@ -271,7 +207,7 @@ fn spawn_exporter(
 #[ignore = "needs moto_server: .ci/run installs it and runs these"]
 async fn moto_role_arn_is_assumed_through_sts_from_the_environment_chain() {
     let moto = Moto::start().await;
-    create(&moto.client("eu-west-1"), "assumed.example", false).await;
+    create(&moto.ses("eu-west-1"), "assumed.example", false).await;
     let home = support::TempDir::new("ses-moto-role");
     let dns = TestDns::start(Behaviour::Answer(Zone::new())).await;
     let config = home.write(

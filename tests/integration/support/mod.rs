@@ -4,7 +4,9 @@
 pub mod dmarc;
 pub mod dns;
 pub mod dovecot;
+pub mod moto;
 pub mod page;
+pub mod s3;
 pub mod ses;
 pub mod tls;
 pub mod webdriver;
