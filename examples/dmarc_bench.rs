@@ -112,7 +112,11 @@ fn main() {
 /// One report of three rows: mail signed by s1 (passing) and s2 (failing at one reporter
 /// in ten), and a forwarded message whose signature broke.
 fn report(org: &str, id: usize, end: u64, domain: &str) -> String {
-    let s2 = if id % 10 == 0 { "fail" } else { "pass" };
+    let s2 = if id.is_multiple_of(10) {
+        "fail"
+    } else {
+        "pass"
+    };
     let row = |count: u32, dkim: &str, selector: &str, result: &str| {
         format!(
             "<record><row><source_ip>192.0.2.{}</source_ip><count>{count}</count>\

@@ -105,6 +105,7 @@ fn synthetic_state(domains: usize, resolvers: &[String], detail: Detail) -> Stat
             .collect(),
         ses: Vec::new(),
         detail,
+        dmarc: None,
     };
     let records = Records {
         domains: (1..=domains)
@@ -118,6 +119,7 @@ fn synthetic_state(domains: usize, resolvers: &[String], detail: Detail) -> Stat
                             expected: Expected::Cname(format!("{token}.dkim.amazonses.com").into()),
                             selector: token,
                             from_ses: None,
+                            from_dmarc: false,
                         }
                     })
                     .collect(),

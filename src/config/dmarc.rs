@@ -475,7 +475,7 @@ mod tests {
         let cases = [
             (
                 "dmarc:\n  sources:\n  - name: a\n    imap: {host: imap.example.com, username: u, password: x}\n",
-                "t.yaml:4:11: dmarc.sources[0].imap.password: the password is never written",
+                "t.yaml:4:59: dmarc.sources[0].imap.password: the password is never written",
             ),
             (
                 "dmarc:\n  sources:\n  - name: a\n    imap: {host: imap.example.com, tls: none, username: u, password_env: PATH}\n",

@@ -174,8 +174,8 @@ impl Report {
 fn window_words(window: std::time::Duration) -> String {
     let seconds = window.as_secs();
     match seconds / 86400 {
-        1 if seconds % 86400 == 0 => "1 day".to_string(),
-        days if days > 0 && seconds % 86400 == 0 => format!("{days} days"),
+        1 if seconds.is_multiple_of(86400) => "1 day".to_string(),
+        days if days > 0 && seconds.is_multiple_of(86400) => format!("{days} days"),
         _ => format_duration(window),
     }
 }

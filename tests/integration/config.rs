@@ -17,6 +17,22 @@ const BAD: &[(&str, &str)] = &[
         r#"1:11: interval: invalid duration "5 minutes": use a number and a unit, like 30s, 5m or 1h30m"#,
     ),
     (
+        "dmarc_inline_password.yaml",
+        "7:19: dmarc.sources[0].imap.password: the password is never written in the config: use password_file (a file only the exporter can read) or password_env (an environment variable)",
+    ),
+    (
+        "dmarc_plain_not_loopback.yaml",
+        "6:14: dmarc.sources[0].imap.tls: tls: none sends the password in the clear, so it is only for a server on a loopback address, not imap.example.com: use tls or starttls",
+    ),
+    (
+        "dmarc_two_kinds.yaml",
+        "3:7: dmarc.sources[0]: give exactly one of imap:, s3: or directory:",
+    ),
+    (
+        "dmarc_unknown_field.yaml",
+        "2:3: dmarc: unknown field `windw`, expected one of `window`, `fail_share`, `min_messages`, `max_selectors_per_domain`, `sources`",
+    ),
+    (
         "duplicate_domain.yaml",
         r#"5:13: domains[1].domain: duplicate domain "example.com" (also domains[0])"#,
     ),
@@ -127,7 +143,7 @@ const BAD: &[(&str, &str)] = &[
     ),
     (
         "unknown_field.yaml",
-        "2:1: unknown field `intervall`, expected one of `interval`, `timeout`, `authoritative`, `resolvers`, `domains`, `ses`, `metrics`",
+        "2:1: unknown field `intervall`, expected one of `interval`, `timeout`, `authoritative`, `resolvers`, `domains`, `ses`, `metrics`, `dmarc`",
     ),
     (
         "unknown_protocol.yaml",
