@@ -83,16 +83,8 @@ pub async fn run(args: CheckArgs, nameserver_port: u16) -> u8 {
             return EXIT_USAGE;
         }
     };
-    let targets = receivers
-        .as_ref()
-        .and_then(|(tally, _)| crate::dmarc::records::with_unlisted(&targets, tally))
-        .unwrap_or(targets);
-    let mut state = check_state(config, &targets, nameserver_port).await;
-    if let Some((tally, judging)) = &receivers {
-        state.receivers_reported(|domain, selector| {
-            crate::dmarc::tally::receivers(tally, judging, domain, selector)
-        });
-    }
+    let state =
+        check_state_with_reports(config, targets, receivers.as_ref(), nameserver_port).await;
     let mut report = Report::from_state(&state)
         .with_ses(&discovered, &state, unix_now())
         .with_receivers(
@@ -202,13 +194,7 @@ fn read_reports(
         })?;
         reports.extend(holding.reports());
     }
-    let judging = Judging {
-        now: unix_now() as u64,
-        window: settings.window.as_secs(),
-        fail_share: settings.fail_share.0,
-        min_messages: settings.min_messages,
-        max_selectors: settings.max_selectors_per_domain,
-    };
+    let judging = Judging::new(settings, unix_now() as u64);
     let watched: Watched = records
         .domains
         .iter()
@@ -302,6 +288,25 @@ fn what_to_check(
 /// within each resolver's rate limit.
 pub async fn check(config: Config, records: &Records, nameserver_port: u16) -> Report {
     Report::from_state(&check_state(config, records, nameserver_port).await)
+}
+
+/// [`check_state`] of `records` and of the selectors only the reports name, with what
+/// receivers reported of each record, when reports were read.
+async fn check_state_with_reports(
+    config: Config,
+    records: Records,
+    receivers: Option<&(Tally, Judging)>,
+    nameserver_port: u16,
+) -> State {
+    let Some((tally, judging)) = receivers else {
+        return check_state(config, &records, nameserver_port).await;
+    };
+    let records = crate::dmarc::records::with_unlisted(&records, tally).unwrap_or(records);
+    let mut state = check_state(config, &records, nameserver_port).await;
+    state.receivers_reported(|domain, selector| {
+        crate::dmarc::tally::receivers(tally, judging, domain, selector)
+    });
+    state
 }
 
 /// What checking every record of `records` once found.

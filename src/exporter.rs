@@ -115,6 +115,15 @@ impl InForce {
         Some(&self.records.domains[self.by_name[at] as usize])
     }
 
+    /// The config file's records, moved out to be put in force again with what the sources
+    /// add: kept apart while a source is configured, so rarely copied.
+    fn take_file(&mut self) -> Records {
+        match self.file.take() {
+            Some(file) => file,
+            None => self.records.clone(),
+        }
+    }
+
     /// The config file's records.
     fn file_records(&self) -> &Records {
         self.file.as_ref().unwrap_or(&self.records)
@@ -396,6 +405,13 @@ impl Exporter {
         *current = InForce::new(config, records, file);
     }
 
+    /// Puts the config in force again with what the sources now add to its records.
+    async fn put_in_force_again(&self, current: &mut InForce, why: &str) {
+        let config = current.config.clone();
+        let file = current.take_file();
+        self.put_in_force(current, config, file, why).await;
+    }
+
     /// Starts watching every `ses:` and `dmarc:` source in force; the tasks stop with `stop`.
     pub async fn start_sources(self: &Arc<Self>, stop: &CancellationToken) {
         let config = self.in_force.lock().await.config.clone();
@@ -430,13 +446,7 @@ impl crate::dmarc::watch::Recipient for Exporter {
         let Some(settings) = current.config.dmarc.clone() else {
             return;
         };
-        let judging = Judging {
-            now: unix_now() as u64,
-            window: settings.window.as_secs(),
-            fail_share: settings.fail_share.0,
-            min_messages: settings.min_messages,
-            max_selectors: settings.max_selectors_per_domain,
-        };
+        let judging = Judging::new(&settings, unix_now() as u64);
         {
             let watched: Watched = current
                 .records
@@ -453,18 +463,8 @@ impl crate::dmarc::watch::Recipient for Exporter {
                 .collect();
             self.dmarc.count(&watched, judging);
         }
-        let config = current.config.clone();
-        let file = match current.file.take() {
-            Some(file) => file,
-            None => current.records.clone(),
-        };
-        self.put_in_force(
-            &mut current,
-            config,
-            file,
-            "DMARC reports changed the records",
-        )
-        .await;
+        self.put_in_force_again(&mut current, "DMARC reports changed the records")
+            .await;
         self.state.update(|state| self.receivers_reported(state));
     }
 }
@@ -476,20 +476,8 @@ impl Recipient for Exporter {
         if !self.ses.take_listing(source, listing) {
             return;
         }
-        // The file's records move out of the config in force rather than being copied; with a
-        // source configured they are kept apart, so `file` is there.
-        let config = current.config.clone();
-        let file = match current.file.take() {
-            Some(file) => file,
-            None => current.records.clone(),
-        };
-        self.put_in_force(
-            &mut current,
-            config,
-            file,
-            "SES discovery changed the records",
-        )
-        .await;
+        self.put_in_force_again(&mut current, "SES discovery changed the records")
+            .await;
     }
 }
 

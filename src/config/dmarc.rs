@@ -7,12 +7,11 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 
-use super::MIN_INTERVAL;
 use super::scalar::{
     ConfigDuration, EndpointUrl, ProfileName, Region, RoleArn, ScalarText, SourceName,
     format_duration,
 };
-use super::validate::{Invalid, Seg, fail, read_ca_file};
+use super::validate::{Invalid, Seg, fail, read_ca_file, refresh};
 use Seg::{Index, Key};
 
 /// Reports whose period ended within this long count, when `window` is omitted.
@@ -299,16 +298,7 @@ pub(super) fn dmarc(raw: Option<RawDmarc>) -> Result<Option<Dmarc>, Invalid> {
 /// `dmarc.sources[i]`: exactly one of `imap`, `s3`, `directory`.
 fn dmarc_source(raw: RawSource, i: usize) -> Result<DmarcSource, Invalid> {
     let at = |field| vec![Key("dmarc"), Key("sources"), Index(i), Key(field)];
-    let refresh = raw.refresh.map_or(DEFAULT_DMARC_REFRESH, |d| d.0);
-    if refresh < MIN_INTERVAL {
-        return fail(
-            at("refresh"),
-            format!(
-                "refresh must be at least 1s, got {}",
-                format_duration(refresh)
-            ),
-        );
-    }
+    let refresh = refresh(raw.refresh, DEFAULT_DMARC_REFRESH, at("refresh"))?;
     let authserv_id = raw
         .authserv_id
         .map(|id| id.0.trim().to_ascii_lowercase())

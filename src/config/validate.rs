@@ -422,16 +422,7 @@ fn ses_sources(raw: Vec<RawSes>) -> Result<Vec<SesSource>, Invalid> {
                 ),
             );
         }
-        let refresh = source.refresh.map_or(DEFAULT_SES_REFRESH, |d| d.0);
-        if refresh < MIN_INTERVAL {
-            return fail(
-                at("refresh"),
-                format!(
-                    "refresh must be at least 1s, got {}",
-                    format_duration(refresh)
-                ),
-            );
-        }
+        let refresh = refresh(source.refresh, DEFAULT_SES_REFRESH, at("refresh"))?;
         let rate = source
             .max_requests_per_second
             .map_or(DEFAULT_SES_REQUESTS_PER_SECOND, |r| r.0);
@@ -448,6 +439,25 @@ fn ses_sources(raw: Vec<RawSes>) -> Result<Vec<SesSource>, Invalid> {
         });
     }
     Ok(ses)
+}
+
+/// A source's `refresh` (`default` when omitted): at least [`MIN_INTERVAL`].
+pub(super) fn refresh(
+    raw: Option<ConfigDuration>,
+    default: Duration,
+    path: Vec<Seg>,
+) -> Result<Duration, Invalid> {
+    let refresh = raw.map_or(default, |d| d.0);
+    if refresh < MIN_INTERVAL {
+        return fail(
+            path,
+            format!(
+                "refresh must be at least 1s, got {}",
+                format_duration(refresh)
+            ),
+        );
+    }
+    Ok(refresh)
 }
 
 pub(super) fn default_resolvers() -> Vec<ResolverConfig> {

@@ -57,6 +57,17 @@ pub struct Judging {
 }
 
 impl Judging {
+    /// How the `dmarc:` settings judge reports at unix time `now`.
+    pub fn new(settings: &crate::config::Dmarc, now: u64) -> Judging {
+        Judging {
+            now,
+            window: settings.window.as_secs(),
+            fail_share: settings.fail_share.0,
+            min_messages: settings.min_messages,
+            max_selectors: settings.max_selectors_per_domain,
+        }
+    }
+
     /// Whether a report whose period ended at `end` counts now.
     pub fn in_window(&self, end: u64) -> bool {
         end.saturating_add(self.window) >= self.now

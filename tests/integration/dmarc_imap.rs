@@ -253,3 +253,89 @@ async fn plain_to_a_host_not_on_loopback_is_refused_without_connecting() {
         "it did not try to connect"
     );
 }
+
+/// A benchmark, not a test: it prints figures and asserts nothing about time. How fast a mailbox
+/// of report messages is read over implicit TLS, each message parsed as the exporter does, and
+/// how fast a read that finds nothing new is. Run it with
+/// `cargo test --release --test integration -- --ignored --nocapture dmarc_imap::read_rate`
+/// (BENCHMARKS.md).
+#[tokio::test]
+#[ignore = "a benchmark: prints figures"]
+#[allow(clippy::print_stdout)]
+async fn read_rate() {
+    use crate::support::dmarc::{Row, gzip, message as report_message, now, report_xml};
+    use dkim_exporter::dmarc::{Limits, source};
+
+    let messages: usize = std::env::var("DKIM_BENCH_MESSAGES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(2000);
+    let dovecot = Dovecot::start(&[]);
+    let mut bytes = 0;
+    for i in 0..messages {
+        let xml = report_xml(
+            "google.com",
+            &format!("bench-{i}"),
+            now() - 3600,
+            &format!("d{}.example", i % 1000),
+            &[
+                Row {
+                    count: 40,
+                    from: "d.example",
+                    dkim: "pass",
+                    spf: "pass",
+                    signatures: &[("d.example", "s1", "pass")],
+                },
+                Row {
+                    count: 12,
+                    from: "d.example",
+                    dkim: "fail",
+                    spf: "pass",
+                    signatures: &[("d.example", "s2", "fail")],
+                },
+            ],
+            false,
+        );
+        let raw = report_message(
+            "",
+            "noreply-dmarc-support@google.com",
+            "r.xml.gz",
+            "application/gzip",
+            &gzip(xml.as_bytes()),
+        );
+        bytes += raw.len();
+        dovecot.deliver(raw.as_bytes(), ago(DAY));
+    }
+    let settings = settings(&dovecot, Tls::Tls);
+    let limits = Limits::default();
+    let mut mailbox = Mailbox::new();
+    let mut reports = 0;
+    let started = std::time::Instant::now();
+    let result = imap::read(&settings, &mut mailbox, unix(ago(3 * DAY)), 20 << 20, |m| {
+        let outcome = source::read_item(&m.body.expect("fetched"), None, &limits);
+        reports += outcome.reports.len();
+    })
+    .await;
+    let took = started.elapsed().as_secs_f64();
+    assert_eq!(result.map(|uids| uids.len()), Ok(messages));
+    println!(
+        "IMAP (implicit TLS, Dovecot on loopback): {messages} messages ({:.1} MB), {reports} reports read and parsed in {took:.2} s: {:.0} reports/s",
+        bytes as f64 / 1e6,
+        reports as f64 / took
+    );
+    let started = std::time::Instant::now();
+    let mut again = 0;
+    imap::read(
+        &settings,
+        &mut mailbox,
+        unix(ago(3 * DAY)),
+        20 << 20,
+        |_| again += 1,
+    )
+    .await
+    .expect("the second read");
+    println!(
+        "the next read, nothing new ({again} fetched): {:.3} s",
+        started.elapsed().as_secs_f64()
+    );
+}
