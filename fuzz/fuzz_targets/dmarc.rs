@@ -1,9 +1,10 @@
 //! Fuzzes the DMARC report reader with arbitrary bytes: as an item (`dmarc::unpack::reports`:
-//! XML, gzip, zip) and as a message (`dmarc::message::reports`: MIME), within small limits so
-//! that each input is read quickly.
+//! XML, gzip, zip), as a message (`dmarc::message::reports`: MIME), and as a source reads an
+//! item with `authserv_id` (`dmarc::source::read_item`, through the Authentication-Results
+//! check), within small limits so that each input is read quickly.
 //!
-//! Checks that neither panics, that every result is a report or one of the contract's three
-//! reasons, and that a report read has a domain.
+//! Checks that none panics, that every result is a report or one of the contract's three
+//! reasons, that a report read has a domain, and that a message not vouched for yields no report.
 #![no_main]
 
 use dkim_exporter::dmarc::{self, Limits};
@@ -26,5 +27,9 @@ fuzz_target!(|data: &[u8]| {
                 "{e}"
             ),
         }
+    }
+    let outcome = dmarc::source::read_item(data, Some("mx.example.com"), &limits);
+    if outcome.not_authenticated.is_some() {
+        assert!(outcome.reports.is_empty());
     }
 });
