@@ -114,6 +114,7 @@ fn exporter(domains: usize) -> Arc<Exporter> {
             key_type: KeyType::Rsa,
             bits: 2048,
             flags: Default::default(),
+            fingerprint: dkim_exporter::dkim::Fingerprint([0x5e; 8]),
         };
         for i in 1..=domains {
             let domain = format!("d{i:05}.bench");
@@ -137,15 +138,19 @@ fn exporter(domains: usize) -> Arc<Exporter> {
                         key: None,
                         nxdomain: false,
                         ede: None,
+                        signatures_expire: None,
                     };
                     state.apply(&name, &format!("r{k}"), Ok(observation));
                 }
                 state.apply_follow_up(
                     &name,
                     FollowUp {
-                        key: Some(KeyLookup::Found(Ok(key))),
+                        key: Some(KeyLookup::Found(dkim_exporter::evidence::Keys::one(Ok(
+                            key,
+                        )))),
                         ..FollowUp::default()
                     },
+                    dkim_exporter::state::unix_now(),
                 );
             }
             state.domain_checked(&domain, dkim_exporter::state::unix_now());

@@ -132,6 +132,7 @@ fn synthetic_state(domains: usize, resolvers: &[String], detail: Detail) -> Stat
         key_type: KeyType::Rsa,
         bits: 2048,
         flags: Default::default(),
+        fingerprint: dkim_exporter::dkim::Fingerprint([0x5e; 8]),
     };
     for domain in &records.domains {
         for record in &domain.records {
@@ -148,14 +149,17 @@ fn synthetic_state(domains: usize, resolvers: &[String], detail: Detail) -> Stat
                     key: None,
                     nxdomain: false,
                     ede: None,
+                    signatures_expire: None,
                 };
                 state.apply(&name, resolver, Ok(observation));
             }
             let follow_up = FollowUp {
-                key: Some(KeyLookup::Found(Ok(key))),
+                key: Some(KeyLookup::Found(dkim_exporter::evidence::Keys::one(Ok(
+                    key,
+                )))),
                 ..FollowUp::default()
             };
-            state.apply_follow_up(&name, follow_up);
+            state.apply_follow_up(&name, follow_up, 1_732_400_000.0);
         }
         state.domain_checked(&domain.name, 1_732_400_000.123);
     }

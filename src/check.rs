@@ -7,12 +7,15 @@ use std::net::IpAddr;
 
 use std::sync::Arc;
 
+use hickory_proto::dnssec::rdata::DNSSECRData;
 use hickory_proto::op::{Message, ResponseCode};
-use hickory_proto::rr::{Name, RData, Record, RecordType};
+use hickory_proto::rr::{Name, RData, RecordType};
 use sha2::Digest as _;
 
 use crate::dkim;
-use crate::evidence::{Extra, Failure, FailureReason, FollowUp, Found, KeyLookup, Observation};
+use crate::evidence::{
+    Extra, Failure, FailureReason, FollowUp, Found, KeyLookup, Keys, Observation,
+};
 use crate::provider::Expected;
 use crate::resolver::message::ede;
 use crate::resolver::message::{
@@ -27,6 +30,10 @@ pub const MAX_ADDRESSES: usize = 16;
 
 /// Looks up the record `name` on `client` and reads the answer against `expected`.
 ///
+/// A domain's own nameserver is asked with the DO bit, so that a signed zone's answer carries
+/// the RRSIGs whose expiration `dnssec_expiring` watches; an unsigned zone's answer is the same
+/// either way, and no other query is made for it.
+///
 /// A resolver's SERVFAIL is asked again once with checking disabled, unless its Extended DNS
 /// Error already says DNSSEC: an answer then means the resolver validates and the zone's
 /// signatures are bogus ([`Failure::dnssec_bogus`]), which is the domain's failure, not the
@@ -38,10 +45,12 @@ pub async fn check_record(
     expected: &Expected,
 ) -> Result<Observation, Failure> {
     let record_type = query_type(expected);
-    match client
-        .query_in(place, name, record_type, Ask::default())
-        .await
-    {
+    let ask = if client.is_authoritative() {
+        Ask::DNSSEC_OK
+    } else {
+        Ask::default()
+    };
+    match client.query_in(place, name, record_type, ask).await {
         Ok(reply) => Ok(observe(name, expected, &reply)),
         Err(mut failure)
             if failure.reason == FailureReason::Servfail && !client.is_authoritative() =>
@@ -125,12 +134,13 @@ pub async fn follow_up(
         return follow_up;
     };
     if !answers.is_empty() && answers.iter().all(|o| !o.present) {
-        if answers.iter().all(|o| o.nxdomain) {
+        let nxdomain = answers.iter().all(|o| o.nxdomain);
+        if nxdomain {
             follow_up.domain_exists = walk::domain_exists(dns.round, record.domain, resolver).await;
         }
         if follow_up.domain_exists != Some(false) {
-            // Boxed: four lookups at once make a large future, needed only for missing records.
-            follow_up.extra = Box::pin(extra_lookups(resolver, record)).await;
+            // Boxed: five lookups at once make a large future, needed only for missing records.
+            follow_up.extra = Box::pin(extra_lookups(resolver, record, nxdomain)).await;
         }
     }
     if let Expected::Cname(target) = record.expected
@@ -144,9 +154,14 @@ pub async fn follow_up(
     follow_up
 }
 
-/// Looks at and near the name of a missing record for what is there instead. `None` when every
+/// Looks at and near the name of a missing record for what is there instead, and, when the name
+/// was NXDOMAIN (`nxdomain`), whether `_domainkey.{domain}` exists at all. `None` when every
 /// lookup failed.
-async fn extra_lookups(resolver: &ResolverClient, record: &RecordToCheck<'_>) -> Option<Extra> {
+async fn extra_lookups(
+    resolver: &ResolverClient,
+    record: &RecordToCheck<'_>,
+    nxdomain: bool,
+) -> Option<Extra> {
     let doubled = format!("{}.{}", normalise(record.name), record.domain);
     let without_underscore = format!("{}.domainkey.{}", record.selector, record.domain);
     let exists_at = |text: String| async move {
@@ -204,13 +219,29 @@ async fn extra_lookups(resolver: &ResolverClient, record: &RecordToCheck<'_>) ->
         let reply = resolver.query(record.name, RecordType::TXT).await.ok()?;
         Some(has_key_record(record.name, &reply))
     };
-    let (addresses, txt_key, doubled, without_underscore) = tokio::join!(
+    // When the record's name exists, `_domainkey` above it does too: it is only worth asking
+    // about when the name is NXDOMAIN. NXDOMAIN there means nothing under it exists (RFC 8020):
+    // every DKIM record of the domain is gone, not just this one.
+    let no_domainkey = async {
+        if !nxdomain {
+            return None;
+        }
+        let name = Name::from_ascii(format!("_domainkey.{}.", record.domain)).ok()?;
+        let reply = resolver.query(&name, RecordType::TXT).await.ok()?;
+        Some(reply.metadata.response_code == ResponseCode::NXDomain)
+    };
+    let (addresses, txt_key, doubled, without_underscore, no_domainkey) = tokio::join!(
         addresses,
         txt_key,
         exists_at(doubled),
-        exists_at(without_underscore)
+        exists_at(without_underscore),
+        no_domainkey
     );
-    if addresses.is_none() && txt_key.is_none() && doubled.is_none() && without_underscore.is_none()
+    if addresses.is_none()
+        && txt_key.is_none()
+        && doubled.is_none()
+        && without_underscore.is_none()
+        && no_domainkey.is_none()
     {
         return None;
     }
@@ -230,6 +261,7 @@ async fn extra_lookups(resolver: &ResolverClient, record: &RecordToCheck<'_>) ->
         txt_key: txt_key.unwrap_or(false),
         doubled: doubled.flatten(),
         without_underscore: without_underscore.flatten(),
+        no_domainkey: no_domainkey.unwrap_or(false),
     })
 }
 
@@ -246,6 +278,7 @@ pub fn observe(qname: &Name, expected: &Expected, reply: &Message) -> Observatio
     let nxdomain = reply.metadata.response_code == ResponseCode::NXDomain;
     let negative_ttl = negative_ttl(reply);
     let ede = ede(reply);
+    let signatures_expire = signatures_expire(reply);
     let absent = |found| Observation {
         found,
         present: false,
@@ -254,6 +287,7 @@ pub fn observe(qname: &Name, expected: &Expected, reply: &Message) -> Observatio
         key: None,
         nxdomain,
         ede: ede.clone(),
+        signatures_expire,
     };
     let cname = cname_target_at(reply, qname);
     match expected {
@@ -277,6 +311,7 @@ pub fn observe(qname: &Name, expected: &Expected, reply: &Message) -> Observatio
                     key: None,
                     nxdomain,
                     ede: ede.clone(),
+                    signatures_expire,
                 }
             }
             None => absent(Found::None),
@@ -284,16 +319,17 @@ pub fn observe(qname: &Name, expected: &Expected, reply: &Message) -> Observatio
         Expected::Txt => {
             // A key record may sit behind a CNAME.
             match txt_at(reply, &end_of_chain(reply, qname)) {
-                Some((value, ttl)) => {
+                Some(Txt { value, ttl, more }) => {
                     let key = dkim::parse_key_record(&value);
                     Observation {
                         found: Found::Txt(txt_fingerprint(&value).into()),
                         present: true,
                         correct: key.is_ok(),
                         ttl: Some(ttl),
-                        key: Some(Box::new(key)),
+                        key: Some(Box::new(Keys { key, more })),
                         nxdomain,
                         ede: ede.clone(),
+                        signatures_expire,
                     }
                 }
                 None => match cname {
@@ -308,8 +344,8 @@ pub fn observe(qname: &Name, expected: &Expected, reply: &Message) -> Observatio
 /// Reads the DKIM key at `owner` (following CNAMEs within the answer) from a TXT reply.
 pub fn read_key(owner: &Name, reply: &Message) -> KeyLookup {
     match txt_at(reply, &end_of_chain(reply, owner)) {
-        Some((value, _)) => match dkim::read_key_record(&value) {
-            Some(key) => KeyLookup::Found(key),
+        Some(Txt { value, more, .. }) => match dkim::read_key_record(&value) {
+            Some(key) => KeyLookup::Found(Keys { key, more }),
             None => KeyLookup::NotFound,
         },
         None => KeyLookup::NotFound,
@@ -318,7 +354,26 @@ pub fn read_key(owner: &Name, reply: &Message) -> KeyLookup {
 
 /// Whether a TXT reply holds something that looks like a DKIM key at `owner` itself.
 pub fn has_key_record(owner: &Name, reply: &Message) -> bool {
-    txt_at(reply, owner).is_some_and(|(value, _)| dkim::looks_like_key_record(&value))
+    txt_at(reply, owner).is_some_and(|txt| dkim::looks_like_key_record(&txt.value))
+}
+
+/// The earliest expiration of the RRSIGs in a reply's answer section, compared as DNSSEC times
+/// are (RFC 4034 section 3.1.5: serial number arithmetic, so that 2106 is no cliff); `None`
+/// when the answer carries none (an unsigned zone, or a query without the DO bit).
+pub fn signatures_expire(reply: &Message) -> Option<u32> {
+    reply
+        .answers
+        .iter()
+        .filter_map(|r| match &r.data {
+            RData::DNSSEC(DNSSECRData::RRSIG(rrsig)) => Some(rrsig.input().sig_expiration.get()),
+            _ => None,
+        })
+        .reduce(|a, b| if earlier(b, a) { b } else { a })
+}
+
+/// Whether the DNSSEC time `a` comes before `b`, in serial number arithmetic (RFC 1982).
+pub fn earlier(a: u32, b: u32) -> bool {
+    (a.wrapping_sub(b) as i32) < 0
 }
 
 /// `sha256:` and the first 16 hex digits of the SHA-256 of a TXT value.
@@ -328,32 +383,54 @@ pub fn txt_fingerprint(value: &str) -> String {
     format!("sha256:{hex}")
 }
 
-/// The TXT value at `owner` that is meant as a DKIM key (or the first TXT there), with its TTL.
-fn txt_at(reply: &Message, owner: &Name) -> Option<(String, u32)> {
-    let values: Vec<(String, u32)> = reply
-        .answers
-        .iter()
-        .filter(|r| same_name(&r.name, owner))
-        .filter_map(|r: &Record| match &r.data {
-            RData::TXT(txt) => Some((dkim::join_txt(txt.txt_data.iter().map(|s| &s[..])), r.ttl)),
-            _ => None,
-        })
-        .collect();
+/// The TXT value read at a name, and the other key records beside it.
+struct Txt {
+    /// The value meant as a DKIM key (or the first TXT there).
+    value: String,
+    /// Its TTL.
+    ttl: u32,
+    /// The other TXT values there that are meant as key records, read (`key_multiple`).
+    more: Vec<Result<dkim::DkimKey, dkim::KeyError>>,
+}
+
+/// The TXT value at `owner` that is meant as a DKIM key (or the first TXT there), with its TTL
+/// and the other key records at the name.
+fn txt_at(reply: &Message, owner: &Name) -> Option<Txt> {
+    let mut values: Vec<(String, u32)> = Vec::new();
+    for record in reply.answers.iter().filter(|r| same_name(&r.name, owner)) {
+        if let RData::TXT(txt) = &record.data {
+            let value = dkim::join_txt(txt.txt_data.iter().map(|s| &s[..]));
+            // An RRset holds no record twice (RFC 2181 section 5); a server that repeats one
+            // publishes one key, not two.
+            if !values.iter().any(|(v, _)| *v == value) {
+                values.push((value, record.ttl));
+            }
+        }
+    }
     // With one TXT record (the usual case) it is the one, key-like or not.
-    let keyish = match values.len() {
-        0 | 1 => 0,
-        _ => values
-            .iter()
-            .position(|(v, _)| dkim::looks_like_key_record(v))
-            .unwrap_or(0),
-    };
-    values.into_iter().nth(keyish)
+    if values.len() <= 1 {
+        let (value, ttl) = values.pop()?;
+        return Some(Txt {
+            value,
+            ttl,
+            more: Vec::new(),
+        });
+    }
+    let mut keys = values
+        .iter()
+        .enumerate()
+        .filter_map(|(i, (v, _))| dkim::read_key_record(v).map(|key| (i, key)));
+    let read = keys.next().map_or(0, |(i, _)| i);
+    let more = keys.map(|(_, key)| key).collect();
+    let (value, ttl) = values.swap_remove(read);
+    Some(Txt { value, ttl, more })
 }
 
 #[cfg(test)]
 mod tests {
     use std::str::FromStr as _;
 
+    use hickory_proto::rr::Record;
     use hickory_proto::rr::rdata::{CNAME, SOA, TXT};
 
     use super::*;
@@ -452,7 +529,37 @@ mod tests {
         assert!(o.present && o.correct);
         let value = format!("v=DKIM1; k=rsa; p={key}");
         assert_eq!(o.found, Found::Txt(txt_fingerprint(&value).into()));
-        assert_eq!(o.key.unwrap().unwrap().bits, 1024);
+        assert_eq!(o.key.unwrap().usable().unwrap().bits, 1024);
+    }
+
+    #[test]
+    fn every_key_record_at_the_name_is_read_and_a_repeated_one_once() {
+        let (one, two) = (
+            dkim::tests::rsa_public_key_base64(1024),
+            dkim::tests::rsa_public_key_base64(1024),
+        );
+        let keys = |answers: Vec<Record>| {
+            observe(&name(QNAME), &Expected::Txt, &reply(answers))
+                .key
+                .unwrap()
+        };
+        let first = format!("v=DKIM1; p={one}");
+        let second = format!("v=DKIM1; p={two}");
+        let both = keys(vec![
+            txt(QNAME, &["v=spf1 -all"]),
+            txt(QNAME, &[&first]),
+            txt(QNAME, &[&second]),
+        ]);
+        assert_eq!(both.more.len(), 1);
+        assert_ne!(
+            both.usable().unwrap().fingerprint,
+            both.more[0].as_ref().unwrap().fingerprint
+        );
+        // The same record twice, and an SPF string beside one key: one key.
+        let repeated = keys(vec![txt(QNAME, &[&first]), txt(QNAME, &[&first])]);
+        assert!(repeated.more.is_empty());
+        let beside = keys(vec![txt(QNAME, &["v=spf1 -all"]), txt(QNAME, &[&first])]);
+        assert!(beside.more.is_empty() && beside.usable().is_some());
     }
 
     #[test]
@@ -460,7 +567,10 @@ mod tests {
         let answer = reply(vec![txt(QNAME, &["v=DKIM1; p="])]);
         let o = observe(&name(QNAME), &Expected::Txt, &answer);
         assert!(o.present && !o.correct);
-        assert_eq!(o.key, Some(Box::new(Err(dkim::KeyError::Revoked))));
+        assert_eq!(
+            o.key,
+            Some(Box::new(Keys::one(Err(dkim::KeyError::Revoked))))
+        );
     }
 
     #[test]

@@ -15,13 +15,17 @@
 
 use std::net::IpAddr;
 
-use crate::dkim::KeyType;
-use crate::evidence::{Ede, Extra, FailureReason, Found, KeyLookup, Observation, Walk};
+use crate::dkim::{DkimKey, KeyError, KeyType};
+use crate::evidence::{Ede, Extra, FailureReason, Found, KeyLookup, Keys, Observation, Walk};
 use crate::problem::Problem;
 use crate::provider::{self, Expected};
 
 /// RSA keys below this size are weak (RFC 8301 requires at least 1024 bits).
 pub const MIN_RSA_BITS: u32 = 1024;
+
+/// Signatures that expire within this many seconds make `dnssec_expiring`: three days, long
+/// enough to fix a stopped signer before validating receivers reject the key.
+pub const SIGNATURES_EXPIRING_WITHIN: f64 = 3.0 * 86_400.0;
 
 /// One problem found, with what was seen.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,6 +51,8 @@ impl crate::changes::Finding for Finding {
 /// Everything the diagnosis of one record looks at.
 #[derive(Debug, Clone)]
 pub struct Evidence<'a> {
+    /// The record's domain.
+    pub domain: &'a str,
     /// The record's selector.
     pub selector: &'a str,
     /// What the record should hold.
@@ -65,6 +71,24 @@ pub struct Evidence<'a> {
     pub walk: Option<&'a Walk>,
     /// The domain's nameservers (its DNS host), where a missing record is to be added.
     pub nameservers: Vec<&'a str>,
+    /// Each of the domain's nameservers that serves the record signed, with the earliest
+    /// expiration of the signatures over it (a DNSSEC time, [`unix_time`]).
+    pub signatures: Vec<(&'a str, u32)>,
+    /// Unix time of the check: signatures expire against it.
+    pub now: f64,
+    /// The key this process has followed the record to (its current one), if any.
+    pub seen_key: Option<&'a DkimKey>,
+    /// The key the record led to before its current one, when this process saw it change:
+    /// while resolvers disagree, the ones still serving it are the ones behind.
+    pub previous_key: Option<&'a DkimKey>,
+}
+
+/// The Unix time of a DNSSEC time (seconds since the epoch modulo 2^32, RFC 4034 section
+/// 3.1.5), read as the one within 68 years of `now`.
+pub fn unix_time(dnssec: u32, now: f64) -> f64 {
+    let now = now as i64;
+    let offset = dnssec.wrapping_sub(now as u32) as i32;
+    (now + i64::from(offset)) as f64
 }
 
 /// A configured resolver's failed lookup of the record.
@@ -98,7 +122,7 @@ pub fn diagnose(evidence: &Evidence<'_>) -> Vec<Finding> {
     if !answers.iter().any(|(_, o)| o.present) {
         absent(evidence, &mut add);
     } else if !correct.is_empty() {
-        not_propagated(answers, &correct, &mut add);
+        not_propagated(evidence, &correct, &mut add);
     } else if let Expected::Cname(expected) = evidence.expected {
         // Present somewhere, correct nowhere.
         wrong_targets(evidence, expected, &mut add);
@@ -107,7 +131,51 @@ pub fn diagnose(evidence: &Evidence<'_>) -> Vec<Finding> {
     if !correct.is_empty() || matches!(evidence.expected, Expected::Txt) {
         key_problems(evidence, &mut add);
     }
+    dnssec_expiring(evidence, &mut add);
     findings
+}
+
+/// The domain's nameservers serve the record with signatures that expire soon: the zone is not
+/// being re-signed, and validating receivers will reject the key once they expire.
+fn dnssec_expiring(evidence: &Evidence<'_>, add: &mut impl FnMut(Problem, String)) {
+    let expiring: Vec<String> = evidence
+        .signatures
+        .iter()
+        .map(|&(server, expire)| (server, unix_time(expire, evidence.now)))
+        .filter(|&(_, at)| at - evidence.now < SIGNATURES_EXPIRING_WITHIN)
+        .map(|(server, at)| {
+            let when = crate::logging::rfc3339_at(at);
+            let left = at - evidence.now;
+            if left <= 0.0 {
+                format!("{server}: expired at {when}")
+            } else {
+                format!("{server}: {when}, in {}", hours_and_days(left))
+            }
+        })
+        .collect();
+    if !expiring.is_empty() {
+        add(
+            Problem::DnssecExpiring,
+            format!(
+                "the DNSSEC signatures over the record expire within 3 days and have not been \
+                 renewed: {}",
+                expiring.join("; ")
+            ),
+        );
+    }
+}
+
+/// `2 days 5 hours`, `7 hours`, `under an hour`: how long until something, for a detail.
+fn hours_and_days(seconds: f64) -> String {
+    let hours = (seconds / 3600.0) as u64;
+    let (days, hours) = (hours / 24, hours % 24);
+    let plural = |n: u64, unit: &str| format!("{n} {unit}{}", if n == 1 { "" } else { "s" });
+    match (days, hours) {
+        (0, 0) => "under an hour".to_string(),
+        (0, h) => plural(h, "hour"),
+        (d, 0) => plural(d, "day"),
+        (d, h) => format!("{} {}", plural(d, "day"), plural(h, "hour")),
+    }
 }
 
 /// Validating resolvers reject the zone: receivers that validate cannot fetch the key, even
@@ -169,22 +237,33 @@ fn absent(evidence: &Evidence<'_>, add: &mut impl FnMut(Problem, String)) {
         [] => String::new(),
         servers => format!("; the domain's DNS is served by {}", servers.join(", ")),
     };
+    let gone = match evidence.extra {
+        Some(extra) if extra.no_domainkey => format!(
+            "; _domainkey.{} does not exist (NXDOMAIN), so the domain has no DKIM record at all: \
+             a zone replaced or records lost in a DNS move, not one record left out",
+            evidence.domain
+        ),
+        _ => String::new(),
+    };
     add(
         Problem::Missing,
-        format!("no record on {}{host}", resolvers.join(", ")),
+        format!("no record on {}{gone}{host}", resolvers.join(", ")),
     );
     if let Some(extra) = evidence.extra {
         missing_causes(evidence.expected, extra, add);
     }
 }
 
-/// Correct on the resolvers `correct`, and not yet on the others that answered.
+/// Correct on the resolvers `correct`, and not yet on the others that answered; or correct
+/// everywhere, but with different keys: a key being replaced, which has not reached them all.
 fn not_propagated(
-    answers: &[(&str, &Observation)],
+    evidence: &Evidence<'_>,
     correct: &[&str],
     add: &mut impl FnMut(Problem, String),
 ) {
-    let lagging: Vec<String> = answers
+    let mut parts: Vec<String> = Vec::new();
+    let lagging: Vec<String> = evidence
+        .answers
         .iter()
         .filter(|(_, o)| !o.correct)
         .map(|(r, o)| match &o.found {
@@ -193,11 +272,92 @@ fn not_propagated(
         })
         .collect();
     if !lagging.is_empty() {
-        add(
-            Problem::NotPropagated,
-            format!("correct on {}; {}", correct.join(", "), lagging.join("; ")),
-        );
+        parts.push(format!("correct on {}", correct.join(", ")));
+        parts.extend(lagging);
     }
+    if let Some(keys) = keys_differ(evidence) {
+        parts.push(keys);
+    }
+    if !parts.is_empty() {
+        add(Problem::NotPropagated, parts.join("; "));
+    }
+}
+
+/// The answering resolvers serve different usable keys: which serve which, and, when it can be
+/// told, which key is the new one: the one the domain's own nameservers serve; else, of two,
+/// not the one this process followed before the current one, or else not the current one.
+fn keys_differ(evidence: &Evidence<'_>) -> Option<String> {
+    let mut groups: Vec<(&DkimKey, Vec<&str>)> = Vec::new();
+    for (resolver, o) in &evidence.answers {
+        let Some(key) = o.key.as_deref().and_then(Keys::usable) else {
+            continue;
+        };
+        match groups
+            .iter_mut()
+            .find(|(k, _)| k.fingerprint == key.fingerprint)
+        {
+            Some((_, serving)) => serving.push(resolver),
+            None => groups.push((key, vec![resolver])),
+        }
+    }
+    if groups.len() < 2 {
+        return None;
+    }
+    let served_by_nameservers: Vec<usize> = (0..groups.len())
+        .filter(|&g| groups[g].1.iter().any(|r| r.starts_with("auth:")))
+        .collect();
+    let position = |key: Option<&DkimKey>| {
+        let key = key?;
+        groups
+            .iter()
+            .position(|(k, _)| k.fingerprint == key.fingerprint)
+    };
+    let new = match served_by_nameservers.as_slice() {
+        [only] => Some(*only),
+        _ if groups.len() == 2 => position(evidence.previous_key)
+            .or_else(|| position(evidence.seen_key))
+            .map(|old| 1 - old),
+        _ => None,
+    };
+    let serve = |serving: &[&str]| {
+        let verb = if serving.len() == 1 {
+            "serves"
+        } else {
+            "serve"
+        };
+        format!("{} {verb}", serving.join(", "))
+    };
+    let key = |k: &DkimKey| format!("{} ({} bits)", k.fingerprint, k.bits);
+    Some(match new {
+        Some(new) => {
+            let (new_key, serving) = &groups[new];
+            let mut text = format!(
+                "the key is being replaced: {} the new key {}",
+                serve(serving),
+                key(new_key)
+            );
+            for (old_key, serving) in groups
+                .iter()
+                .enumerate()
+                .filter(|(g, _)| *g != new)
+                .map(|(_, g)| g)
+            {
+                text.push_str(&format!(
+                    "; {} the old key {}",
+                    serve(serving),
+                    key(old_key)
+                ));
+            }
+            text
+        }
+        None => {
+            let each: Vec<String> = groups
+                .iter()
+                .map(|(k, serving)| format!("{} {}", serve(serving), key(k)))
+                .collect();
+            format!("resolvers serve different keys: {}", each.join("; "))
+        }
+    })
 }
 
 /// What each wrong CNAME target (once per target) says, against `expected`.
@@ -219,24 +379,47 @@ fn wrong_targets(evidence: &Evidence<'_>, expected: &str, add: &mut impl FnMut(P
     }
 }
 
-/// What is wrong with the key the record leads to: none, unreadable, weak, testing, sha1 only.
+/// What is wrong with the key the record leads to: none, several, unreadable, weak, testing,
+/// sha1 only.
 fn key_problems(evidence: &Evidence<'_>, add: &mut impl FnMut(Problem, String)) {
     let key = match evidence.expected {
         Expected::Cname(target) => evidence.key.map(|k| (k.clone(), target.to_string())),
         Expected::Txt => evidence
             .answers
             .iter()
-            .find_map(|(_, o)| o.key.clone())
-            .map(|k| (KeyLookup::Found(*k), "the record".to_string())),
+            .filter_map(|(_, o)| o.key.as_deref())
+            // Several key records on any resolver is the problem; else the first one's key.
+            .reduce(|first, keys| {
+                if first.more.is_empty() && !keys.more.is_empty() {
+                    keys
+                } else {
+                    first
+                }
+            })
+            .map(|k| (KeyLookup::Found(k.clone()), "the record".to_string())),
     };
+    // The same key written twice (other spacing, `v=` or not) is not: either one verifies.
+    if let Some((KeyLookup::Found(keys), at)) = &key
+        && keys.more.iter().any(|other| *other != keys.key)
+    {
+        let each: Vec<String> = keys.all().map(describe_key).collect();
+        add(
+            Problem::KeyMultiple,
+            format!(
+                "{at} holds {} DKIM key records: {}; receivers pick one",
+                each.len(),
+                each.join(", ")
+            ),
+        );
+    }
     match key {
         Some((KeyLookup::NotFound, at)) => {
             add(Problem::KeyMissing, format!("no DKIM key record at {at}"));
         }
-        Some((KeyLookup::Found(Err(e)), at)) => {
+        Some((KeyLookup::Found(Keys { key: Err(e), .. }), at)) => {
             add(Problem::KeyInvalid, format!("{at}: {e}"));
         }
-        Some((KeyLookup::Found(Ok(key)), at)) => {
+        Some((KeyLookup::Found(Keys { key: Ok(key), .. }), at)) => {
             if key.key_type == KeyType::Rsa && key.bits < MIN_RSA_BITS {
                 add(
                     Problem::KeyWeak,
@@ -257,6 +440,20 @@ fn key_problems(evidence: &Evidence<'_>, add: &mut impl FnMut(Problem, String)) 
             }
         }
         None => {}
+    }
+}
+
+/// One key record, as a detail names it: `sha256:0123456789abcdef (2048-bit RSA)`.
+fn describe_key(key: &Result<DkimKey, KeyError>) -> String {
+    match key {
+        Ok(key) => {
+            let kind = match key.key_type {
+                KeyType::Rsa => "RSA",
+                KeyType::Ed25519 => "ed25519",
+            };
+            format!("{} ({}-bit {kind})", key.fingerprint, key.bits)
+        }
+        Err(e) => format!("an unusable one ({e})"),
     }
 }
 
@@ -305,7 +502,7 @@ fn missing_causes(expected: &Expected, extra: &Extra, add: &mut impl FnMut(Probl
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dkim::{DkimKey, KeyError, KeyFlags};
+    use crate::dkim::{DkimKey, Fingerprint, KeyError, KeyFlags};
 
     const SEL: &str = "abc";
 
@@ -323,6 +520,7 @@ mod tests {
             key: None,
             nxdomain: false,
             ede: None,
+            signatures_expire: None,
         }
     }
 
@@ -335,6 +533,7 @@ mod tests {
             key: None,
             nxdomain: true,
             ede: None,
+            signatures_expire: None,
         }
     }
 
@@ -344,9 +543,10 @@ mod tests {
             present: true,
             correct: key.is_ok(),
             ttl: Some(300),
-            key: Some(Box::new(key)),
+            key: Some(Box::new(Keys::one(key))),
             nxdomain: false,
             ede: None,
+            signatures_expire: None,
         }
     }
 
@@ -355,6 +555,7 @@ mod tests {
             key_type: KeyType::Rsa,
             bits,
             flags: KeyFlags::default(),
+            fingerprint: Fingerprint(u64::from(bits).to_be_bytes()),
         }
     }
 
@@ -367,6 +568,7 @@ mod tests {
         answers: Vec<(&'a str, &'a Observation)>,
     ) -> Evidence<'a> {
         Evidence {
+            domain: "example.com",
             selector: SEL,
             expected,
             answers,
@@ -376,17 +578,28 @@ mod tests {
             domain_exists: None,
             walk: None,
             nameservers: Vec::new(),
+            signatures: Vec::new(),
+            now: NOW,
+            seen_key: None,
+            previous_key: None,
         }
     }
 
-    const GOOD_KEY: KeyLookup = KeyLookup::Found(Ok(DkimKey {
-        key_type: KeyType::Rsa,
-        bits: 2048,
-        flags: KeyFlags {
-            testing: false,
-            sha1_only: false,
-        },
-    }));
+    /// 2026-12-07T00:00:00Z.
+    const NOW: f64 = 1_796_601_600.0;
+
+    static GOOD_KEY: KeyLookup = KeyLookup::Found(Keys {
+        key: Ok(DkimKey {
+            key_type: KeyType::Rsa,
+            bits: 2048,
+            flags: KeyFlags {
+                testing: false,
+                sha1_only: false,
+            },
+            fingerprint: Fingerprint([0x20; 8]),
+        }),
+        more: Vec::new(),
+    });
 
     #[test]
     fn healthy_record_has_no_problem() {
@@ -530,6 +743,7 @@ mod tests {
             txt_key: true,
             doubled: Some("abc._domainkey.example.com.example.com".into()),
             without_underscore: Some("abc.domainkey.example.com".into()),
+            no_domainkey: false,
         };
         let mut e = evidence(&expected, vec![("google", &none)]);
         e.extra = Some(&extra);
@@ -563,27 +777,31 @@ mod tests {
         let cases = [
             (KeyLookup::NotFound, vec![Problem::KeyMissing]),
             (
-                KeyLookup::Found(Err(KeyError::Revoked)),
+                KeyLookup::Found(Keys::one(Err(KeyError::Revoked))),
                 vec![Problem::KeyInvalid],
             ),
-            (KeyLookup::Found(Ok(rsa(512))), vec![Problem::KeyWeak]),
-            (KeyLookup::Found(Ok(rsa(1024))), vec![]),
             (
-                KeyLookup::Found(Ok(DkimKey {
+                KeyLookup::Found(Keys::one(Ok(rsa(512)))),
+                vec![Problem::KeyWeak],
+            ),
+            (KeyLookup::Found(Keys::one(Ok(rsa(1024)))), vec![]),
+            (
+                KeyLookup::Found(Keys::one(Ok(DkimKey {
                     key_type: KeyType::Ed25519,
                     bits: 256,
                     flags: KeyFlags::default(),
-                })),
+                    fingerprint: Fingerprint([0x25; 8]),
+                }))),
                 vec![],
             ),
             (
-                KeyLookup::Found(Ok(DkimKey {
+                KeyLookup::Found(Keys::one(Ok(DkimKey {
                     flags: KeyFlags {
                         testing: true,
                         sha1_only: true,
                     },
                     ..rsa(1024)
-                })),
+                }))),
                 vec![Problem::KeyTesting, Problem::KeySha1Only],
             ),
         ];
@@ -722,5 +940,165 @@ mod tests {
             "no record on google, quad9; the domain's DNS is served by ns1.example.net, \
              ns2.example.net"
         );
+    }
+
+    #[test]
+    fn no_domainkey_at_all_says_every_dkim_record_is_gone() {
+        let expected = ses();
+        let none = absent();
+        let extra = Extra {
+            no_domainkey: true,
+            ..Extra::default()
+        };
+        let mut e = evidence(&expected, vec![("google", &none)]);
+        e.extra = Some(&extra);
+        e.nameservers = vec!["ns1.example.net"];
+        let findings = diagnose(&e);
+        assert_eq!(problems(&e), [Problem::Missing]);
+        assert_eq!(
+            findings[0].detail,
+            "no record on google; _domainkey.example.com does not exist (NXDOMAIN), so the \
+             domain has no DKIM record at all: a zone replaced or records lost in a DNS move, \
+             not one record left out; the domain's DNS is served by ns1.example.net"
+        );
+    }
+
+    #[test]
+    fn several_key_records_at_the_name_are_key_multiple() {
+        let expected = Expected::Txt;
+        let mut two = txt(Ok(rsa(2048)));
+        two.key = Some(Box::new(Keys {
+            key: Ok(rsa(2048)),
+            more: vec![Ok(rsa(1024)), Err(KeyError::Revoked)],
+        }));
+        let one = txt(Ok(rsa(2048)));
+        // One resolver seeing both is enough.
+        let findings = diagnose(&evidence(
+            &expected,
+            vec![("google", &one), ("quad9", &two)],
+        ));
+        let got: Vec<Problem> = findings.iter().map(|f| f.problem).collect();
+        assert_eq!(got, [Problem::KeyMultiple]);
+        assert_eq!(
+            findings[0].detail,
+            "the record holds 3 DKIM key records: sha256:0000000000000800 (2048-bit RSA), \
+             sha256:0000000000000400 (1024-bit RSA), an unusable one (p= is empty: the key is \
+             revoked); receivers pick one"
+        );
+        // At the end of a CNAME.
+        let expected = ses();
+        let good = cname("abc.dkim.amazonses.com", &expected);
+        let key = KeyLookup::Found(Keys {
+            key: Ok(rsa(2048)),
+            more: vec![Ok(rsa(512))],
+        });
+        let mut e = evidence(&expected, vec![("google", &good)]);
+        e.key = Some(&key);
+        let findings = diagnose(&e);
+        assert_eq!(findings[0].problem, Problem::KeyMultiple);
+        assert!(
+            findings[0]
+                .detail
+                .starts_with("abc.dkim.amazonses.com holds 2 DKIM key records"),
+            "{}",
+            findings[0].detail
+        );
+        // One key: nothing.
+        assert_eq!(
+            problems(&evidence(&Expected::Txt, vec![("google", &one)])),
+            []
+        );
+    }
+
+    #[test]
+    fn resolvers_serving_different_keys_name_the_new_and_the_old() {
+        let expected = Expected::Txt;
+        let (old, new) = (rsa(1024), rsa(2048));
+        let serving_old = txt(Ok(old));
+        let serving_new = txt(Ok(new));
+        let answers = vec![
+            ("google", &serving_new),
+            ("quad9", &serving_old),
+            ("auth:ns1.example.com", &serving_new),
+        ];
+        let findings = diagnose(&evidence(&expected, answers.clone()));
+        assert_eq!(findings.len(), 1);
+        assert_eq!(findings[0].problem, Problem::NotPropagated);
+        assert_eq!(
+            findings[0].detail,
+            format!(
+                "the key is being replaced: google, auth:ns1.example.com serve the new key {} \
+                 (2048 bits); quad9 serves the old key {} (1024 bits)",
+                new.fingerprint, old.fingerprint
+            )
+        );
+        // Without the nameservers, the key seen before is the old one: the one replaced, or
+        // else the one followed until now.
+        let mut e = evidence(&expected, answers[..2].to_vec());
+        e.previous_key = Some(&old);
+        e.seen_key = Some(&new);
+        let replaced = "the key is being replaced: google serves";
+        assert!(diagnose(&e)[0].detail.starts_with(replaced));
+        e.previous_key = None;
+        e.seen_key = Some(&old);
+        assert!(diagnose(&e)[0].detail.starts_with(replaced));
+        // Nothing tells which is new: both named.
+        let e = evidence(&expected, answers[..2].to_vec());
+        assert_eq!(
+            diagnose(&e)[0].detail,
+            format!(
+                "resolvers serve different keys: google serves {} (2048 bits); quad9 serves {} \
+                 (1024 bits)",
+                new.fingerprint, old.fingerprint
+            )
+        );
+        // The same key everywhere: nothing.
+        let e = evidence(
+            &expected,
+            vec![("google", &serving_new), ("quad9", &serving_new)],
+        );
+        assert_eq!(problems(&e), []);
+    }
+
+    #[test]
+    fn signatures_expiring_within_three_days() {
+        let expected = ses();
+        let good = cname("abc.dkim.amazonses.com", &expected);
+        let day = 86_400.0;
+        let at = |offset: f64| (NOW + offset) as u32;
+        let mut e = evidence(&expected, vec![("google", &good)]);
+        e.key = Some(&GOOD_KEY);
+        e.signatures = vec![("auth:ns1.example.com", at(10.0 * day))];
+        assert_eq!(problems(&e), []);
+        e.signatures = vec![
+            ("auth:ns1.example.com", at(10.0 * day)),
+            ("auth:ns2.example.com", at(2.0 * day + 5.0 * 3600.0)),
+        ];
+        let findings = diagnose(&e);
+        assert_eq!(findings.len(), 1);
+        assert_eq!(findings[0].problem, Problem::DnssecExpiring);
+        assert_eq!(
+            findings[0].detail,
+            "the DNSSEC signatures over the record expire within 3 days and have not been \
+             renewed: auth:ns2.example.com: 2026-12-09T05:00:00.000Z, in 2 days 5 hours"
+        );
+        e.signatures = vec![("auth:ns1.example.com", at(-3600.0))];
+        assert!(
+            diagnose(&e)[0]
+                .detail
+                .ends_with("auth:ns1.example.com: expired at 2026-12-06T23:00:00.000Z")
+        );
+    }
+
+    #[test]
+    fn dnssec_times_are_read_near_now() {
+        assert_eq!(unix_time(NOW as u32 + 60, NOW), NOW + 60.0);
+        assert_eq!(unix_time(NOW as u32 - 60, NOW), NOW - 60.0);
+        // Past 2106 the field wraps; read near now, it still comes after.
+        let late = 4_294_967_000.0;
+        assert_eq!(unix_time((late as u64 + 1000) as u32, late), late + 1000.0);
+        assert_eq!(hours_and_days(59.0 * 60.0), "under an hour");
+        assert_eq!(hours_and_days(3600.0), "1 hour");
+        assert_eq!(hours_and_days(2.0 * 86_400.0), "2 days");
     }
 }

@@ -3,7 +3,10 @@
 //! Parsing is strict where a verifier would reject the record and lenient where verifiers are
 //! (whitespace anywhere in the base64, tags in any order, unknown tags ignored).
 
+use std::fmt;
+
 use base64::Engine as _;
+use sha2::Digest as _;
 use spki::der::Decode as _;
 
 /// `rsaEncryption`, the algorithm of an RSA SubjectPublicKeyInfo.
@@ -21,6 +24,35 @@ pub struct DkimKey {
     pub bits: u32,
     /// What the record's `t=` and `h=` tags say of it.
     pub flags: KeyFlags,
+    /// The SHA-256 of the decoded public key (`p=`), which tells one key from another whatever
+    /// the record's other tags or whitespace.
+    pub fingerprint: Fingerprint,
+}
+
+/// The first 8 bytes of the SHA-256 of a decoded public key: `sha256:` and 16 hex digits, the
+/// `fingerprint` label of `dkim_key_info`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct Fingerprint(pub [u8; 8]);
+
+impl Fingerprint {
+    /// The fingerprint of the public key bytes `der` (as `p=` decodes).
+    pub fn of(der: &[u8]) -> Fingerprint {
+        let digest = sha2::Sha256::digest(der);
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&digest[..8]);
+        Fingerprint(first)
+    }
+}
+
+impl fmt::Display for Fingerprint {
+    /// `sha256:` and the 16 hex digits.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("sha256:")?;
+        for byte in self.0 {
+            write!(f, "{byte:02x}")?;
+        }
+        Ok(())
+    }
 }
 
 /// The tags of a key record that change how receivers treat signatures made with it.
@@ -106,9 +138,15 @@ pub fn looks_like_key_record(value: &str) -> bool {
     parse_tags(value).is_ok_and(|tags| is_key_record(&tags))
 }
 
-/// Whether a parsed tag list is meant as a key record: it has `p=` or `v=`.
+/// Whether a parsed tag list is meant as a key record: it has `p=`, or a `v=` of DKIM's (an
+/// SPF record's `v=spf1` is not one).
 fn is_key_record(tags: &[(&str, &str)]) -> bool {
-    tags.iter().any(|(t, _)| *t == "p" || *t == "v")
+    tags.iter().any(|(t, v)| {
+        *t == "p"
+            || (*t == "v"
+                && v.get(..4)
+                    .is_some_and(|start| start.eq_ignore_ascii_case("DKIM")))
+    })
 }
 
 /// [`parse_key_record`] of a value that [`looks_like_key_record`], `None` for one that does not,
@@ -176,6 +214,7 @@ fn key_from_tags(tags: &[(&str, &str)]) -> Result<DkimKey, KeyError> {
         key_type,
         bits,
         flags: KeyFlags::from_tags(get("t"), get("h")),
+        fingerprint: Fingerprint::of(&der),
     })
 }
 
@@ -244,13 +283,22 @@ pub(crate) mod tests {
             .collect::<Vec<_>>()
             .join(" \t");
         let record = format!("k=rsa; t=s; p={spaced} ; h=sha256;");
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(&key)
+            .unwrap();
         assert_eq!(
             parse_key_record(&record),
             Ok(DkimKey {
                 key_type: KeyType::Rsa,
                 bits: 1024,
                 flags: KeyFlags::default(),
+                fingerprint: Fingerprint::of(&der),
             })
+        );
+        // The same key in another record, other tags and spacing: the same fingerprint.
+        assert_eq!(
+            parse_key_record(&format!("v=DKIM1; t=y; p={key}")).map(|k| k.fingerprint),
+            Ok(Fingerprint::of(&der))
         );
         let record = format!("v=DKIM1;p={}", rsa_public_key_base64(2048));
         assert_eq!(parse_key_record(&record).map(|k| k.bits), Ok(2048));
@@ -335,12 +383,16 @@ pub(crate) mod tests {
     #[test]
     fn ed25519_is_raw_32_bytes() {
         let raw = ed25519_public_key_base64();
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(&raw)
+            .unwrap();
         assert_eq!(
             parse_key_record(&format!("v=DKIM1; k=ed25519; p={raw}")),
             Ok(DkimKey {
                 key_type: KeyType::Ed25519,
                 bits: 256,
                 flags: KeyFlags::default(),
+                fingerprint: Fingerprint::of(&bytes),
             })
         );
         let short = base64::engine::general_purpose::STANDARD.encode([7u8; 31]);
@@ -365,6 +417,15 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn fingerprint_is_the_sha256_prefix_of_the_key_bytes() {
+        // sha256("abc") = ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad
+        assert_eq!(
+            Fingerprint::of(b"abc").to_string(),
+            "sha256:ba7816bf8f01cfea"
+        );
+    }
+
+    #[test]
     fn txt_strings_are_joined_without_separator() {
         let parts: [&[u8]; 2] = [b"v=DKIM1; p=MIGf", b"MA0G"];
         assert_eq!(join_txt(parts), "v=DKIM1; p=MIGfMA0G");
@@ -374,6 +435,8 @@ pub(crate) mod tests {
         );
         assert!(looks_like_key_record("v=DKIM1; p=abc"));
         assert!(!looks_like_key_record("google-site-verification=abc"));
+        assert!(!looks_like_key_record("v=spf1 include:amazonses.com -all"));
+        assert!(looks_like_key_record("v=DKIM2"));
         assert_eq!(read_key_record("google-site-verification=abc"), None);
         assert_eq!(
             read_key_record("v=DKIM1; k=rsa"),

@@ -168,13 +168,47 @@ pub struct Observation {
     pub correct: bool,
     /// TTL of the record found, or the negative-caching TTL of an empty answer.
     pub ttl: Option<u32>,
-    /// The DKIM key, for TXT records (boxed: most records are CNAMEs, and every resolver's
-    /// view of every record holds an observation).
-    pub key: Option<Box<Result<DkimKey, KeyError>>>,
+    /// The DKIM key records, for TXT records (boxed: most records are CNAMEs, and every
+    /// resolver's view of every record holds an observation).
+    pub key: Option<Box<Keys>>,
     /// The answer was NXDOMAIN: nothing at all exists at the name.
     pub nxdomain: bool,
     /// The Extended DNS Error the answer carried (RFC 8914), if any.
     pub ede: Option<Box<Ede>>,
+    /// The earliest expiration of the DNSSEC signatures (RRSIGs) over the answer, as a DNSSEC
+    /// time (seconds since the epoch, modulo 2^32); only read from a domain's own nameservers,
+    /// which are asked with the DO bit. `None` for an unsigned zone, or an answer without data.
+    pub signatures_expire: Option<u32>,
+}
+
+/// The DKIM key records found at one name: the one read, and any others beside it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Keys {
+    /// The key record a verifier reads: the first TXT value there that is meant as one.
+    pub key: Result<DkimKey, KeyError>,
+    /// Further key records at the same name (`key_multiple`): receivers pick one of them all,
+    /// so mail fails some of the time. Empty in the usual case.
+    pub more: Vec<Result<DkimKey, KeyError>>,
+}
+
+impl Keys {
+    /// One key record, alone at its name.
+    pub fn one(key: Result<DkimKey, KeyError>) -> Keys {
+        Keys {
+            key,
+            more: Vec::new(),
+        }
+    }
+
+    /// The key read, when it is usable.
+    pub fn usable(&self) -> Option<&DkimKey> {
+        self.key.as_ref().ok()
+    }
+
+    /// Every key record at the name, the one read first.
+    pub fn all(&self) -> impl Iterator<Item = &Result<DkimKey, KeyError>> {
+        std::iter::once(&self.key).chain(&self.more)
+    }
 }
 
 /// The kind of record found, and its value as `dkim_record_info` shows it. Every resolver's
@@ -355,13 +389,16 @@ pub struct Extra {
     pub doubled: Option<String>,
     /// The name without the underscore, when a record of the expected type exists there.
     pub without_underscore: Option<String>,
+    /// `_domainkey.{domain}` itself does not exist (NXDOMAIN): by RFC 8020 nothing below it
+    /// does, so the domain has no DKIM record at all.
+    pub no_domainkey: bool,
 }
 
 /// What was found at the end of a CNAME record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeyLookup {
-    /// A TXT value that was read as a key record.
-    Found(Result<DkimKey, KeyError>),
+    /// TXT values that were read as key records.
+    Found(Keys),
     /// No TXT key record at the target.
     NotFound,
 }

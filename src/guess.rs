@@ -6,7 +6,7 @@ use hickory_proto::rr::{Name, RecordType};
 use serde::Serialize;
 
 use crate::check::read_key;
-use crate::evidence::KeyLookup;
+use crate::evidence::{KeyLookup, Keys};
 use crate::provider::Provider;
 use crate::records::record_name;
 use crate::resolver::ResolverClient;
@@ -123,8 +123,10 @@ pub async fn search(resolver: &ResolverClient, domain: &str) -> Search {
                 Ok(reply) => {
                     let value = match read_key(&owner, &reply) {
                         KeyLookup::NotFound => None,
-                        KeyLookup::Found(Ok(key)) => Some(format!("DKIM key, {} bits", key.bits)),
-                        KeyLookup::Found(Err(e)) => {
+                        KeyLookup::Found(Keys { key: Ok(key), .. }) => {
+                            Some(format!("DKIM key, {} bits", key.bits))
+                        }
+                        KeyLookup::Found(Keys { key: Err(e), .. }) => {
                             Some(format!("DKIM key record that is not usable: {e}"))
                         }
                     };

@@ -46,6 +46,10 @@ pub enum Problem {
     KeyTesting,
     /// The key record allows only `h=sha1`.
     KeySha1Only,
+    /// The name holds more than one DKIM key record.
+    KeyMultiple,
+    /// The record's DNSSEC signatures on its nameservers expire within 3 days.
+    DnssecExpiring,
     /// Receivers report that the selector's signatures fail (DMARC aggregate reports).
     FailingAtReceivers,
 }
@@ -88,14 +92,17 @@ pub struct Entry<P = Problem> {
 }
 
 /// Every problem, in the contract's order (and the order of [`Problem`]'s variants).
-pub const TABLE: [Entry; 19] = [
+pub const TABLE: [Entry; 21] = [
     Entry {
         problem: Problem::Missing,
         name: "missing",
         severity: Severity::Critical,
         meaning: "No resolver that answered has a record of the expected type at \
                   `{selector}._domainkey.{domain}`. A resolver that timed out or failed does not \
-                  count. The detail names the domain's nameservers: its DNS host.",
+                  count. The detail names the domain's nameservers: its DNS host. When \
+                  `_domainkey.{domain}` itself does not exist (NXDOMAIN: nothing below it does, \
+                  RFC 8020), the detail says the domain has no DKIM record at all: a zone \
+                  replaced, or records lost in a DNS move.",
         fix: "Add the record exactly as the provider shows it, at the domain's DNS host (the \
               nameservers the detail names).",
     },
@@ -242,6 +249,27 @@ pub const TABLE: [Entry; 19] = [
         meaning: "The key record's `h=` allows only sha1, which RFC 8301 forbids verifiers to \
                   accept: no signature made with this key verifies.",
         fix: "Publish the key without h=, or with h=sha256, and sign with rsa-sha256.",
+    },
+    Entry {
+        problem: Problem::KeyMultiple,
+        name: "key_multiple",
+        severity: Severity::Critical,
+        meaning: "The name (or the end of its CNAME chain) holds more than one DKIM key record. \
+                  Receivers pick one (RFC 6376 section 3.6.2.2 leaves it to them), so mail \
+                  signed with the other key fails some of the time. The detail gives each key's \
+                  fingerprint and size. A TXT record that is not a key record (SPF, a \
+                  verification token) beside the key is not this problem.",
+        fix: "Keep exactly one key record per selector: delete the one mail is not signed with.",
+    },
+    Entry {
+        problem: Problem::DnssecExpiring,
+        name: "dnssec_expiring",
+        severity: Severity::Warning,
+        meaning: "The zone is signed, and the RRSIGs over the record on its own nameservers \
+                  expire within 3 days: the signer has stopped re-signing. Once they expire, \
+                  validating receivers reject the key (then `dnssec_bogus`). \
+                  `dkim_record_signature_expiry_timestamp_seconds` gives the time.",
+        fix: "The zone is not being re-signed: check the signer (or the DNS host's DNSSEC) now.",
     },
     Entry {
         problem: Problem::FailingAtReceivers,

@@ -9,10 +9,10 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crate::changes::{self, Budget, Subject};
 use crate::config::{Config, Detail};
-use crate::diagnosis::{Evidence, Failed, Finding, diagnose};
+use crate::diagnosis::{Evidence, Failed, Finding, diagnose, unix_time};
 use crate::dkim::DkimKey;
 use crate::evidence::{
-    Ede, Extra, Failure, FailureReason, FollowUp, Found, KeyLookup, Observation, Walk,
+    Ede, Extra, Failure, FailureReason, FollowUp, Found, KeyLookup, Keys, Observation, Walk,
 };
 use crate::problem::Problem;
 use crate::provider::Expected;
@@ -142,8 +142,42 @@ pub struct RecordState {
     pub inactive_key: bool,
     /// What the walk of the domain's delegation found, while no resolver resolves the record.
     pub walk: Option<Arc<Walk>>,
+    /// The key the record leads to as this process has followed it, from the first key read.
+    pub key_seen: Option<KeySeen>,
+    /// Unix time of the latest follow-up, the end of the record's latest check: the time
+    /// signatures expire against, and a new key's first sighting.
+    pub checked_at: f64,
     /// The hour's logged problem changes ([`changes`]).
     logged: Budget,
+}
+
+/// The key a record leads to, as this process has followed it: `dkim_key_info`,
+/// `dkim_key_first_seen_timestamp_seconds`, and the key change the status page shows.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct KeySeen {
+    /// The key: what the domain's own nameservers serve when they agree, else what most
+    /// answering resolvers serve (on a tie, the key it was).
+    pub key: DkimKey,
+    /// Unix time this process first saw it: when the key changed, or when the process started.
+    pub first_seen: f64,
+    /// The key before it, when this process saw the change.
+    pub previous: Option<DkimKey>,
+    /// The record still leads to it: false while its latest check read no usable key.
+    pub current: bool,
+}
+
+/// A record's key changed between two checks: what the log says.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyChange {
+    /// The key before.
+    pub old: DkimKey,
+    /// The key now.
+    pub new: DkimKey,
+    /// The resolvers that serve the new key, comma-joined; empty when the key is read through
+    /// one resolver only (at the end of a CNAME).
+    pub new_on: String,
+    /// The resolvers that still serve the old key, comma-joined.
+    pub old_on: String,
 }
 
 /// What receivers reported of one record's signatures in the DMARC window.
@@ -337,6 +371,8 @@ impl RecordState {
             domain_exists: None,
             inactive_key: false,
             walk: None,
+            key_seen: None,
+            checked_at: 0.0,
             logged: Budget::default(),
         }
     }
@@ -402,21 +438,140 @@ impl RecordState {
     }
 
     /// The size of the key the record leads to, when a usable key was read.
-    pub fn key_bits(&self, resolvers: &[ResolverState]) -> Option<u32> {
-        self.key(resolvers).map(|k| k.bits)
+    pub fn key_bits(&self) -> Option<u32> {
+        self.key().map(|k| k.bits)
     }
 
-    /// The usable key the record leads to, when one was read.
-    pub fn key<'a>(&'a self, resolvers: &'a [ResolverState]) -> Option<&'a DkimKey> {
+    /// The usable key the record leads to, as of its latest check ([`KeySeen`]).
+    pub fn key(&self) -> Option<&DkimKey> {
+        self.key_seen
+            .as_ref()
+            .filter(|seen| seen.current)
+            .map(|seen| &seen.key)
+    }
+
+    /// The earliest expiration of the DNSSEC signatures over the record on the domain's
+    /// nameservers, in Unix time; `None` when none serves it signed.
+    pub fn signature_expiry(&self) -> Option<f64> {
+        self.signatures()
+            .map(|(_, expire)| unix_time(expire, self.checked_at))
+            .reduce(f64::min)
+    }
+
+    /// Each nameserver that answered with the record signed, and the earliest expiration of its
+    /// signatures (a DNSSEC time).
+    fn signatures(&self) -> impl Iterator<Item = (&str, u32)> {
+        self.nameservers.iter().filter_map(|(name, view)| {
+            view.answering()
+                .and_then(|o| o.signatures_expire)
+                .map(|expire| (name.as_str(), expire))
+        })
+    }
+
+    /// The usable key the latest answers lead to, and the resolvers serving it (none named for
+    /// a key read at the end of a CNAME, through one resolver). With resolvers disagreeing, the
+    /// key the domain's own nameservers serve when they agree, else the one most answering
+    /// resolvers serve; on a tie, the key it was.
+    fn leads_to<'a>(&'a self, resolvers: &'a [ResolverState]) -> Option<(DkimKey, Vec<&'a str>)> {
         match self.expected {
             Expected::Cname(_) => match &self.key {
-                Some(KeyLookup::Found(Ok(key))) => Some(key),
+                Some(KeyLookup::Found(Keys { key: Ok(key), .. })) => Some((*key, Vec::new())),
                 _ => None,
             },
-            Expected::Txt => self
-                .answering(resolvers)
-                .find_map(|(_, o)| o.key.as_deref().and_then(|k| k.as_ref().ok())),
+            Expected::Txt => {
+                let mut keys: Vec<DkimKey> = Vec::new();
+                let mut serving: Vec<Vec<&str>> = Vec::new();
+                for (resolver, o) in self.answering(resolvers) {
+                    let Some(key) = o.key.as_deref().and_then(Keys::usable) else {
+                        continue;
+                    };
+                    match keys.iter().position(|k| k.fingerprint == key.fingerprint) {
+                        Some(i) => serving[i].push(resolver),
+                        None => {
+                            keys.push(*key);
+                            serving.push(vec![resolver]);
+                        }
+                    }
+                }
+                let by_nameservers: Vec<usize> = (0..keys.len())
+                    .filter(|&i| serving[i].iter().any(|r| r.starts_with("auth:")))
+                    .collect();
+                let was = self.key_seen.map(|seen| seen.key.fingerprint);
+                let chosen = match by_nameservers.as_slice() {
+                    [only] => *only,
+                    _ => (0..keys.len()).max_by_key(|&i| {
+                        (
+                            serving[i].len(),
+                            Some(keys[i].fingerprint) == was,
+                            usize::MAX - i,
+                        )
+                    })?,
+                };
+                Some((keys[chosen], serving.swap_remove(chosen)))
+            }
         }
+    }
+
+    /// Follows the key after a check at `at`: the first key read is seen from then; a new
+    /// one replaces it, and the change is returned. A check that read no usable key, though
+    /// something answered, leaves the key not current; one where nothing answered leaves it be.
+    fn follow_key(&mut self, resolvers: &[ResolverState], at: f64) -> Option<KeyChange> {
+        let Some((key, serving)) = self.leads_to(resolvers) else {
+            let answered = self.answering(resolvers).next().is_some();
+            if let Some(seen) = self.key_seen.as_mut().filter(|_| answered) {
+                seen.current = false;
+            }
+            return None;
+        };
+        // Named only for the log line of a change.
+        let changed = self
+            .key_seen
+            .is_some_and(|seen| seen.key.fingerprint != key.fingerprint);
+        let new_on = if changed {
+            serving.join(", ")
+        } else {
+            String::new()
+        };
+        let Some(seen) = self.key_seen.as_mut() else {
+            self.key_seen = Some(KeySeen {
+                key,
+                first_seen: at,
+                previous: None,
+                current: true,
+            });
+            return None;
+        };
+        if !changed {
+            // The same key; the tags of its record may have changed.
+            seen.key = key;
+            seen.current = true;
+            return None;
+        }
+        let old = seen.key;
+        *seen = KeySeen {
+            key,
+            first_seen: at,
+            previous: Some(old),
+            current: true,
+        };
+        let old_on = self
+            .answering(resolvers)
+            .filter(|(_, o)| {
+                o.key
+                    .as_deref()
+                    .and_then(Keys::usable)
+                    .map(|k| k.fingerprint)
+                    == Some(old.fingerprint)
+            })
+            .map(|(r, _)| r)
+            .collect::<Vec<_>>()
+            .join(", ");
+        Some(KeyChange {
+            old,
+            new: key,
+            new_on,
+            old_on,
+        })
     }
 
     /// Whether no answering resolver has a record of the expected type; `None` when none answered.
@@ -431,8 +586,15 @@ impl RecordState {
         self.answering(resolvers).any(|(_, o)| o.correct)
     }
 
-    /// Applies a round's follow-up, then diagnoses the record again.
-    fn apply_follow_up(&mut self, resolvers: &[ResolverState], follow_up: FollowUp) {
+    /// Applies a round's follow-up of a check that ended at `at`, follows the key, then
+    /// diagnoses the record again. Returns the key's change, when it changed.
+    fn apply_follow_up(
+        &mut self,
+        resolvers: &[ResolverState],
+        follow_up: FollowUp,
+        at: f64,
+    ) -> Option<KeyChange> {
+        self.checked_at = at;
         if let Some(answers) = follow_up.nameservers {
             let mut old: HashMap<String, View> =
                 std::mem::take(&mut self.nameservers).into_iter().collect();
@@ -499,7 +661,9 @@ impl RecordState {
             None if answered => self.walk = None,
             None => {}
         }
+        let change = self.follow_key(resolvers, at);
         self.diagnose(resolvers);
+        change
     }
 
     /// Logs the problems that appeared or cleared since `before`, within the hour's budget.
@@ -532,6 +696,7 @@ impl RecordState {
             })
             .collect();
         let evidence = Evidence {
+            domain: &self.domain,
             selector: &self.selector,
             expected: &self.expected,
             answers: self.answering(resolvers).collect(),
@@ -545,6 +710,13 @@ impl RecordState {
                 .iter()
                 .filter_map(|(name, _)| name.strip_prefix("auth:"))
                 .collect(),
+            signatures: self.signatures().collect(),
+            now: self.checked_at,
+            seen_key: self.key_seen.as_ref().map(|seen| &seen.key),
+            previous_key: self
+                .key_seen
+                .as_ref()
+                .and_then(|seen| seen.previous.as_ref()),
         };
         let mut findings = diagnose(&evidence);
         if findings.is_empty() && evidence.answers.is_empty() {
@@ -557,7 +729,7 @@ impl RecordState {
                 .collect();
         }
         if let Some(receivers) = self.receivers.as_deref().filter(|r| r.failing) {
-            let dns_serves_a_key = findings.is_empty() && self.key(resolvers).is_some();
+            let dns_serves_a_key = findings.is_empty() && self.key().is_some();
             findings.push(Finding {
                 problem: Problem::FailingAtReceivers,
                 detail: receivers.detail(dns_serves_a_key),
@@ -724,10 +896,11 @@ impl State {
         }
     }
 
-    /// Applies the follow-up of a record (authoritative answers, extra lookups, key) and
-    /// diagnoses it again. Says where the record is in [`State::records`], so the caller need
-    /// not look it up again; `None` when it is no longer configured.
-    pub fn apply_follow_up(&mut self, record: &str, follow_up: FollowUp) -> Option<usize> {
+    /// Applies the follow-up of a record (authoritative answers, extra lookups, key) of a check
+    /// that ended at Unix time `at`, and diagnoses it again. Says where the record is in
+    /// [`State::records`], so the caller need not look it up again; `None` when it is no longer
+    /// configured.
+    pub fn apply_follow_up(&mut self, record: &str, follow_up: FollowUp, at: f64) -> Option<usize> {
         let r = self.position(record)?;
         let resolvers = &self.resolvers;
         let record = &mut self.records[r];
@@ -735,7 +908,20 @@ impl State {
         let before: Option<Vec<Problem>> = self
             .log_changes
             .then(|| record.findings.iter().map(|f| f.problem).collect());
-        record.apply_follow_up(resolvers, follow_up);
+        let change = record.apply_follow_up(resolvers, follow_up, at);
+        if let Some(change) = change.filter(|_| self.log_changes) {
+            tracing::info!(
+                domain = %record.domain,
+                selector = %record.selector,
+                old_fingerprint = %change.old.fingerprint,
+                old_bits = change.old.bits,
+                new_fingerprint = %change.new.fingerprint,
+                new_bits = change.new.bits,
+                new_on = %change.new_on,
+                old_on = %change.old_on,
+                "key changed"
+            );
+        }
         let domain = self.domain_index.get(&*record.domain).copied();
         if let Some(pair) = domain.and_then(|d| self.domains[d].rotating_pair) {
             self.mark_inactive_key(pair);
@@ -913,6 +1099,7 @@ mod tests {
             correct,
             ttl: Some(300),
             key: None,
+            signatures_expire: None,
         }
     }
 
@@ -1018,7 +1205,7 @@ mod tests {
         let good = observation(Found::Cname("s1.dkim.amazonses.com".into()), true);
         state.apply(S1, "a", Ok(good));
         state.apply(S1, "a", Err(FailureReason::Timeout.into()));
-        state.apply_follow_up(S1, FollowUp::default());
+        state.apply_follow_up(S1, FollowUp::default(), 1.0);
         state.domain_checked("example.com", 1.0);
         assert_eq!(state.generation(), generation);
         // Even a reload that changes nothing, since positions are not compared.

@@ -112,6 +112,12 @@ metrics! {
     RECORD_PROBLEM = "dkim_record_problem", Gauge, Record, [DOMAIN, SELECTOR, PROBLEM];
     /// Length in bits of the public key the record leads to (RSA modulus; 256 for ed25519).
     KEY_LENGTH = "dkim_key_length", Gauge, Record, [DOMAIN, SELECTOR];
+    /// The public key the record leads to: sha256: and the first 16 hex digits of the SHA-256 of the decoded key. Always 1.
+    KEY_INFO = "dkim_key_info", Gauge, Record, [DOMAIN, SELECTOR, FINGERPRINT];
+    /// Unix time at which this process first saw the record's current key: when it changed, or when the process started.
+    KEY_FIRST_SEEN_TIMESTAMP_SECONDS = "dkim_key_first_seen_timestamp_seconds", Gauge, Record, [DOMAIN, SELECTOR];
+    /// Unix time at which the earliest DNSSEC signature (RRSIG) over the record on its authoritative nameservers expires; absent for unsigned zones.
+    RECORD_SIGNATURE_EXPIRY_TIMESTAMP_SECONDS = "dkim_record_signature_expiry_timestamp_seconds", Gauge, Record, [DOMAIN, SELECTOR];
     /// 1 when every record of the domain is correct on every answering resolver.
     DOMAIN_HEALTHY = "dkim_domain_healthy", Gauge, Domain, [DOMAIN];
     /// Unix time at which the latest check of every record of the domain ended.
@@ -212,6 +218,8 @@ pub mod label {
     pub const SPF: &str = "spf";
     /// A receiver's DKIM result of signatures.
     pub const RESULT: &str = "result";
+    /// A public key's fingerprint.
+    pub const FINGERPRINT: &str = "fingerprint";
 }
 
 #[cfg(test)]

@@ -8,13 +8,14 @@
 use super::text::{Family, bool_value};
 use super::{
     CHECK_ROUND_DURATION_SECONDS, CHECK_ROUNDS_TOTAL, DOMAIN_HEALTHY,
-    DOMAIN_LAST_CHECK_TIMESTAMP_SECONDS, EXPORTER_RECORDS, KEY_LENGTH, Metric, Metrics,
-    PROBE_DURATION_SECONDS, PROBE_SUCCESS, PROBE_TIMED_OUT, RECORD_CORRECT, RECORD_INFO,
-    RECORD_LOOKUP_SUCCESS, RECORD_PRESENT, RECORD_PROBLEM, RECORD_PROPAGATION_RATIO,
-    RECORD_RESOLVERS_AGREE, RECORD_TTL_SECONDS, RESOLVER_UP,
-    SES_DISCOVERY_LAST_SUCCESS_TIMESTAMP_SECONDS, SES_DISCOVERY_SUCCESS, SES_IDENTITIES,
-    SES_IDENTITY_DKIM_STATUS, SES_IDENTITY_LAST_KEY_GENERATION_TIMESTAMP_SECONDS,
-    SES_IDENTITY_PROBLEM, SES_IDENTITY_SIGNING_ENABLED, SES_IDENTITY_SIGNING_KEY_LENGTH, Scope,
+    DOMAIN_LAST_CHECK_TIMESTAMP_SECONDS, EXPORTER_RECORDS, KEY_FIRST_SEEN_TIMESTAMP_SECONDS,
+    KEY_INFO, KEY_LENGTH, Metric, Metrics, PROBE_DURATION_SECONDS, PROBE_SUCCESS, PROBE_TIMED_OUT,
+    RECORD_CORRECT, RECORD_INFO, RECORD_LOOKUP_SUCCESS, RECORD_PRESENT, RECORD_PROBLEM,
+    RECORD_PROPAGATION_RATIO, RECORD_RESOLVERS_AGREE, RECORD_SIGNATURE_EXPIRY_TIMESTAMP_SECONDS,
+    RECORD_TTL_SECONDS, RESOLVER_UP, SES_DISCOVERY_LAST_SUCCESS_TIMESTAMP_SECONDS,
+    SES_DISCOVERY_SUCCESS, SES_IDENTITIES, SES_IDENTITY_DKIM_STATUS,
+    SES_IDENTITY_LAST_KEY_GENERATION_TIMESTAMP_SECONDS, SES_IDENTITY_PROBLEM,
+    SES_IDENTITY_SIGNING_ENABLED, SES_IDENTITY_SIGNING_KEY_LENGTH, Scope,
 };
 use crate::config::Detail;
 use crate::records::shard::Shard;
@@ -236,6 +237,12 @@ enum Part {
     ResolversAgree,
     /// `dkim_key_length`, per record.
     KeyLength,
+    /// `dkim_key_info`, per record.
+    KeyInfo,
+    /// `dkim_key_first_seen_timestamp_seconds`, per record.
+    KeyFirstSeen,
+    /// `dkim_record_signature_expiry_timestamp_seconds`, per record.
+    SignatureExpiry,
     /// `dkim_record_problem`, per record and problem.
     RecordProblem,
     /// `dkim_domain_healthy`, per domain.
@@ -260,6 +267,9 @@ const STATE_PARTS: &[Part] = &[
     Part::PropagationRatio,
     Part::ResolversAgree,
     Part::KeyLength,
+    Part::KeyInfo,
+    Part::KeyFirstSeen,
+    Part::SignatureExpiry,
     Part::RecordProblem,
     Part::DomainHealthy,
     Part::DomainLastCheck,
@@ -270,7 +280,7 @@ const STATE_PARTS: &[Part] = &[
 
 /// The per-record and per-domain verdicts that `/metrics` starts with: all `/probe` shows of
 /// the state.
-const RECORD_PARTS: &[Part] = STATE_PARTS.split_at(10).0;
+const RECORD_PARTS: &[Part] = STATE_PARTS.split_at(13).0;
 
 /// What `/metrics` renders from the state with `metrics.detail: summary`: all but the five
 /// per-resolver record families, the contract's "(full)" ones.
@@ -296,6 +306,9 @@ impl Part {
             Part::PropagationRatio => RECORD_PROPAGATION_RATIO,
             Part::ResolversAgree => RECORD_RESOLVERS_AGREE,
             Part::KeyLength => KEY_LENGTH,
+            Part::KeyInfo => KEY_INFO,
+            Part::KeyFirstSeen => KEY_FIRST_SEEN_TIMESTAMP_SECONDS,
+            Part::SignatureExpiry => RECORD_SIGNATURE_EXPIRY_TIMESTAMP_SECONDS,
             Part::RecordProblem => RECORD_PROBLEM,
             Part::DomainHealthy => DOMAIN_HEALTHY,
             Part::DomainLastCheck => DOMAIN_LAST_CHECK_TIMESTAMP_SECONDS,
@@ -372,10 +385,20 @@ impl Part {
                     .resolvers_agree(resolvers)
                     .map(bool_value),
             ),
-            Part::KeyLength => per_record(
-                family,
-                state.records()[i].key_bits(resolvers).map(f64::from),
-            ),
+            Part::KeyLength => per_record(family, state.records()[i].key_bits().map(f64::from)),
+            Part::KeyInfo => {
+                let record = &state.records()[i];
+                if let Some(key) = record.key() {
+                    let fingerprint = key.fingerprint.to_string();
+                    family.sample(&[&record.domain, &record.selector, &fingerprint], 1.0);
+                }
+            }
+            Part::KeyFirstSeen => {
+                let record = &state.records()[i];
+                let seen = record.key_seen.as_ref().filter(|seen| seen.current);
+                per_record(family, seen.map(|seen| seen.first_seen));
+            }
+            Part::SignatureExpiry => per_record(family, state.records()[i].signature_expiry()),
             Part::RecordProblem => {
                 let record = &state.records()[i];
                 let mut problems: Vec<&str> =

@@ -115,6 +115,21 @@ pub struct RecordReport {
     /// `h=sha1`), as the key record writes them.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub key_tags: Vec<&'static str>,
+    /// The key's fingerprint: `sha256:` and the first 16 hex digits of the SHA-256 of the
+    /// decoded public key, as `dkim_key_info` labels it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_fingerprint: Option<String>,
+    /// When this process first saw the key (RFC 3339 UTC): when it changed, or when the
+    /// process started.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_first_seen: Option<String>,
+    /// The key before it, `sha256:… (N bits)`, when this process saw the key change.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_replaced: Option<String>,
+    /// When the earliest DNSSEC signature over the record on its nameservers expires (RFC 3339
+    /// UTC); absent for an unsigned zone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signature_expiry: Option<String>,
     /// The names the expected target's own CNAME chain passes through to the key.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub key_chain: Vec<String>,
@@ -445,9 +460,9 @@ impl RecordReport {
             expected_target,
             status,
             resolvers,
-            key_bits: record.key_bits(state.resolvers()),
+            key_bits: record.key_bits(),
             key_tags: record
-                .key(state.resolvers())
+                .key()
                 .map(|key| {
                     let mut tags = vec![match key.key_type {
                         KeyType::Rsa => "k=rsa",
@@ -462,6 +477,17 @@ impl RecordReport {
                     tags
                 })
                 .unwrap_or_default(),
+            key_fingerprint: record.key().map(|key| key.fingerprint.to_string()),
+            key_first_seen: record
+                .key_seen
+                .filter(|seen| seen.current)
+                .map(|seen| crate::logging::rfc3339_at(seen.first_seen)),
+            key_replaced: record
+                .key_seen
+                .filter(|seen| seen.current)
+                .and_then(|seen| seen.previous)
+                .map(|old| format!("{} ({} bits)", old.fingerprint, old.bits)),
+            signature_expiry: record.signature_expiry().map(crate::logging::rfc3339_at),
             key_chain: record.key_chain.as_deref().unwrap_or_default().to_vec(),
             inactive_key: record.inactive_key,
             problems,

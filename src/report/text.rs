@@ -169,6 +169,25 @@ fn write_record(out: &mut String, record: &RecordReport, paint: &impl Fn(&str, &
         };
         let _ = writeln!(out, "      {:width$}  {said}", resolver.resolver);
     }
+    if let Some(fingerprint) = &record.key_fingerprint {
+        match (&record.key_replaced, &record.key_first_seen) {
+            (Some(old), Some(at)) => {
+                let _ = writeln!(
+                    out,
+                    "      key {fingerprint}, changed at {at}: it replaced {old}"
+                );
+            }
+            _ => {
+                let _ = writeln!(out, "      key {fingerprint}");
+            }
+        }
+    }
+    if let Some(at) = &record.signature_expiry {
+        let _ = writeln!(
+            out,
+            "      DNSSEC signatures over the record expire at {at}"
+        );
+    }
     if !record.key_chain.is_empty() {
         let _ = writeln!(
             out,

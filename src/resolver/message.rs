@@ -44,13 +44,14 @@ pub(super) struct WireQuery {
 }
 
 impl WireQuery {
-    /// The query for `name`/`record_type` with recursion desired or not, the CD bit as asked
-    /// and `edns_payload` advertised.
+    /// The query for `name`/`record_type` with recursion desired or not, the CD bit and EDNS's
+    /// DO bit (DNSSEC records wanted) as asked, and `edns_payload` advertised.
     pub(super) fn new(
         name: &Name,
         record_type: RecordType,
         recursion_desired: bool,
         checking_disabled: bool,
+        dnssec_ok: bool,
         edns_payload: u16,
     ) -> WireQuery {
         let mut bytes = Vec::with_capacity(HEADER_LEN + 2 + name.len() + 4 + OPT_LEN);
@@ -70,7 +71,8 @@ impl WireQuery {
         bytes.push(0);
         bytes.extend_from_slice(&u16::from(RecordType::OPT).to_be_bytes());
         bytes.extend_from_slice(&edns_payload.to_be_bytes());
-        bytes.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
+        // Extended RCODE and version 0; the flags, DO their top bit; no options.
+        bytes.extend_from_slice(&[0, 0, if dnssec_ok { 0x80 } else { 0 }, 0, 0, 0]);
         WireQuery { bytes }
     }
 
@@ -318,24 +320,32 @@ mod tests {
         ];
         for text in names {
             for record_type in [RecordType::CNAME, RecordType::TXT, RecordType::NS] {
-                for (recursion, checking_disabled) in [(true, false), (true, true), (false, false)]
-                {
+                for (recursion, checking_disabled, dnssec_ok) in [
+                    (true, false, false),
+                    (true, true, false),
+                    (false, false, false),
+                    (false, false, true),
+                ] {
                     let mut message =
                         query_message(Query::query(name(text), record_type), recursion, 1232);
                     message.metadata.checking_disabled = checking_disabled;
                     message.metadata.id = 0xbeef;
+                    if let Some(edns) = message.edns.as_mut() {
+                        edns.set_dnssec_ok(dnssec_ok);
+                    }
                     let mut wire = WireQuery::new(
                         &name(text),
                         record_type,
                         recursion,
                         checking_disabled,
+                        dnssec_ok,
                         1232,
                     );
                     wire.set_id(0xbeef);
                     assert_eq!(
                         wire.bytes(),
                         message.to_vec().unwrap(),
-                        "{text} {record_type} rd={recursion} cd={checking_disabled}"
+                        "{text} {record_type} rd={recursion} cd={checking_disabled} do={dnssec_ok}"
                     );
                     let parsed = Message::from_vec(wire.bytes()).unwrap();
                     assert_eq!(parsed.queries, [Query::query(name(text), record_type)]);
@@ -350,6 +360,7 @@ mod tests {
             &name("s1._domainkey.example.com."),
             RecordType::CNAME,
             true,
+            false,
             false,
             1232,
         );

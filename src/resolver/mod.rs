@@ -55,6 +55,9 @@ pub struct Ask {
     pub checking_disabled: bool,
     /// Takes a reply without the AA flag from a nameserver: a parent zone's referral.
     pub referral: bool,
+    /// Sets EDNS's DO bit: a nameserver of a signed zone answers with the RRSIGs over the
+    /// records. Only a domain's own nameservers are asked so, for the record itself.
+    pub dnssec_ok: bool,
 }
 
 /// A query's place in flight to one resolver, given back when dropped.
@@ -98,11 +101,19 @@ impl Ask {
     pub const CHECKING_DISABLED: Ask = Ask {
         checking_disabled: true,
         referral: false,
+        dnssec_ok: false,
     };
     /// Taking a referral.
     pub const REFERRAL: Ask = Ask {
         checking_disabled: false,
         referral: true,
+        dnssec_ok: false,
+    };
+    /// With the DO bit set.
+    pub const DNSSEC_OK: Ask = Ask {
+        checking_disabled: false,
+        referral: false,
+        dnssec_ok: true,
     };
 }
 
@@ -284,6 +295,9 @@ impl ResolverClient {
                 EDNS_PAYLOAD,
             );
             message.metadata.checking_disabled = ask.checking_disabled;
+            if let Some(edns) = message.edns.as_mut() {
+                edns.set_dnssec_ok(ask.dnssec_ok);
+            }
             message
         };
         let request = || request(message());
@@ -296,6 +310,7 @@ impl ResolverClient {
             record_type,
             !self.authoritative,
             ask.checking_disabled,
+            ask.dnssec_ok,
             EDNS_PAYLOAD,
         );
         let reply = self.udp.exchange(query, self.timeout, place).await?;

@@ -243,7 +243,7 @@ impl<'w> Round<'w> {
         if let Some(walk) = &follow_up.walk {
             self.health.walked(work, &walk.domain, &walk.working);
         }
-        if let Some(r) = state.apply_follow_up(&record.key, follow_up) {
+        if let Some(r) = state.apply_follow_up(&record.key, follow_up, unix_now()) {
             self.health.count(work, state, &state.records()[r]);
         }
         if let Some(left) = self.domain_left.get_mut(record.domain()) {

@@ -16,8 +16,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use dkim_exporter::config::{Config, Detail, Loaded, Protocol, ResolverConfig};
-use dkim_exporter::dkim::{DkimKey, KeyError, KeyType};
-use dkim_exporter::evidence::{Extra, FailureReason, FollowUp, Found, KeyLookup, Observation};
+use dkim_exporter::dkim::{DkimKey, Fingerprint, KeyError, KeyType};
+use dkim_exporter::evidence::{
+    Extra, FailureReason, FollowUp, Found, KeyLookup, Keys, Observation,
+};
 use dkim_exporter::metrics::{Metrics, Progress, ReloadedDuringScrape, StateChunks};
 use dkim_exporter::provider::Expected;
 use dkim_exporter::records::{Domain, Record, Records, record_name};
@@ -96,6 +98,7 @@ fn observation(found: Found, correct: bool, ttl: u32) -> Observation {
         correct,
         ttl: Some(ttl),
         key: None,
+        signatures_expire: None,
     }
 }
 
@@ -104,6 +107,7 @@ fn rsa(bits: u32) -> DkimKey {
         key_type: KeyType::Rsa,
         bits,
         flags: Default::default(),
+        fingerprint: Fingerprint(u64::from(bits).to_be_bytes()),
     }
 }
 
@@ -130,11 +134,11 @@ fn state(domains: usize) -> State {
             };
             let mut good = observation(good, true, ttl);
             if record.expected == Expected::Txt {
-                good.key = Some(Box::new(if i % 3 == 0 {
+                good.key = Some(Box::new(Keys::one(if i % 3 == 0 {
                     Err(KeyError::Revoked)
                 } else {
                     Ok(rsa(1024))
-                }));
+                })));
             }
             let bad = observation(bad, false, ttl);
             let none = observation(Found::None, false, 60);
@@ -174,7 +178,7 @@ fn state(domains: usize) -> State {
                 state.apply(&name, resolver, outcome);
             }
             let mut follow_up = FollowUp {
-                key: Some(KeyLookup::Found(Ok(rsa(2048)))),
+                key: Some(KeyLookup::Found(Keys::one(Ok(rsa(2048))))),
                 ..FollowUp::default()
             };
             match case {
@@ -189,19 +193,24 @@ fn state(domains: usize) -> State {
                     follow_up.key = None;
                 }
                 7 => {
+                    // ns1 serves the zone signed.
+                    let signed = Observation {
+                        signatures_expire: Some(1_733_000_000),
+                        ..good.clone()
+                    };
                     follow_up.nameservers = Some(vec![
-                        ("auth:ns1.\"odd\"\\.example".into(), Ok(good.clone())),
+                        ("auth:ns1.\"odd\"\\.example".into(), Ok(signed)),
                         (
                             "auth:ns2.example".into(),
                             Err(FailureReason::Refused.into()),
                         ),
                         ("auth:ns3.example".into(), Ok(bad.clone())),
                     ]);
-                    follow_up.key = Some(KeyLookup::Found(Ok(rsa(512))));
+                    follow_up.key = Some(KeyLookup::Found(Keys::one(Ok(rsa(512)))));
                 }
                 _ => {}
             }
-            state.apply_follow_up(&name, follow_up);
+            state.apply_follow_up(&name, follow_up, 1_732_400_000.0);
         }
         match i % 3 {
             0 => state.domain_checked(&domain.name, 1_732_400_000.123 + i as f64 / 7.0),
@@ -447,7 +456,7 @@ fn rounds_writing_between_chunks_do_not_stop_the_scrape() {
             nameservers: Some(nameservers),
             ..FollowUp::default()
         };
-        state.apply_follow_up(&name, follow_up);
+        state.apply_follow_up(&name, follow_up, round as f64);
         state.domain_checked(&domain, round as f64);
         state.round_complete(0.1, round as f64);
     }

@@ -285,6 +285,26 @@ fn record(html: &mut String, record: &RecordReport, down: Option<&[&str]>) {
         for tag in record.key_tags.iter().filter(|t| !t.starts_with("k=rsa")) {
             let _ = write!(html, " {tag}");
         }
+        if let Some(fingerprint) = &record.key_fingerprint {
+            let _ = write!(html, " <code>{}</code>", esc(fingerprint));
+        }
+        match (&record.key_replaced, &record.key_first_seen) {
+            (Some(old), Some(at)) => {
+                let _ = write!(
+                    html,
+                    " · <span class=\"warn\">key changed {}</span> (it replaced <code>{}</code>)",
+                    esc(at),
+                    esc(old)
+                );
+            }
+            (None, Some(at)) => {
+                let _ = write!(html, " · seen since {}", esc(at));
+            }
+            _ => {}
+        }
+    }
+    if let Some(at) = &record.signature_expiry {
+        let _ = write!(html, " · DNSSEC signatures until {}", esc(at));
     }
     if let Some(source) = &record.from_ses {
         let _ = write!(html, " · from SES {}", esc(source));
