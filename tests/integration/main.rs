@@ -20,6 +20,7 @@ mod domain_dns;
 mod encrypted;
 mod faults;
 mod http;
+mod keys;
 mod page;
 mod presets;
 mod probe;

@@ -59,6 +59,10 @@ enum Rule {
     /// Names at or below it are delegated to this nameserver, at this address: a referral,
     /// without the AA flag, with glue.
     Delegate(Name, Name, std::net::Ipv4Addr),
+    /// Names at or below it are signed: a query with the DO bit gets an RRSIG over each RRset
+    /// of the answer, expiring at this DNSSEC time. The signature bytes are not a real
+    /// signature; nothing in the tests validates, they read the expiration.
+    Signed(Name, u32),
 }
 
 /// Records served, with a SOA for negative answers.
@@ -180,6 +184,13 @@ impl Zone {
         self
     }
 
+    /// Names at or below `domain` are signed, their signatures expiring at Unix time `expire`
+    /// (sent only to queries with the DO bit, as a signed zone's nameserver does).
+    pub fn signed(mut self, domain: &str, expire: u64) -> Self {
+        self.rules.push(Rule::Signed(name(domain), expire as u32));
+        self
+    }
+
     /// The zone without the records at `owner`.
     pub fn without(mut self, owner: &str) -> Self {
         let owner = name(owner);
@@ -276,6 +287,25 @@ impl Zone {
                 }
             }
         }
+        let dnssec_ok = query.edns.as_ref().is_some_and(|e| e.flags().dnssec_ok);
+        for rule in &self.rules {
+            if let Rule::Signed(domain, expire) = rule
+                && dnssec_ok
+            {
+                let mut rrsets: Vec<(Name, RecordType)> = Vec::new();
+                for record in &reply.answers {
+                    let rrset = (record.name.clone(), record.record_type());
+                    if domain.zone_of(&record.name) && !rrsets.contains(&rrset) {
+                        rrsets.push(rrset);
+                    }
+                }
+                for (owner, record_type) in rrsets {
+                    reply
+                        .answers
+                        .push(rrsig(&owner, record_type, domain, *expire));
+                }
+            }
+        }
         if reply.answers.is_empty() {
             reply.authorities.push(Record::from_rdata(
                 name("test."),
@@ -293,6 +323,29 @@ impl Zone {
         }
         reply
     }
+}
+
+/// An RRSIG over `owner`/`record_type` by `signer`, expiring at the DNSSEC time `expire`,
+/// made 30 days before it, with 64 bytes standing for the signature.
+fn rrsig(owner: &Name, record_type: RecordType, signer: &Name, expire: u32) -> Record {
+    use hickory_proto::dnssec::Algorithm;
+    use hickory_proto::dnssec::rdata::{DNSSECRData, RRSIG, SigInput};
+    use hickory_proto::rr::SerialNumber;
+    let input = SigInput {
+        type_covered: record_type,
+        algorithm: Algorithm::ECDSAP256SHA256,
+        num_labels: owner.num_labels(),
+        original_ttl: 300,
+        sig_expiration: SerialNumber::new(expire),
+        sig_inception: SerialNumber::new(expire.wrapping_sub(30 * 86_400)),
+        key_tag: 12345,
+        signer_name: signer.clone(),
+    };
+    Record::from_rdata(
+        owner.clone(),
+        300,
+        RData::DNSSEC(DNSSECRData::RRSIG(RRSIG::from_sig(input, vec![7; 64]))),
+    )
 }
 
 /// A running test server; stops when dropped.
