@@ -138,7 +138,7 @@ fn exporter(domains: usize) -> Arc<Exporter> {
                         key: None,
                         nxdomain: false,
                         ede: None,
-                        signatures_expire: None,
+                        signature: None,
                     };
                     state.apply(&name, &format!("r{k}"), Ok(observation));
                 }

@@ -149,7 +149,7 @@ fn synthetic_state(domains: usize, resolvers: &[String], detail: Detail) -> Stat
                     key: None,
                     nxdomain: false,
                     ede: None,
-                    signatures_expire: None,
+                    signature: None,
                 };
                 state.apply(&name, resolver, Ok(observation));
             }

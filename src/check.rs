@@ -4,6 +4,7 @@
 //! is present and whether it is correct, so every case is unit-tested without a network.
 
 use std::net::IpAddr;
+use std::num::NonZeroU32;
 
 use std::sync::Arc;
 
@@ -14,7 +15,7 @@ use sha2::Digest as _;
 
 use crate::dkim;
 use crate::evidence::{
-    Extra, Failure, FailureReason, FollowUp, Found, KeyLookup, Keys, Observation,
+    Extra, Failure, FailureReason, FollowUp, Found, KeyLookup, Keys, Observation, Signature,
 };
 use crate::provider::Expected;
 use crate::resolver::message::ede;
@@ -150,6 +151,7 @@ pub async fn follow_up(
     {
         follow_up.key = Some(read_key(&target, &reply));
         follow_up.key_chain = Some(chain_from(&reply, &target));
+        follow_up.key_via = Some(resolver.name.clone());
     }
     follow_up
 }
@@ -278,7 +280,7 @@ pub fn observe(qname: &Name, expected: &Expected, reply: &Message) -> Observatio
     let nxdomain = reply.metadata.response_code == ResponseCode::NXDomain;
     let negative_ttl = negative_ttl(reply);
     let ede = ede(reply);
-    let signatures_expire = signatures_expire(reply);
+    let signature = first_to_expire(reply);
     let absent = |found| Observation {
         found,
         present: false,
@@ -287,7 +289,7 @@ pub fn observe(qname: &Name, expected: &Expected, reply: &Message) -> Observatio
         key: None,
         nxdomain,
         ede: ede.clone(),
-        signatures_expire,
+        signature,
     };
     let cname = cname_target_at(reply, qname);
     match expected {
@@ -311,7 +313,7 @@ pub fn observe(qname: &Name, expected: &Expected, reply: &Message) -> Observatio
                     key: None,
                     nxdomain,
                     ede: ede.clone(),
-                    signatures_expire,
+                    signature,
                 }
             }
             None => absent(Found::None),
@@ -329,7 +331,7 @@ pub fn observe(qname: &Name, expected: &Expected, reply: &Message) -> Observatio
                         key: Some(Box::new(Keys { key, more })),
                         nxdomain,
                         ede: ede.clone(),
-                        signatures_expire,
+                        signature,
                     }
                 }
                 None => match cname {
@@ -357,18 +359,27 @@ pub fn has_key_record(owner: &Name, reply: &Message) -> bool {
     txt_at(reply, owner).is_some_and(|txt| dkim::looks_like_key_record(&txt.value))
 }
 
-/// The earliest expiration of the RRSIGs in a reply's answer section, compared as DNSSEC times
-/// are (RFC 4034 section 3.1.5: serial number arithmetic, so that 2106 is no cliff); `None`
-/// when the answer carries none (an unsigned zone, or a query without the DO bit).
-pub fn signatures_expire(reply: &Message) -> Option<u32> {
+/// The RRSIG of a reply's answer section that expires first, expirations compared as DNSSEC
+/// times are (RFC 4034 section 3.1.5: serial number arithmetic, so that 2106 is no cliff);
+/// `None` when the answer carries none (an unsigned zone, or a query without the DO bit).
+pub fn first_to_expire(reply: &Message) -> Option<Signature> {
     reply
         .answers
         .iter()
         .filter_map(|r| match &r.data {
-            RData::DNSSEC(DNSSECRData::RRSIG(rrsig)) => Some(rrsig.input().sig_expiration.get()),
+            RData::DNSSEC(DNSSECRData::RRSIG(rrsig)) => Some(Signature {
+                inception: rrsig.input().sig_inception.get(),
+                expiration: NonZeroU32::new(rrsig.input().sig_expiration.get())?,
+            }),
             _ => None,
         })
-        .reduce(|a, b| if earlier(b, a) { b } else { a })
+        .reduce(|a, b| {
+            if earlier(b.expiration.get(), a.expiration.get()) {
+                b
+            } else {
+                a
+            }
+        })
 }
 
 /// Whether the DNSSEC time `a` comes before `b`, in serial number arithmetic (RFC 1982).
@@ -407,7 +418,10 @@ fn txt_at(reply: &Message, owner: &Name) -> Option<Txt> {
             }
         }
     }
-    // With one TXT record (the usual case) it is the one, key-like or not.
+    // With one TXT record (the usual case) it is the one, key-like or not. With several, they
+    // are read in one order whatever order the server sent them in, so that the key read does
+    // not change from one answer to the next.
+    values.sort_unstable();
     if values.len() <= 1 {
         let (value, ttl) = values.pop()?;
         return Some(Txt {

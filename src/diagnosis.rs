@@ -16,7 +16,9 @@
 use std::net::IpAddr;
 
 use crate::dkim::{DkimKey, KeyError, KeyType};
-use crate::evidence::{Ede, Extra, FailureReason, Found, KeyLookup, Keys, Observation, Walk};
+use crate::evidence::{
+    Ede, Extra, FailureReason, Found, KeyLookup, Keys, Observation, Signature, Walk,
+};
 use crate::problem::Problem;
 use crate::provider::{self, Expected};
 
@@ -26,6 +28,12 @@ pub const MIN_RSA_BITS: u32 = 1024;
 /// Signatures that expire within this many seconds make `dnssec_expiring`: three days, long
 /// enough to fix a stopped signer before validating receivers reject the key.
 pub const SIGNATURES_EXPIRING_WITHIN: f64 = 3.0 * 86_400.0;
+
+/// ... and only once less than this share of their validity period (inception to expiration) is
+/// left. A signer at work renews signatures long before (Knot at half their lifetime, BIND at a
+/// quarter); one that signs each answer afresh, valid for a day or two, always serves signatures
+/// that expire within 3 days but were made moments ago, and has not stopped.
+pub const SIGNATURES_LEFT_SHARE: f64 = 1.0 / 3.0;
 
 /// One problem found, with what was seen.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,9 +79,9 @@ pub struct Evidence<'a> {
     pub walk: Option<&'a Walk>,
     /// The domain's nameservers (its DNS host), where a missing record is to be added.
     pub nameservers: Vec<&'a str>,
-    /// Each of the domain's nameservers that serves the record signed, with the earliest
-    /// expiration of the signatures over it (a DNSSEC time, [`unix_time`]).
-    pub signatures: Vec<(&'a str, u32)>,
+    /// Each of the domain's nameservers that serves the record signed, with its signature over
+    /// the record that expires first.
+    pub signatures: Vec<(&'a str, Signature)>,
     /// Unix time of the check: signatures expire against it.
     pub now: f64,
     /// The key this process has followed the record to (its current one), if any.
@@ -141,8 +149,13 @@ fn dnssec_expiring(evidence: &Evidence<'_>, add: &mut impl FnMut(Problem, String
     let expiring: Vec<String> = evidence
         .signatures
         .iter()
-        .map(|&(server, expire)| (server, unix_time(expire, evidence.now)))
-        .filter(|&(_, at)| at - evidence.now < SIGNATURES_EXPIRING_WITHIN)
+        .filter(|(_, signature)| {
+            let made = unix_time(signature.inception, evidence.now);
+            let expires = unix_time(signature.expiration.get(), evidence.now);
+            let left = expires - evidence.now;
+            left < SIGNATURES_EXPIRING_WITHIN && left < (expires - made) * SIGNATURES_LEFT_SHARE
+        })
+        .map(|&(server, signature)| (server, unix_time(signature.expiration.get(), evidence.now)))
         .map(|(server, at)| {
             let when = crate::logging::rfc3339_at(at);
             let left = at - evidence.now;
@@ -157,8 +170,8 @@ fn dnssec_expiring(evidence: &Evidence<'_>, add: &mut impl FnMut(Problem, String
         add(
             Problem::DnssecExpiring,
             format!(
-                "the DNSSEC signatures over the record expire within 3 days and have not been \
-                 renewed: {}",
+                "the DNSSEC signatures over the record expire within 3 days, with less than a \
+                 third of their validity left, and have not been renewed: {}",
                 expiring.join("; ")
             ),
         );
@@ -520,7 +533,7 @@ mod tests {
             key: None,
             nxdomain: false,
             ede: None,
-            signatures_expire: None,
+            signature: None,
         }
     }
 
@@ -533,7 +546,7 @@ mod tests {
             key: None,
             nxdomain: true,
             ede: None,
-            signatures_expire: None,
+            signature: None,
         }
     }
 
@@ -546,7 +559,7 @@ mod tests {
             key: Some(Box::new(Keys::one(key))),
             nxdomain: false,
             ede: None,
-            signatures_expire: None,
+            signature: None,
         }
     }
 
@@ -1065,24 +1078,35 @@ mod tests {
         let expected = ses();
         let good = cname("abc.dkim.amazonses.com", &expected);
         let day = 86_400.0;
-        let at = |offset: f64| (NOW + offset) as u32;
+        // Made `made` seconds from now, expiring `expires` from now.
+        let signed = |made: f64, expires: f64| Signature {
+            inception: (NOW + made) as u32,
+            expiration: std::num::NonZeroU32::new((NOW + expires) as u32).unwrap(),
+        };
         let mut e = evidence(&expected, vec![("google", &good)]);
         e.key = Some(&GOOD_KEY);
-        e.signatures = vec![("auth:ns1.example.com", at(10.0 * day))];
+        e.signatures = vec![("auth:ns1.example.com", signed(-4.0 * day, 10.0 * day))];
+        assert_eq!(problems(&e), []);
+        // Signed an hour ago, valid for two days: a signer that signs each answer, at work.
+        e.signatures = vec![("auth:ns1.example.com", signed(-3600.0, 2.0 * day))];
         assert_eq!(problems(&e), []);
         e.signatures = vec![
-            ("auth:ns1.example.com", at(10.0 * day)),
-            ("auth:ns2.example.com", at(2.0 * day + 5.0 * 3600.0)),
+            ("auth:ns1.example.com", signed(-4.0 * day, 10.0 * day)),
+            (
+                "auth:ns2.example.com",
+                signed(-12.0 * day, 2.0 * day + 5.0 * 3600.0),
+            ),
         ];
         let findings = diagnose(&e);
         assert_eq!(findings.len(), 1);
         assert_eq!(findings[0].problem, Problem::DnssecExpiring);
         assert_eq!(
             findings[0].detail,
-            "the DNSSEC signatures over the record expire within 3 days and have not been \
-             renewed: auth:ns2.example.com: 2026-12-09T05:00:00.000Z, in 2 days 5 hours"
+            "the DNSSEC signatures over the record expire within 3 days, with less than a third \
+             of their validity left, and have not been renewed: auth:ns2.example.com: \
+             2026-12-09T05:00:00.000Z, in 2 days 5 hours"
         );
-        e.signatures = vec![("auth:ns1.example.com", at(-3600.0))];
+        e.signatures = vec![("auth:ns1.example.com", signed(-14.0 * day, -3600.0))];
         assert!(
             diagnose(&e)[0]
                 .detail

@@ -6,6 +6,7 @@
 
 use std::fmt;
 use std::net::IpAddr;
+use std::num::NonZeroU32;
 use std::sync::Arc;
 
 use crate::dkim::{DkimKey, KeyError};
@@ -175,10 +176,21 @@ pub struct Observation {
     pub nxdomain: bool,
     /// The Extended DNS Error the answer carried (RFC 8914), if any.
     pub ede: Option<Box<Ede>>,
-    /// The earliest expiration of the DNSSEC signatures (RRSIGs) over the answer, as a DNSSEC
-    /// time (seconds since the epoch, modulo 2^32); only read from a domain's own nameservers,
-    /// which are asked with the DO bit. `None` for an unsigned zone, or an answer without data.
-    pub signatures_expire: Option<u32>,
+    /// The DNSSEC signature (RRSIG) over the answer that expires first; only read from a
+    /// domain's own nameservers, which are asked with the DO bit. `None` for an unsigned zone,
+    /// or an answer without data.
+    pub signature: Option<Signature>,
+}
+
+/// When an RRSIG was made and when it expires, as DNSSEC times (seconds since the epoch, modulo
+/// 2^32, RFC 4034 section 3.1.5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Signature {
+    /// Signature Inception.
+    pub inception: u32,
+    /// Signature Expiration: never 0, which is 1970 (so that an observation's optional
+    /// signature costs no more room than this).
+    pub expiration: NonZeroU32,
 }
 
 /// The DKIM key records found at one name: the one read, and any others beside it.
@@ -258,6 +270,8 @@ pub struct FollowUp {
     pub extra: Option<Extra>,
     /// The key at the end of the record, when it was looked up and the lookup answered.
     pub key: Option<KeyLookup>,
+    /// The resolver the key was looked up through.
+    pub key_via: Option<String>,
     /// The names the expected target's own CNAME chain passed through to the key (Brevo's
     /// targets are CNAMEs themselves), when the key was looked up.
     pub key_chain: Option<Vec<String>>,

@@ -266,8 +266,10 @@ pub const TABLE: [Entry; 21] = [
         name: "dnssec_expiring",
         severity: Severity::Warning,
         meaning: "The zone is signed, and the RRSIGs over the record on its own nameservers \
-                  expire within 3 days: the signer has stopped re-signing. Once they expire, \
-                  validating receivers reject the key (then `dnssec_bogus`). \
+                  expire within 3 days with less than a third of their validity period left: the \
+                  signer has stopped re-signing. Once they expire, validating receivers reject \
+                  the key (then `dnssec_bogus`). Signatures made moments ago that are valid for \
+                  a day or two (servers that sign each answer) are not this problem. \
                   `dkim_record_signature_expiry_timestamp_seconds` gives the time.",
         fix: "The zone is not being re-signed: check the signer (or the DNS host's DNSSEC) now.",
     },

@@ -10,9 +10,10 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use crate::changes::{self, Budget, Subject};
 use crate::config::{Config, Detail};
 use crate::diagnosis::{Evidence, Failed, Finding, diagnose, unix_time};
-use crate::dkim::DkimKey;
+use crate::dkim::{DkimKey, Fingerprint};
 use crate::evidence::{
-    Ede, Extra, Failure, FailureReason, FollowUp, Found, KeyLookup, Keys, Observation, Walk,
+    Ede, Extra, Failure, FailureReason, FollowUp, Found, KeyLookup, Keys, Observation, Signature,
+    Walk,
 };
 use crate::problem::Problem;
 use crate::provider::Expected;
@@ -353,6 +354,18 @@ impl View {
     }
 }
 
+/// The usable key of `keys` a record follows: the one it followed (`was`) while the name still
+/// holds it, so that a second key published beside it changes nothing but `key_multiple`; else
+/// the one read.
+fn followed(keys: &Keys, was: Option<Fingerprint>) -> Option<&DkimKey> {
+    was.and_then(|was| {
+        keys.all()
+            .filter_map(|k| k.as_ref().ok())
+            .find(|k| k.fingerprint == was)
+    })
+    .or_else(|| keys.usable())
+}
+
 impl RecordState {
     fn new(domain: Arc<str>, record: &Record, resolvers: usize) -> Self {
         RecordState {
@@ -454,17 +467,17 @@ impl RecordState {
     /// nameservers, in Unix time; `None` when none serves it signed.
     pub fn signature_expiry(&self) -> Option<f64> {
         self.signatures()
-            .map(|(_, expire)| unix_time(expire, self.checked_at))
+            .map(|(_, signature)| unix_time(signature.expiration.get(), self.checked_at))
             .reduce(f64::min)
     }
 
-    /// Each nameserver that answered with the record signed, and the earliest expiration of its
-    /// signatures (a DNSSEC time).
-    fn signatures(&self) -> impl Iterator<Item = (&str, u32)> {
+    /// Each nameserver that answered with the record signed, and its signature over the record
+    /// that expires first.
+    fn signatures(&self) -> impl Iterator<Item = (&str, Signature)> {
         self.nameservers.iter().filter_map(|(name, view)| {
             view.answering()
-                .and_then(|o| o.signatures_expire)
-                .map(|expire| (name.as_str(), expire))
+                .and_then(|o| o.signature)
+                .map(|signature| (name.as_str(), signature))
         })
     }
 
@@ -472,17 +485,25 @@ impl RecordState {
     /// a key read at the end of a CNAME, through one resolver). With resolvers disagreeing, the
     /// key the domain's own nameservers serve when they agree, else the one most answering
     /// resolvers serve; on a tie, the key it was.
-    fn leads_to<'a>(&'a self, resolvers: &'a [ResolverState]) -> Option<(DkimKey, Vec<&'a str>)> {
+    fn leads_to<'a>(
+        &'a self,
+        resolvers: &'a [ResolverState],
+        via: Option<&'a str>,
+    ) -> Option<(DkimKey, Vec<&'a str>)> {
+        let was = self.key_seen.map(|seen| seen.key.fingerprint);
         match self.expected {
             Expected::Cname(_) => match &self.key {
-                Some(KeyLookup::Found(Keys { key: Ok(key), .. })) => Some((*key, Vec::new())),
+                Some(KeyLookup::Found(keys)) => {
+                    let key = followed(keys, was)?;
+                    Some((*key, via.into_iter().collect()))
+                }
                 _ => None,
             },
             Expected::Txt => {
                 let mut keys: Vec<DkimKey> = Vec::new();
                 let mut serving: Vec<Vec<&str>> = Vec::new();
                 for (resolver, o) in self.answering(resolvers) {
-                    let Some(key) = o.key.as_deref().and_then(Keys::usable) else {
+                    let Some(key) = o.key.as_deref().and_then(|keys| followed(keys, was)) else {
                         continue;
                     };
                     match keys.iter().position(|k| k.fingerprint == key.fingerprint) {
@@ -496,7 +517,6 @@ impl RecordState {
                 let by_nameservers: Vec<usize> = (0..keys.len())
                     .filter(|&i| serving[i].iter().any(|r| r.starts_with("auth:")))
                     .collect();
-                let was = self.key_seen.map(|seen| seen.key.fingerprint);
                 let chosen = match by_nameservers.as_slice() {
                     [only] => *only,
                     _ => (0..keys.len()).max_by_key(|&i| {
@@ -515,8 +535,13 @@ impl RecordState {
     /// Follows the key after a check at `at`: the first key read is seen from then; a new
     /// one replaces it, and the change is returned. A check that read no usable key, though
     /// something answered, leaves the key not current; one where nothing answered leaves it be.
-    fn follow_key(&mut self, resolvers: &[ResolverState], at: f64) -> Option<KeyChange> {
-        let Some((key, serving)) = self.leads_to(resolvers) else {
+    fn follow_key(
+        &mut self,
+        resolvers: &[ResolverState],
+        via: Option<&str>,
+        at: f64,
+    ) -> Option<KeyChange> {
+        let Some((key, serving)) = self.leads_to(resolvers, via) else {
             let answered = self.answering(resolvers).next().is_some();
             if let Some(seen) = self.key_seen.as_mut().filter(|_| answered) {
                 seen.current = false;
@@ -557,11 +582,10 @@ impl RecordState {
         let old_on = self
             .answering(resolvers)
             .filter(|(_, o)| {
-                o.key
-                    .as_deref()
-                    .and_then(Keys::usable)
-                    .map(|k| k.fingerprint)
-                    == Some(old.fingerprint)
+                o.key.as_deref().is_some_and(|keys| {
+                    keys.all()
+                        .any(|k| k.as_ref().is_ok_and(|k| k.fingerprint == old.fingerprint))
+                })
             })
             .map(|(r, _)| r)
             .collect::<Vec<_>>()
@@ -661,7 +685,7 @@ impl RecordState {
             None if answered => self.walk = None,
             None => {}
         }
-        let change = self.follow_key(resolvers, at);
+        let change = self.follow_key(resolvers, follow_up.key_via.as_deref(), at);
         self.diagnose(resolvers);
         change
     }
@@ -1099,7 +1123,7 @@ mod tests {
             correct,
             ttl: Some(300),
             key: None,
-            signatures_expire: None,
+            signature: None,
         }
     }
 
@@ -1115,6 +1139,51 @@ mod tests {
             yaml.push_str(&format!("      - {s}\n"));
         }
         parse(&yaml, "test.yaml").unwrap()
+    }
+
+    #[test]
+    fn the_key_followed_changes_only_when_the_name_no_longer_holds_it() {
+        use crate::dkim::{KeyFlags, KeyType};
+        let key = |byte: u8| DkimKey {
+            key_type: KeyType::Rsa,
+            bits: 2048,
+            flags: KeyFlags::default(),
+            fingerprint: Fingerprint([byte; 8]),
+        };
+        let mut state = State::default();
+        reconcile(&mut state, &config(&["a"], &["s1"]));
+        let good = observation(Found::Cname("s1.dkim.amazonses.com".into()), true);
+        let follow = |state: &mut State, keys: Keys, at: f64| {
+            state.apply(S1, "a", Ok(good.clone()));
+            let follow_up = FollowUp {
+                key: Some(KeyLookup::Found(keys)),
+                key_via: Some("a".into()),
+                ..FollowUp::default()
+            };
+            state.apply_follow_up(S1, follow_up, at);
+            state.records[0].key_seen.unwrap()
+        };
+        let seen = follow(&mut state, Keys::one(Ok(key(1))), 10.0);
+        assert_eq!(
+            (seen.key, seen.first_seen, seen.previous),
+            (key(1), 10.0, None)
+        );
+        // A second key published beside it, read first: still the same key, key_multiple.
+        let both = Keys {
+            key: Ok(key(2)),
+            more: vec![Ok(key(1))],
+        };
+        let seen = follow(&mut state, both, 20.0);
+        assert_eq!((seen.key, seen.first_seen), (key(1), 10.0));
+        assert_eq!(state.records[0].findings[0].problem, Problem::KeyMultiple);
+        // The old one removed: the key changed, when and from what.
+        let seen = follow(&mut state, Keys::one(Ok(key(2))), 30.0);
+        assert_eq!(
+            (seen.key, seen.first_seen, seen.previous),
+            (key(2), 30.0, Some(key(1)))
+        );
+        let change = state.records[0].follow_key(&state.resolvers, Some("a"), 40.0);
+        assert_eq!(change, None);
     }
 
     #[test]

@@ -417,7 +417,7 @@ mod tests {
                             key: None,
                             nxdomain: false,
                             ede: None,
-                            signatures_expire: None,
+                            signature: None,
                         };
                         let name = crate::records::record_name(&record.selector, &domain.name);
                         state.apply(&name, resolver, Ok(observation));

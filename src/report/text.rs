@@ -40,11 +40,13 @@ impl Report {
             }
         }
         let summary = &self.summary;
+        let plural =
+            |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
         let _ = writeln!(
             out,
-            "{} domains, {} records: {} correct, {} with problems, {} unknown; {}",
-            summary.domains,
-            summary.records,
+            "{}, {}: {} correct, {} with problems, {} unknown; {}",
+            plural(summary.domains, "domain", "domains"),
+            plural(summary.records, "record", "records"),
             summary.correct,
             summary.problems,
             summary.unknown,

@@ -278,13 +278,16 @@ async fn a_key_replaced_while_resolvers_disagree_is_named_then_logged_once_it_ta
 #[tokio::test]
 async fn signatures_expiring_within_three_days_on_the_nameservers_are_dnssec_expiring() {
     let key = support::rsa_public_key_base64(1024);
-    let now = now();
-    let soon = now + 2 * 86_400;
-    let later = now + 20 * 86_400;
-    // Three domains on one nameserver: signatures expiring in 2 days, in 20, and none.
+    let (now, day) = (now(), 86_400);
+    let soon = now + 2 * day;
+    let later = now + 20 * day;
+    // Four domains on one nameserver: signatures made 12 days ago that expire in 2 (the signer
+    // stopped), made an hour ago and expiring in 2 (a signer that signs each answer), made a day
+    // ago and expiring in 20, and none.
     let served = [
-        ("expiring.test", Some(soon)),
-        ("fresh.test", Some(later)),
+        ("expiring.test", Some((now - 12 * day, soon))),
+        ("online.test", Some((now - 3600, soon))),
+        ("fresh.test", Some((now - day, later))),
         ("unsigned.test", None),
     ]
     .iter()
@@ -298,7 +301,7 @@ async fn signatures_expiring_within_three_days_on_the_nameservers_are_dnssec_exp
                 )
                 .ns(&format!("{domain}."), "ns1.nameservers.test.");
             match expire {
-                Some(expire) => zone.signed(&format!("{domain}."), *expire),
+                Some((made, expire)) => zone.signed(&format!("{domain}."), *made, *expire),
                 None => zone,
             }
         },
@@ -310,7 +313,7 @@ async fn signatures_expiring_within_three_days_on_the_nameservers_are_dnssec_exp
     ))
     .await;
     let yaml = format!(
-        "interval: 1s\ntimeout: 1s\nresolvers:\n{}domains:\n  - domain: expiring.test\n    provider: ses\n    selectors: [s1]\n  - domain: fresh.test\n    provider: ses\n    selectors: [s1]\n  - domain: unsigned.test\n    provider: ses\n    selectors: [s1]\n",
+        "interval: 1s\ntimeout: 1s\nresolvers:\n{}domains:\n  - domain: expiring.test\n    provider: ses\n    selectors: [s1]\n  - domain: online.test\n    provider: ses\n    selectors: [s1]\n  - domain: fresh.test\n    provider: ses\n    selectors: [s1]\n  - domain: unsigned.test\n    provider: ses\n    selectors: [s1]\n",
         resolver("public", public.addr)
     );
     let options = dkim_exporter::Options {
@@ -321,18 +324,23 @@ async fn signatures_expiring_within_three_days_on_the_nameservers_are_dnssec_exp
     let s = daemon
         .wait_for("a round, with every nameserver's answer", |s| {
             s.value("dkim_check_rounds_total", &[]) >= Some(1.0)
-                && ["expiring.test", "fresh.test", "unsigned.test"]
-                    .iter()
-                    .all(|d| {
-                        s.value(
-                            "dkim_record_lookup_success",
-                            &[
-                                ("domain", d),
-                                ("selector", "s1"),
-                                ("resolver", "auth:ns1.nameservers.test"),
-                            ],
-                        ) == Some(1.0)
-                    })
+                && [
+                    "expiring.test",
+                    "online.test",
+                    "fresh.test",
+                    "unsigned.test",
+                ]
+                .iter()
+                .all(|d| {
+                    s.value(
+                        "dkim_record_lookup_success",
+                        &[
+                            ("domain", d),
+                            ("selector", "s1"),
+                            ("resolver", "auth:ns1.nameservers.test"),
+                        ],
+                    ) == Some(1.0)
+                })
         })
         .await;
     let expiry = |domain| {
@@ -343,10 +351,13 @@ async fn signatures_expiring_within_three_days_on_the_nameservers_are_dnssec_exp
     };
     assert_eq!(expiry("expiring.test"), Some(soon as f64), "{}", s.text);
     assert_eq!(expiry("fresh.test"), Some(later as f64));
+    assert_eq!(expiry("online.test"), Some(soon as f64));
     // An unsigned zone gets no series.
     assert_eq!(expiry("unsigned.test"), None);
     assert_eq!(s.problems("expiring.test", "s1"), ["dnssec_expiring"]);
     assert_eq!(s.problems("fresh.test", "s1"), Vec::<String>::new());
+    // Within 3 days, but made moments ago: a signer at work, not one that stopped.
+    assert_eq!(s.problems("online.test", "s1"), Vec::<String>::new());
     assert_eq!(s.problems("unsigned.test", "s1"), Vec::<String>::new());
     let (_, page) = daemon.get("/domain/expiring.test").await;
     assert!(
@@ -360,7 +371,7 @@ async fn signatures_expiring_within_three_days_on_the_nameservers_are_dnssec_exp
     );
     // Each record was asked of the nameserver (with the DO bit, or no RRSIG would have come).
     assert!(
-        nameservers[0].udp_queries() + nameservers[0].tcp_queries() >= 3,
+        nameservers[0].udp_queries() + nameservers[0].tcp_queries() >= 4,
         "{} {}",
         nameservers[0].udp_queries(),
         nameservers[0].tcp_queries()

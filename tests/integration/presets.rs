@@ -443,7 +443,7 @@ async fn check_for_people_and_scripts() {
     );
     assert!(
         out.ends_with(
-            "1 domains, 2 records: 1 correct, 1 with problems, 0 unknown; 1 domain needs attention\n"
+            "1 domain, 2 records: 1 correct, 1 with problems, 0 unknown; 1 domain needs attention\n"
         ),
         "{out}"
     );

@@ -18,7 +18,7 @@ use std::time::Duration;
 use dkim_exporter::config::{Config, Detail, Loaded, Protocol, ResolverConfig};
 use dkim_exporter::dkim::{DkimKey, Fingerprint, KeyError, KeyType};
 use dkim_exporter::evidence::{
-    Extra, FailureReason, FollowUp, Found, KeyLookup, Keys, Observation,
+    Extra, FailureReason, FollowUp, Found, KeyLookup, Keys, Observation, Signature,
 };
 use dkim_exporter::metrics::{Metrics, Progress, ReloadedDuringScrape, StateChunks};
 use dkim_exporter::provider::Expected;
@@ -98,7 +98,7 @@ fn observation(found: Found, correct: bool, ttl: u32) -> Observation {
         correct,
         ttl: Some(ttl),
         key: None,
-        signatures_expire: None,
+        signature: None,
     }
 }
 
@@ -195,7 +195,10 @@ fn state(domains: usize) -> State {
                 7 => {
                     // ns1 serves the zone signed.
                     let signed = Observation {
-                        signatures_expire: Some(1_733_000_000),
+                        signature: Some(Signature {
+                            inception: 1_731_800_000,
+                            expiration: std::num::NonZeroU32::new(1_733_000_000).unwrap(),
+                        }),
                         ..good.clone()
                     };
                     follow_up.nameservers = Some(vec![

@@ -60,9 +60,9 @@ enum Rule {
     /// without the AA flag, with glue.
     Delegate(Name, Name, std::net::Ipv4Addr),
     /// Names at or below it are signed: a query with the DO bit gets an RRSIG over each RRset
-    /// of the answer, expiring at this DNSSEC time. The signature bytes are not a real
-    /// signature; nothing in the tests validates, they read the expiration.
-    Signed(Name, u32),
+    /// of the answer, made and expiring at these DNSSEC times. The signature bytes are not a
+    /// real signature; nothing in the tests validates, they read the times.
+    Signed(Name, u32, u32),
 }
 
 /// Records served, with a SOA for negative answers.
@@ -184,10 +184,12 @@ impl Zone {
         self
     }
 
-    /// Names at or below `domain` are signed, their signatures expiring at Unix time `expire`
-    /// (sent only to queries with the DO bit, as a signed zone's nameserver does).
-    pub fn signed(mut self, domain: &str, expire: u64) -> Self {
-        self.rules.push(Rule::Signed(name(domain), expire as u32));
+    /// Names at or below `domain` are signed, their signatures made at Unix time `inception`
+    /// and expiring at `expire` (sent only to queries with the DO bit, as a signed zone's
+    /// nameserver does).
+    pub fn signed(mut self, domain: &str, inception: u64, expire: u64) -> Self {
+        self.rules
+            .push(Rule::Signed(name(domain), inception as u32, expire as u32));
         self
     }
 
@@ -289,7 +291,7 @@ impl Zone {
         }
         let dnssec_ok = query.edns.as_ref().is_some_and(|e| e.flags().dnssec_ok);
         for rule in &self.rules {
-            if let Rule::Signed(domain, expire) = rule
+            if let Rule::Signed(domain, inception, expire) = rule
                 && dnssec_ok
             {
                 let mut rrsets: Vec<(Name, RecordType)> = Vec::new();
@@ -302,7 +304,7 @@ impl Zone {
                 for (owner, record_type) in rrsets {
                     reply
                         .answers
-                        .push(rrsig(&owner, record_type, domain, *expire));
+                        .push(rrsig(&owner, record_type, domain, *inception, *expire));
                 }
             }
         }
@@ -325,9 +327,15 @@ impl Zone {
     }
 }
 
-/// An RRSIG over `owner`/`record_type` by `signer`, expiring at the DNSSEC time `expire`,
-/// made 30 days before it, with 64 bytes standing for the signature.
-fn rrsig(owner: &Name, record_type: RecordType, signer: &Name, expire: u32) -> Record {
+/// An RRSIG over `owner`/`record_type` by `signer`, made and expiring at these DNSSEC times,
+/// with 64 bytes standing for the signature.
+fn rrsig(
+    owner: &Name,
+    record_type: RecordType,
+    signer: &Name,
+    inception: u32,
+    expire: u32,
+) -> Record {
     use hickory_proto::dnssec::Algorithm;
     use hickory_proto::dnssec::rdata::{DNSSECRData, RRSIG, SigInput};
     use hickory_proto::rr::SerialNumber;
@@ -337,7 +345,7 @@ fn rrsig(owner: &Name, record_type: RecordType, signer: &Name, expire: u32) -> R
         num_labels: owner.num_labels(),
         original_ttl: 300,
         sig_expiration: SerialNumber::new(expire),
-        sig_inception: SerialNumber::new(expire.wrapping_sub(30 * 86_400)),
+        sig_inception: SerialNumber::new(inception),
         key_tag: 12345,
         signer_name: signer.clone(),
     };
