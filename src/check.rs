@@ -401,7 +401,7 @@ struct Txt {
     /// Its TTL.
     ttl: u32,
     /// The other TXT values there that are meant as key records, read (`key_multiple`).
-    more: Vec<Result<dkim::DkimKey, dkim::KeyError>>,
+    more: Box<[Result<dkim::DkimKey, dkim::KeyError>]>,
 }
 
 /// The TXT value at `owner` that is meant as a DKIM key (or the first TXT there), with its TTL
@@ -427,7 +427,7 @@ fn txt_at(reply: &Message, owner: &Name) -> Option<Txt> {
         return Some(Txt {
             value,
             ttl,
-            more: Vec::new(),
+            more: Box::default(),
         });
     }
     let mut keys = values

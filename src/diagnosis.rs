@@ -601,8 +601,8 @@ mod tests {
     /// 2026-12-07T00:00:00Z.
     const NOW: f64 = 1_796_601_600.0;
 
-    static GOOD_KEY: KeyLookup = KeyLookup::Found(Keys {
-        key: Ok(DkimKey {
+    static GOOD_KEY: std::sync::LazyLock<KeyLookup> = std::sync::LazyLock::new(|| {
+        KeyLookup::Found(Keys::one(Ok(DkimKey {
             key_type: KeyType::Rsa,
             bits: 2048,
             flags: KeyFlags {
@@ -610,8 +610,7 @@ mod tests {
                 sha1_only: false,
             },
             fingerprint: Fingerprint([0x20; 8]),
-        }),
-        more: Vec::new(),
+        })))
     });
 
     #[test]
@@ -622,7 +621,7 @@ mod tests {
             &expected,
             vec![("google", &good), ("auth:ns1.example.com", &good)],
         );
-        e.key = Some(&GOOD_KEY);
+        e.key = Some(&*GOOD_KEY);
         assert_eq!(problems(&e), []);
     }
 
@@ -658,7 +657,7 @@ mod tests {
                 ("auth:ns1.example.com", &good),
             ],
         );
-        e.key = Some(&GOOD_KEY);
+        e.key = Some(&*GOOD_KEY);
         let findings = diagnose(&e);
         assert_eq!(findings.len(), 1, "{findings:?}");
         assert_eq!(findings[0].problem, Problem::NotPropagated);
@@ -674,7 +673,7 @@ mod tests {
         let good = cname("abc.dkim.amazonses.com", &expected);
         let old = cname("old.example.net", &expected);
         let mut e = evidence(&expected, vec![("auth:ns1", &good), ("auth:ns2", &old)]);
-        e.key = Some(&GOOD_KEY);
+        e.key = Some(&*GOOD_KEY);
         assert_eq!(problems(&e), [Problem::NotPropagated]);
     }
 
@@ -906,7 +905,7 @@ mod tests {
             text: "no DNSKEY matches the DS".into(),
         };
         let mut e = evidence(&expected, vec![("plain", &good)]);
-        e.key = Some(&GOOD_KEY);
+        e.key = Some(&*GOOD_KEY);
         e.failures = vec![
             Failed {
                 ede: Some(&ede),
@@ -982,7 +981,7 @@ mod tests {
         let mut two = txt(Ok(rsa(2048)));
         two.key = Some(Box::new(Keys {
             key: Ok(rsa(2048)),
-            more: vec![Ok(rsa(1024)), Err(KeyError::Revoked)],
+            more: vec![Ok(rsa(1024)), Err(KeyError::Revoked)].into(),
         }));
         let one = txt(Ok(rsa(2048)));
         // One resolver seeing both is enough.
@@ -1003,7 +1002,7 @@ mod tests {
         let good = cname("abc.dkim.amazonses.com", &expected);
         let key = KeyLookup::Found(Keys {
             key: Ok(rsa(2048)),
-            more: vec![Ok(rsa(512))],
+            more: vec![Ok(rsa(512))].into(),
         });
         let mut e = evidence(&expected, vec![("google", &good)]);
         e.key = Some(&key);
@@ -1084,7 +1083,7 @@ mod tests {
             expiration: std::num::NonZeroU32::new((NOW + expires) as u32).unwrap(),
         };
         let mut e = evidence(&expected, vec![("google", &good)]);
-        e.key = Some(&GOOD_KEY);
+        e.key = Some(&*GOOD_KEY);
         e.signatures = vec![("auth:ns1.example.com", signed(-4.0 * day, 10.0 * day))];
         assert_eq!(problems(&e), []);
         // Signed an hour ago, valid for two days: a signer that signs each answer, at work.

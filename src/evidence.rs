@@ -200,7 +200,7 @@ pub struct Keys {
     pub key: Result<DkimKey, KeyError>,
     /// Further key records at the same name (`key_multiple`): receivers pick one of them all,
     /// so mail fails some of the time. Empty in the usual case.
-    pub more: Vec<Result<DkimKey, KeyError>>,
+    pub more: Box<[Result<DkimKey, KeyError>]>,
 }
 
 impl Keys {
@@ -208,7 +208,7 @@ impl Keys {
     pub fn one(key: Result<DkimKey, KeyError>) -> Keys {
         Keys {
             key,
-            more: Vec::new(),
+            more: Box::default(),
         }
     }
 
@@ -219,7 +219,7 @@ impl Keys {
 
     /// Every key record at the name, the one read first.
     pub fn all(&self) -> impl Iterator<Item = &Result<DkimKey, KeyError>> {
-        std::iter::once(&self.key).chain(&self.more)
+        std::iter::once(&self.key).chain(self.more.iter())
     }
 }
 

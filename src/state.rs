@@ -145,24 +145,22 @@ pub struct RecordState {
     pub walk: Option<Arc<Walk>>,
     /// The key the record leads to as this process has followed it, from the first key read.
     pub key_seen: Option<KeySeen>,
-    /// Unix time of the latest follow-up, the end of the record's latest check: the time
-    /// signatures expire against, and a new key's first sighting.
-    pub checked_at: f64,
     /// The hour's logged problem changes ([`changes`]).
     logged: Budget,
 }
 
 /// The key a record leads to, as this process has followed it: `dkim_key_info`,
 /// `dkim_key_first_seen_timestamp_seconds`, and the key change the status page shows.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct KeySeen {
     /// The key: what the domain's own nameservers serve when they agree, else what most
     /// answering resolvers serve (on a tie, the key it was).
     pub key: DkimKey,
     /// Unix time this process first saw it: when the key changed, or when the process started.
     pub first_seen: f64,
-    /// The key before it, when this process saw the change.
-    pub previous: Option<DkimKey>,
+    /// The key before it, when this process saw the change (boxed: rare, and kept for every
+    /// record).
+    pub previous: Option<Box<DkimKey>>,
     /// The record still leads to it: false while its latest check read no usable key.
     pub current: bool,
 }
@@ -385,7 +383,6 @@ impl RecordState {
             inactive_key: false,
             walk: None,
             key_seen: None,
-            checked_at: 0.0,
             logged: Budget::default(),
         }
     }
@@ -464,10 +461,11 @@ impl RecordState {
     }
 
     /// The earliest expiration of the DNSSEC signatures over the record on the domain's
-    /// nameservers, in Unix time; `None` when none serves it signed.
-    pub fn signature_expiry(&self) -> Option<f64> {
+    /// nameservers, in Unix time (read as the time within 68 years of `now`, RFC 4034's
+    /// arithmetic); `None` when none serves it signed.
+    pub fn signature_expiry(&self, now: f64) -> Option<f64> {
         self.signatures()
-            .map(|(_, signature)| unix_time(signature.expiration.get(), self.checked_at))
+            .map(|(_, signature)| unix_time(signature.expiration.get(), now))
             .reduce(f64::min)
     }
 
@@ -490,7 +488,7 @@ impl RecordState {
         resolvers: &'a [ResolverState],
         via: Option<&'a str>,
     ) -> Option<(DkimKey, Vec<&'a str>)> {
-        let was = self.key_seen.map(|seen| seen.key.fingerprint);
+        let was = self.key_seen.as_ref().map(|seen| seen.key.fingerprint);
         match self.expected {
             Expected::Cname(_) => match &self.key {
                 Some(KeyLookup::Found(keys)) => {
@@ -551,6 +549,7 @@ impl RecordState {
         // Named only for the log line of a change.
         let changed = self
             .key_seen
+            .as_ref()
             .is_some_and(|seen| seen.key.fingerprint != key.fingerprint);
         let new_on = if changed {
             serving.join(", ")
@@ -576,7 +575,7 @@ impl RecordState {
         *seen = KeySeen {
             key,
             first_seen: at,
-            previous: Some(old),
+            previous: Some(Box::new(old)),
             current: true,
         };
         let old_on = self
@@ -618,7 +617,6 @@ impl RecordState {
         follow_up: FollowUp,
         at: f64,
     ) -> Option<KeyChange> {
-        self.checked_at = at;
         if let Some(answers) = follow_up.nameservers {
             let mut old: HashMap<String, View> =
                 std::mem::take(&mut self.nameservers).into_iter().collect();
@@ -686,7 +684,7 @@ impl RecordState {
             None => {}
         }
         let change = self.follow_key(resolvers, follow_up.key_via.as_deref(), at);
-        self.diagnose(resolvers);
+        self.diagnose(resolvers, at);
         change
     }
 
@@ -699,9 +697,10 @@ impl RecordState {
         changes::log(&subject, before, &self.findings, &mut self.logged, now);
     }
 
-    /// Runs the diagnosis on what is known. When no resolver answered and nothing explains
-    /// why (the resolvers are down, not the domain), the findings stay as they were.
-    fn diagnose(&mut self, resolvers: &[ResolverState]) {
+    /// Runs the diagnosis on what is known, at Unix time `now`. When no resolver answered and
+    /// nothing explains why (the resolvers are down, not the domain), the findings stay as they
+    /// were.
+    fn diagnose(&mut self, resolvers: &[ResolverState], now: f64) {
         let failures = resolvers
             .iter()
             .map(|r| r.name.as_str())
@@ -735,12 +734,12 @@ impl RecordState {
                 .filter_map(|(name, _)| name.strip_prefix("auth:"))
                 .collect(),
             signatures: self.signatures().collect(),
-            now: self.checked_at,
+            now,
             seen_key: self.key_seen.as_ref().map(|seen| &seen.key),
             previous_key: self
                 .key_seen
                 .as_ref()
-                .and_then(|seen| seen.previous.as_ref()),
+                .and_then(|seen| seen.previous.as_deref()),
         };
         let mut findings = diagnose(&evidence);
         if findings.is_empty() && evidence.answers.is_empty() {
@@ -948,7 +947,7 @@ impl State {
         }
         let domain = self.domain_index.get(&*record.domain).copied();
         if let Some(pair) = domain.and_then(|d| self.domains[d].rotating_pair) {
-            self.mark_inactive_key(pair);
+            self.mark_inactive_key(pair, at);
         }
         if let Some(before) = before {
             self.records[r].log_changes(&before, Instant::now());
@@ -959,13 +958,13 @@ impl State {
     /// Of a rotating pair, the record whose only problem is a missing key while its partner is
     /// healthy holds the inactive key: that is not a problem. An inactive record is diagnosed
     /// afresh each time, so it gets its `key_missing` back when its partner stops being healthy.
-    fn mark_inactive_key(&mut self, (a, b): (usize, usize)) {
+    fn mark_inactive_key(&mut self, (a, b): (usize, usize), now: f64) {
         let resolvers = &self.resolvers;
         // A record judged inactive had its findings cleared: diagnose it again to read them
         // afresh. The other one's findings are its own diagnosis already.
         for i in [a, b] {
             if std::mem::take(&mut self.records[i].inactive_key) {
-                self.records[i].diagnose(resolvers);
+                self.records[i].diagnose(resolvers, now);
             }
         }
         let only_key_missing =
@@ -999,7 +998,7 @@ impl State {
                 .log_changes
                 .then(|| record.findings.iter().map(|f| f.problem).collect());
             record.receivers = reported;
-            record.diagnose(&self.resolvers);
+            record.diagnose(&self.resolvers, unix_now());
             if let Some(before) = before {
                 record.log_changes(&before, now);
             }
@@ -1161,7 +1160,7 @@ mod tests {
                 ..FollowUp::default()
             };
             state.apply_follow_up(S1, follow_up, at);
-            state.records[0].key_seen.unwrap()
+            state.records[0].key_seen.clone().unwrap()
         };
         let seen = follow(&mut state, Keys::one(Ok(key(1))), 10.0);
         assert_eq!(
@@ -1171,7 +1170,7 @@ mod tests {
         // A second key published beside it, read first: still the same key, key_multiple.
         let both = Keys {
             key: Ok(key(2)),
-            more: vec![Ok(key(1))],
+            more: vec![Ok(key(1))].into(),
         };
         let seen = follow(&mut state, both, 20.0);
         assert_eq!((seen.key, seen.first_seen), (key(1), 10.0));
@@ -1180,7 +1179,7 @@ mod tests {
         let seen = follow(&mut state, Keys::one(Ok(key(2))), 30.0);
         assert_eq!(
             (seen.key, seen.first_seen, seen.previous),
-            (key(2), 30.0, Some(key(1)))
+            (key(2), 30.0, Some(Box::new(key(1))))
         );
         let change = state.records[0].follow_key(&state.resolvers, Some("a"), 40.0);
         assert_eq!(change, None);

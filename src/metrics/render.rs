@@ -20,7 +20,7 @@ use super::{
 use crate::config::Detail;
 use crate::records::shard::Shard;
 use crate::ses::{Discovered, DkimStatus};
-use crate::state::{State, View};
+use crate::state::{State, View, unix_now};
 
 impl Metrics {
     /// The `/probe` text: the probed records' gauges, then whether the probe succeeded, how
@@ -398,7 +398,9 @@ impl Part {
                 let seen = record.key_seen.as_ref().filter(|seen| seen.current);
                 per_record(family, seen.map(|seen| seen.first_seen));
             }
-            Part::SignatureExpiry => per_record(family, state.records()[i].signature_expiry()),
+            Part::SignatureExpiry => {
+                per_record(family, state.records()[i].signature_expiry(unix_now()))
+            }
             Part::RecordProblem => {
                 let record = &state.records()[i];
                 let mut problems: Vec<&str> =

@@ -480,14 +480,18 @@ impl RecordReport {
             key_fingerprint: record.key().map(|key| key.fingerprint.to_string()),
             key_first_seen: record
                 .key_seen
+                .as_ref()
                 .filter(|seen| seen.current)
                 .map(|seen| crate::logging::rfc3339_at(seen.first_seen)),
             key_replaced: record
                 .key_seen
+                .as_ref()
                 .filter(|seen| seen.current)
-                .and_then(|seen| seen.previous)
+                .and_then(|seen| seen.previous.as_deref())
                 .map(|old| format!("{} ({} bits)", old.fingerprint, old.bits)),
-            signature_expiry: record.signature_expiry().map(crate::logging::rfc3339_at),
+            signature_expiry: record
+                .signature_expiry(crate::state::unix_now())
+                .map(crate::logging::rfc3339_at),
             key_chain: record.key_chain.as_deref().unwrap_or_default().to_vec(),
             inactive_key: record.inactive_key,
             problems,
