@@ -222,15 +222,13 @@ async fn extra_lookups(
         Some(has_key_record(record.name, &reply))
     };
     // When the record's name exists, `_domainkey` above it does too: it is only worth asking
-    // about when the name is NXDOMAIN. NXDOMAIN there means nothing under it exists (RFC 8020):
-    // every DKIM record of the domain is gone, not just this one.
+    // about when the name is NXDOMAIN.
     let no_domainkey = async {
-        if !nxdomain {
-            return None;
+        if nxdomain {
+            no_domainkey(resolver, record.domain).await
+        } else {
+            None
         }
-        let name = Name::from_ascii(format!("_domainkey.{}.", record.domain)).ok()?;
-        let reply = resolver.query(&name, RecordType::TXT).await.ok()?;
-        Some(reply.metadata.response_code == ResponseCode::NXDomain)
     };
     let (addresses, txt_key, doubled, without_underscore, no_domainkey) = tokio::join!(
         addresses,
@@ -265,6 +263,14 @@ async fn extra_lookups(
         without_underscore: without_underscore.flatten(),
         no_domainkey: no_domainkey.unwrap_or(false),
     })
+}
+
+/// Whether `_domainkey.{domain}` is NXDOMAIN, which means nothing under it exists (RFC 8020):
+/// every DKIM record of the domain is gone, not just one. `None` when the lookup failed.
+async fn no_domainkey(resolver: &ResolverClient, domain: &str) -> Option<bool> {
+    let name = Name::from_ascii(format!("_domainkey.{domain}.")).ok()?;
+    let reply = resolver.query(&name, RecordType::TXT).await.ok()?;
+    Some(reply.metadata.response_code == ResponseCode::NXDomain)
 }
 
 /// The record type asked for: the expected type.

@@ -4,7 +4,7 @@
 //! under `_domainkey`. Each through the real daemon or the real binary, against DNS servers on
 //! loopback.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use sha2::Digest as _;
@@ -166,36 +166,15 @@ async fn a_key_replaced_while_resolvers_disagree_is_named_then_logged_once_it_ta
         Default::default(),
     );
     let addr = support::listening_address(&lines);
-    let scrape = || async {
-        let (status, body) = support::http_get(addr, "/metrics").await;
-        assert_eq!(status, 200);
-        Scrape::parse(&body)
-    };
-    let wait = |what: &'static str, done: Box<dyn Fn(&Scrape) -> bool + Send>| async move {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-        loop {
-            let s = scrape().await;
-            if done(&s) {
-                return s;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "not within 60s: {what}\n{}",
-                s.text
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    };
     let record = [("domain", "example.com"), ("selector", "mail")];
     let old_fingerprint = fingerprint(&old);
     let new_fingerprint = fingerprint(&new);
 
     // The old key everywhere: its fingerprint, and the time the process first saw it.
     let want = old_fingerprint.clone();
-    let s = wait(
-        "the old key",
-        Box::new(move |s| key_info(s, "example.com", "mail") == Some(want.clone())),
-    )
+    let s = support::wait_for(addr, "the old key", move |s| {
+        key_info(s, "example.com", "mail") == Some(want.clone())
+    })
     .await;
     let first_seen = s
         .value(KEY_FIRST_SEEN_TIMESTAMP_SECONDS.name, &record)
@@ -205,10 +184,9 @@ async fn a_key_replaced_while_resolvers_disagree_is_named_then_logged_once_it_ta
 
     // One resolver serves the new key: named as a key being replaced, not yet the key.
     a.set(serving(&new));
-    let s = wait(
-        "a key being replaced",
-        Box::new(|s| s.problems("example.com", "mail") == ["not_propagated"]),
-    )
+    let s = support::wait_for(addr, "a key being replaced", |s| {
+        s.problems("example.com", "mail") == ["not_propagated"]
+    })
     .await;
     assert_eq!(
         key_info(&s, "example.com", "mail"),
@@ -243,10 +221,9 @@ async fn a_key_replaced_while_resolvers_disagree_is_named_then_logged_once_it_ta
         assert!(line.contains(part), "{part} not in {line}");
     }
     let want = new_fingerprint.clone();
-    let s = wait(
-        "the new key",
-        Box::new(move |s| key_info(s, "example.com", "mail") == Some(want.clone())),
-    )
+    let s = support::wait_for(addr, "the new key", move |s| {
+        key_info(s, "example.com", "mail") == Some(want.clone())
+    })
     .await;
     let changed = s
         .value(KEY_FIRST_SEEN_TIMESTAMP_SECONDS.name, &record)
@@ -261,10 +238,9 @@ async fn a_key_replaced_while_resolvers_disagree_is_named_then_logged_once_it_ta
 
     // The last one follows: nothing wrong, one key series, the first-seen time kept.
     c.set(serving(&new));
-    let s = wait(
-        "every resolver on the new key",
-        Box::new(|s| s.problems("example.com", "mail").is_empty()),
-    )
+    let s = support::wait_for(addr, "every resolver on the new key", |s| {
+        s.problems("example.com", "mail").is_empty()
+    })
     .await;
     assert_eq!(s.find(KEY_INFO.name, &record).len(), 1);
     assert_eq!(

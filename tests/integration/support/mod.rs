@@ -57,9 +57,7 @@ impl Daemon {
 
     /// Scrapes `/metrics` and parses it.
     pub async fn scrape(&self) -> Scrape {
-        let (status, body) = self.get("/metrics").await;
-        assert_eq!(status, 200, "{body}");
-        Scrape::parse(&body)
+        scrape(self.addr).await
     }
 
     /// Waits until `rounds` rounds have completed, failing after a generous bound.
@@ -72,19 +70,7 @@ impl Daemon {
 
     /// Scrapes until `done` holds, failing after 60 seconds with `what` and the last scrape.
     pub async fn wait_for(&self, what: &str, done: impl Fn(&Scrape) -> bool) -> Scrape {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-        loop {
-            let scrape = self.scrape().await;
-            if done(&scrape) {
-                return scrape;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "not within 60s: {what}\n{}",
-                scrape.text
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        wait_for(self.addr, what, done).await
     }
 
     /// Stops the daemon and waits for it to return.
@@ -103,6 +89,31 @@ impl Drop for Daemon {
         if let Some(task) = self.task.take() {
             task.abort();
         }
+    }
+}
+
+/// Scrapes the `/metrics` of the exporter at `addr` and parses it.
+pub async fn scrape(addr: SocketAddr) -> Scrape {
+    let (status, body) = http_get(addr, "/metrics").await;
+    assert_eq!(status, 200, "{body}");
+    Scrape::parse(&body)
+}
+
+/// Scrapes the exporter at `addr` until `done` holds, failing after 60 seconds with `what` and
+/// the last scrape.
+pub async fn wait_for(addr: SocketAddr, what: &str, done: impl Fn(&Scrape) -> bool) -> Scrape {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let scrape = scrape(addr).await;
+        if done(&scrape) {
+            return scrape;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not within 60s: {what}\n{}",
+            scrape.text
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
