@@ -107,15 +107,20 @@ async fn listing_takes_every_page_of_the_prefix_and_keeps_the_window() {
         .unwrap();
     assert_eq!(format!("\"{}\"", first.etag), head.e_tag().unwrap());
 
-    let since = all.iter().map(|o| o.last_modified_unix).max().unwrap();
-    assert!(since > first.last_modified_unix);
-    let recent = s3::list(&client, &settings, since).await.unwrap();
+    // The late puts may straddle a second: the window starts at the earliest of them, which the
+    // sleep put past every early one.
+    let (early_listed, late_listed) = all.split_at(early.len());
+    let early_end = early_listed.iter().map(|o| o.last_modified_unix).max();
+    let since = late_listed.iter().map(|o| o.last_modified_unix).min();
+    assert!(since > early_end, "{since:?} after {early_end:?}");
+    let recent = s3::list(&client, &settings, since.unwrap()).await.unwrap();
     assert_eq!(
         keys(&recent),
         late.iter().map(String::as_str).collect::<Vec<_>>()
     );
+    let last = all.iter().map(|o| o.last_modified_unix).max().unwrap();
     assert!(
-        s3::list(&client, &settings, since + 1)
+        s3::list(&client, &settings, last + 1)
             .await
             .unwrap()
             .is_empty()
