@@ -26,18 +26,21 @@ fn config_check(path: &Path, loaded: Result<Loaded, ConfigError>) -> ExitCode {
             {
                 let ses = match config.ses.len() {
                     0 => String::new(),
-                    n => format!(", {n} SES sources (their records are discovered at start)"),
+                    n => format!(
+                        ", {} (their records are discovered at start)",
+                        counted(n, "SES source")
+                    ),
                 };
                 let dmarc = match config.dmarc.as_ref().map(|d| d.sources.len()) {
                     None => String::new(),
-                    Some(n) => format!(", {n} DMARC report sources"),
+                    Some(n) => format!(", {}", counted(n, "DMARC report source")),
                 };
                 println!(
-                    "{}: valid: {} domains, {} records, {} resolvers{ses}{dmarc}",
+                    "{}: valid: {}, {}, {}{ses}{dmarc}",
                     path.display(),
-                    records.domains.len(),
-                    records.record_count(),
-                    config.resolvers.len()
+                    counted(records.domains.len(), "domain"),
+                    counted(records.record_count(), "record"),
+                    counted(config.resolvers.len(), "resolver")
                 );
             }
             ExitCode::SUCCESS
@@ -47,6 +50,11 @@ fn config_check(path: &Path, loaded: Result<Loaded, ConfigError>) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// "1 domain", "3 domains".
+fn counted(n: usize, noun: &str) -> String {
+    format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
 }
 
 #[tokio::main]

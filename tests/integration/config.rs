@@ -298,7 +298,7 @@ fn config_check_flag() {
     assert_eq!(good.status.code(), Some(0));
     let stdout = String::from_utf8_lossy(&good.stdout);
     assert!(
-        stdout.contains("valid: 1 domains, 3 records, 4 resolvers"),
+        stdout.contains("valid: 1 domain, 3 records, 4 resolvers"),
         "{stdout}"
     );
 
