@@ -1,17 +1,23 @@
-# syntax=docker/dockerfile:1
-#
 # dkim_exporter container image.
 #
-#   docker build -t dkim_exporter \
+#   docker build -t dkim_exporter:0.1.0 -t dkim_exporter:latest \
+#     --build-arg DKIM_EXPORTER_REVISION="$(git rev-parse --short=12 HEAD)" .
+#   podman build -t dkim_exporter:0.1.0 -t dkim_exporter:latest \
 #     --build-arg DKIM_EXPORTER_REVISION="$(git rev-parse --short=12 HEAD)" .
 #   docker run --rm -p 10053:10053 \
-#     -v "$PWD/dkim_exporter.yml:/etc/dkim_exporter/dkim_exporter.yml:ro" dkim_exporter
+#     -v "$PWD/dkim_exporter.yml:/etc/dkim_exporter/dkim_exporter.yml:ro" dkim_exporter:0.1.0
 #
-# The image runs as an unprivileged user on a distroless base with no shell. The example config
-# is baked in at /etc/dkim_exporter/dkim_exporter.yml; mount your own over it. Arguments after the
-# image name are added to the entrypoint's (e.g. --log.format=json, or --config.file=/other.yml:
-# the last value of a flag wins). For the one-shot diagnosis, replace the entrypoint:
-#   docker run --rm --entrypoint /usr/local/bin/dkim_exporter dkim_exporter check example.com ...
+# The build pulls two images: rust:1.95-bookworm (docker.io/library/rust) to compile in, and
+# gcr.io/distroless/cc-debian12:nonroot to run on. The image runs as an unprivileged user (65532)
+# with no shell and works on a read-only root. The example config is baked in at
+# /etc/dkim_exporter/dkim_exporter.yml; mount your own over it (readable by 65532). Arguments
+# after the image name are added to the entrypoint's (e.g. --log.format=json, or
+# --config.file=/other.yml: the last value of a flag wins). For the one-shot diagnosis, replace
+# the entrypoint:
+#   docker run --rm --entrypoint /usr/local/bin/dkim_exporter dkim_exporter:0.1.0 check example.com ...
+#
+# CI builds this file unchanged with podman and runs the image in the end-to-end test's DNS world
+# (deploy/image/check, tests/e2e/run).
 
 ARG RUST_VERSION=1.95
 
