@@ -22,7 +22,7 @@ pub mod udp;
 pub mod walk;
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicI8, Ordering};
+use std::sync::atomic::{AtomicI8, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -46,6 +46,15 @@ pub const IN_FLIGHT: usize = 128;
 /// on waiting: a dead resolver's queries each wait out the whole timeout, and holding places
 /// that long would slow its checks to `IN_FLIGHT` per timeout.
 pub const SLOW_QUERY: Duration = Duration::from_millis(250);
+
+/// Timeouts in a row, with no reply between, after which a resolver is taken to be silent: its
+/// queries give their places in flight up as soon as they are sent, so that its checks go out
+/// at the pace the plan asks instead of `IN_FLIGHT` per [`SLOW_QUERY`], which at tens of
+/// thousands of records would make every round wait on the dead resolver. The places guard the
+/// resolver's receive buffer against bursts, which a resolver that answers nothing does not
+/// need; its first reply ends the silence. Every check is still asked: a silent resolver's
+/// failures are real timeouts, never made up.
+pub const SILENT_AFTER: u32 = 32;
 
 /// How a query is asked, beyond its name and type.
 #[derive(Debug, Clone, Copy, Default)]
@@ -94,6 +103,8 @@ pub struct ResolverClient {
     /// The verdict of the latest round for `dkim_resolver_up` ([`health`]): 1 working, 0 not,
     /// -1 not judged yet.
     up: AtomicI8,
+    /// Queries that timed out since the latest reply, see [`SILENT_AFTER`].
+    timeouts_in_row: AtomicU32,
 }
 
 impl Ask {
@@ -136,6 +147,7 @@ impl ResolverClient {
             authoritative: false,
             config: config.clone(),
             up: AtomicI8::new(-1),
+            timeouts_in_row: AtomicU32::new(0),
         }
     }
 
@@ -194,11 +206,12 @@ impl ResolverClient {
         ask: Ask,
     ) -> Result<Message, Failure> {
         self.limiter.acquire().await;
-        let mut place = Some(place);
+        let mut place = (!self.silent()).then_some(place);
         self.metrics.queries.inc();
         let started = Instant::now();
         let result = self.exchange(name, record_type, ask, &mut place).await;
         drop(place);
+        self.note_silence(&result);
         let result = result.and_then(classify).and_then(|reply| {
             if self.authoritative && !ask.referral && !reply.metadata.authoritative {
                 let mut failure = Failure::new(
@@ -243,6 +256,34 @@ impl ResolverClient {
             }
         }
         result
+    }
+
+    /// Whether the resolver is silent: [`SILENT_AFTER`] queries in a row timed out.
+    pub fn silent(&self) -> bool {
+        self.timeouts_in_row.load(Ordering::Relaxed) >= SILENT_AFTER
+    }
+
+    /// Counts a timeout towards silence; any reply ends it. A network failure (a closed port, a
+    /// broken connection) says neither: it is quick, and holds no place for long.
+    fn note_silence(&self, result: &Result<Message, Failure>) {
+        match result {
+            Err(failure) if failure.reason == FailureReason::Timeout => {
+                let count = |n: u32| Some(n.saturating_add(1));
+                let before = self
+                    .timeouts_in_row
+                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, count)
+                    .unwrap_or(u32::MAX);
+                if before == SILENT_AFTER - 1 {
+                    tracing::debug!(resolver = %self.name, timeouts = SILENT_AFTER, "resolver is silent; its queries no longer wait for places in flight");
+                }
+            }
+            Err(failure) if failure.reason == FailureReason::Network => {}
+            _ => {
+                if self.timeouts_in_row.swap(0, Ordering::Relaxed) >= SILENT_AFTER {
+                    tracing::debug!(resolver = %self.name, "resolver replies again");
+                }
+            }
+        }
     }
 
     /// Records the verdict of a round on whether the resolver works ([`health`]).

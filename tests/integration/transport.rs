@@ -11,7 +11,7 @@ use dkim_exporter::config::{Protocol, ResolverConfig};
 use dkim_exporter::evidence::FailureReason;
 use dkim_exporter::metrics::Metrics;
 use dkim_exporter::resolver::udp::{ROTATE_AFTER, SOCKETS};
-use dkim_exporter::resolver::{IN_FLIGHT, ResolverClient};
+use dkim_exporter::resolver::{IN_FLIGHT, ResolverClient, SILENT_AFTER};
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{Name, RecordType};
 use support::dns::{Behaviour, TestDns, Zone};
@@ -134,6 +134,61 @@ async fn a_silent_resolver_does_not_hold_its_places_for_the_whole_timeout() {
     while let Some(reason) = tasks.join_next().await {
         assert_eq!(reason.unwrap(), FailureReason::Timeout);
     }
+}
+
+/// Sends `count` queries for distinct names at once; the tasks end with each query's failure.
+fn silent_queries(
+    client: &Arc<ResolverClient>,
+    from: usize,
+    count: usize,
+) -> JoinSet<FailureReason> {
+    let mut tasks = JoinSet::new();
+    for i in from..from + count {
+        let client = client.clone();
+        tasks.spawn(async move {
+            let name = Name::from_ascii(format!("q{i}.example.com.")).unwrap();
+            client
+                .query(&name, RecordType::CNAME)
+                .await
+                .unwrap_err()
+                .reason
+        });
+    }
+    tasks
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resolver_silent_for_a_while_no_longer_paces_its_queries_by_places() {
+    let server = TestDns::start(Behaviour::Silent).await;
+    let client = client(server.addr, Duration::from_millis(500));
+    let mut first = silent_queries(&client, 0, SILENT_AFTER as usize);
+    while let Some(reason) = first.join_next().await {
+        assert_eq!(reason.unwrap(), FailureReason::Timeout);
+    }
+    assert!(client.silent());
+    // Five times the bound. Paced by places, IN_FLIGHT would go out every SLOW_QUERY (250 ms),
+    // so no more than three times the bound could have gone out when the first times out
+    // (500 ms); a silent resolver's queries go out at once.
+    let mut tasks = silent_queries(&client, 1000, 5 * IN_FLIGHT);
+    assert_eq!(
+        tasks.join_next().await.unwrap().unwrap(),
+        FailureReason::Timeout
+    );
+    assert_eq!(server.udp_queries(), SILENT_AFTER as usize + 5 * IN_FLIGHT);
+    while let Some(reason) = tasks.join_next().await {
+        assert_eq!(reason.unwrap(), FailureReason::Timeout);
+    }
+    // The first reply ends the silence, and with it the bound is kept again.
+    server.set(Behaviour::Late(Duration::from_millis(50), Zone::new()));
+    query_many(&client, 1, 1).await;
+    assert!(!client.silent());
+    let before = server.max_outstanding();
+    query_many(&client, 2000, 1000).await;
+    let most = server.max_outstanding();
+    assert!(
+        most <= IN_FLIGHT && most > before,
+        "{most} queries outstanding at once, bound {IN_FLIGHT}"
+    );
 }
 
 #[tokio::test]
