@@ -18,6 +18,7 @@
 
 pub mod dmarc;
 mod locate;
+mod pieces;
 pub mod request;
 mod scalar;
 mod validate;
@@ -36,7 +37,7 @@ pub use scalar::{
     Glob, check_record_name, expand_cname, format_duration, normalise_name, parse_duration,
     parse_endpoint, parse_selector,
 };
-use validate::{Invalid, RawConfig};
+use validate::{Invalid, RawConfig, RawDomain};
 
 /// Checked when `interval` is omitted.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(300);
@@ -265,7 +266,31 @@ pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
 }
 
 /// Parses and validates config text; `origin` names it in errors.
+///
+/// The domain list is read a domain at a time when it can be cut apart ([`pieces`]); a text
+/// that cannot, or that has an error anywhere, is read whole, which finds the error and places
+/// it.
 pub fn parse(source: &str, origin: &str) -> Result<Loaded, ConfigError> {
+    if let Some(pieces) = pieces::cut(source)
+        && let Some(loaded) = parse_pieces(&pieces)
+    {
+        return Ok(loaded);
+    }
+    parse_whole(source, origin)
+}
+
+/// The config of a text cut apart, or `None` on any error.
+fn parse_pieces(pieces: &pieces::Pieces<'_>) -> Option<Loaded> {
+    let raw: RawConfig = yaml_serde::from_str(&pieces.rest).ok()?;
+    let domains = pieces.items.iter().map(|item| {
+        let mut one: Vec<RawDomain> = yaml_serde::from_str(item).ok()?;
+        one.pop().filter(|_| one.is_empty())
+    });
+    raw.validate_with(domains).ok()
+}
+
+/// [`parse`], with the whole document read at once.
+fn parse_whole(source: &str, origin: &str) -> Result<Loaded, ConfigError> {
     let invalid = |line: usize, column: usize, message: String| ConfigError::Invalid {
         path: origin.to_string(),
         line,
@@ -340,6 +365,57 @@ mod tests {
                 ),
             ]
         );
+    }
+
+    /// The config of `source` read whole, and read a domain at a time.
+    fn both_ways(source: &str) -> (Loaded, Option<Loaded>) {
+        let whole = parse_whole(source, "test.yaml").unwrap();
+        let cut = pieces::cut(source).and_then(|p| parse_pieces(&p));
+        (whole, cut)
+    }
+
+    #[test]
+    fn a_list_read_a_domain_at_a_time_is_the_list_read_whole() {
+        let example = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("config.example.yaml"),
+        )
+        .unwrap();
+        let indented = "interval: 30s\ndomains:\n  # one\n  - domain: a.example\n    provider: sendgrid\n    account: acme\n  - domain: b.example\n    records:\n      - {selector: k1, cname: 'k1.{domain_dashed}.example.net'}\n      - selector: t\nauthoritative: false\n";
+        for source in [example.as_str(), indented] {
+            let (whole, cut) = both_ways(source);
+            let cut = cut.expect("read a domain at a time");
+            assert!(!whole.records.domains.is_empty());
+            assert_eq!(cut.records, whole.records);
+            assert_eq!(cut.config, whole.config);
+        }
+    }
+
+    #[test]
+    fn an_item_that_needs_the_rest_of_the_document_is_read_with_it() {
+        // An alias to an anchor in another item: the item alone cannot be read.
+        let source = "domains:\n- domain: a.example\n  provider: &p ses\n  selectors: [s1]\n- domain: b.example\n  provider: *p\n  selectors: [s2]\n";
+        let (whole, cut) = both_ways(source);
+        assert!(cut.is_none());
+        assert_eq!(parse(source, "test.yaml").unwrap().records, whole.records);
+    }
+
+    #[test]
+    fn every_error_is_found_and_placed_as_in_the_whole_document() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/testdata/bad");
+        let mut cut_apart = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            let source = std::fs::read_to_string(&path).unwrap();
+            cut_apart += usize::from(pieces::cut(&source).is_some());
+            let error = parse(&source, "bad.yaml").err().map(|e| e.to_string());
+            let whole = parse_whole(&source, "bad.yaml")
+                .err()
+                .map(|e| e.to_string());
+            assert!(error.is_some(), "{}", path.display());
+            assert_eq!(error, whole, "{}", path.display());
+        }
+        // Most of them have a plain domain list, so the cut path was taken and failed.
+        assert!(cut_apart > 10, "{cut_apart}");
     }
 
     #[test]

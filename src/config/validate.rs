@@ -75,7 +75,7 @@ struct RawResolver {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawDomain {
+pub(super) struct RawDomain {
     domain: DnsName,
     provider: Option<ProviderName>,
     region: Option<Region>,
@@ -133,7 +133,17 @@ pub(super) fn display_path(path: &[Seg]) -> String {
 impl RawConfig {
     /// Checks what needs more than one value, and gives the settings and the records the file
     /// declares.
-    pub(super) fn validate(self) -> Result<Loaded, Invalid> {
+    pub(super) fn validate(mut self) -> Result<Loaded, Invalid> {
+        let domains = std::mem::take(&mut self.domains);
+        self.validate_with(domains.into_iter().map(Some))
+    }
+
+    /// [`RawConfig::validate`] with the domains read apart, each `None` that could not be read
+    /// (see [`super::pieces`]); the list in `self` is not looked at.
+    pub(super) fn validate_with(
+        self,
+        domains: impl ExactSizeIterator<Item = Option<RawDomain>>,
+    ) -> Result<Loaded, Invalid> {
         let interval = self.interval.map_or(DEFAULT_INTERVAL, |d| d.0);
         if interval < MIN_INTERVAL {
             return fail(
@@ -159,7 +169,7 @@ impl RawConfig {
         };
         Ok(Loaded {
             config,
-            records: records(self.domains)?,
+            records: records(domains)?,
         })
     }
 }
@@ -248,11 +258,15 @@ fn resolver(r: RawResolver, i: usize) -> Result<ResolverConfig, Invalid> {
     })
 }
 
-/// `domains:`: every domain and its records, in file order.
-fn records(raw: Vec<RawDomain>) -> Result<Records, Invalid> {
+/// `domains:`: every domain and its records, in file order; `None` for one that could not be
+/// read.
+fn records(raw: impl ExactSizeIterator<Item = Option<RawDomain>>) -> Result<Records, Invalid> {
     let mut seen: HashMap<String, usize> = HashMap::new();
     let mut domains = Vec::with_capacity(raw.len());
-    for (i, d) in raw.into_iter().enumerate() {
+    for (i, d) in raw.enumerate() {
+        let Some(d) = d else {
+            return fail(vec![Key("domains"), Index(i)], "cannot be read on its own");
+        };
         if let Some(first) = seen.insert(d.domain.0.clone(), i) {
             return fail(
                 vec![Key("domains"), Index(i), Key("domain")],
