@@ -11,6 +11,7 @@ then it stops early and says so), BENCH_SHARDS (replicas of the shard run at the
 BENCH_GEN_SECONDS (set by bench/run: how long gen.py took).
 Every process started is recorded in $BENCH_WORK/pids for bench/run's trap.
 """
+import concurrent.futures
 import http.client
 import os
 import platform
@@ -34,6 +35,8 @@ AUTH_SIZES = [int(x) for x in os.environ.get("BENCH_AUTH_SIZES", "1000").split()
 RSS_LIMIT_MB = float(os.environ.get("BENCH_RSS_LIMIT_MB", "4096"))
 EXE = os.environ.get("BENCH_EXPORTER", os.path.join(ROOT, "target/release/dkim_exporter"))
 SCRAPE_S = float(os.environ.get("BENCH_SCRAPE_SECONDS", "120"))
+LIVE_SCRAPES = int(os.environ.get("BENCH_LIVE_SCRAPES", "30"))
+LIVE_FULL_MAX = 10000   # full-detail scrapes while rounds run up to this size (823 MB each at 100,000)
 SHARDS = int(os.environ.get("BENCH_SHARDS", "3"))
 GEN_S = os.environ.get("BENCH_GEN_SECONDS")
 KNOT = ["127.0.0.%d" % (100 + k) for k in range(1, 5)]
@@ -303,6 +306,45 @@ def scrape_series(port, mode, n):
     }
 
 
+def scrape_once(port, timeout=120):
+    """One GET /metrics read to the end in 1 MiB pieces (the body is not kept): seconds,
+    status, bytes."""
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    s0 = time.perf_counter()
+    c.request("GET", "/metrics", headers={"Accept": "text/plain;version=0.0.4;q=0.9,*/*;q=0.1"})
+    resp = c.getresponse()
+    size = 0
+    while True:
+        piece = resp.read(1 << 20)
+        if not piece:
+            break
+        size += len(piece)
+    c.close()
+    return time.perf_counter() - s0, resp.status, size
+
+
+def live_scrapes(p, port):
+    """/metrics while rounds run (interval 1 s): LIVE_SCRAPES sequential scrapes, then 5 times 4
+    at once; latency of each, failures, and VmHWM after (the rounds' peak and the scrapes')."""
+    r0, _ = page_round(port)
+    seq = [scrape_once(port) for _ in range(LIVE_SCRAPES)]
+    conc = []
+    for _ in range(5):
+        with concurrent.futures.ThreadPoolExecutor(4) as ex:
+            conc += list(ex.map(lambda _: scrape_once(port), range(4)))
+    r1, _ = page_round(port)
+
+    def pct(xs, q):
+        xs = sorted(x[0] * 1000 for x in xs)
+        return xs[min(len(xs) - 1, int(round(q * len(xs))) - 1)] if q < 1 else xs[-1]
+    return {
+        "n": len(seq), "p50": pct(seq, 0.5), "p99": pct(seq, 0.99), "max": pct(seq, 1),
+        "conc_n": len(conc), "conc_p50": pct(conc, 0.5), "conc_max": pct(conc, 1),
+        "failed": sum(1 for x in seq + conc if x[1] != 200),
+        "bytes": seq[-1][2], "rounds": r1 - r0, "hwm": vmhwm(p.pid),
+    }
+
+
 def reload_memory(p, port, cfg):
     """RSS across a reload in the steady state: VmRSS every 20 ms from 1 s before a POST
     /-/reload until 2 s after it returned; the config in force with its last domain removed.
@@ -549,6 +591,10 @@ def main():
         r["interval"] = m1.get("dkim_exporter_interval_seconds", float("nan"))
         r["rss_rounds"] = vmhwm(p.pid)
         log(n, "rounds", r)
+        # /metrics while rounds run, full detail (at 100,000 domains the summary exporter's, below)
+        if n <= LIVE_FULL_MAX:
+            r["live"] = live_scrapes(p, PORT)
+            log(n, "scrapes while rounds run", r["live"])
 
         # scrape cost: with authoritative checks (one full round with auth, then idle), or
         # without (the rounds' results, then idle)
@@ -598,6 +644,8 @@ def main():
         p = start_exporter(cfg, PORT, "exporter-summary-%d" % n)
         wait_until(lambda: ready(PORT), 600, "summary exporter ready", 0.1)
         r["summary_first_round"] = time.time() - t0
+        r["summary_live"] = live_scrapes(p, PORT)
+        log(n, "summary scrapes while rounds run", r["summary_live"])
         reload_and_settle(p, PORT, os.path.join(WORK, "idle-summary-%d.yaml" % n), 0)
         sc = r["summary"] = scrape_series(PORT, "summary", n)
         sc.pop("body", None)
@@ -712,6 +760,16 @@ def main():
                       100.0 * ss["bytes"] / sc["bytes"], r["summary_rss"])))
         T.append((k + ": peak RSS (VmHWM) after rounds / at end", "%.1f / %.1f MiB" % (r["rss_rounds"], r["rss_peak"]),
                   ("target < 100 MiB at 10k; " if n == 10000 else "") + "at end: after the reload to interval 1h and the scrapes"))
+        for key, what, target in (("live", "full detail", "p99 <= 300 ms and VmHWM <= 64 MiB at 10,000"),
+                                  ("summary_live", "metrics.detail: summary", "VmHWM <= 400 MiB at 100,000")):
+            lv = r.get(key)
+            if lv:
+                T.append((k + ": /metrics while rounds run (%s): p50 / p99 / max; 4 at once p50 / max" % what,
+                          "%.1f / %.1f / %.1f ms; %.1f / %.1f ms" % (lv["p50"], lv["p99"], lv["max"], lv["conc_p50"], lv["conc_max"]),
+                          "target %s; interval 1 s, %d rounds during the %d sequential and %d concurrent scrapes of %s bytes; "
+                          "failed %d" % (target, lv["rounds"], lv["n"], lv["conc_n"], fmt(lv["bytes"], 0), lv["failed"])))
+                T.append((k + ": peak RSS (VmHWM) with rounds and scrapes (%s)" % what, "%.1f MiB" % lv["hwm"],
+                          "target %s; the process's peak since start: its rounds at interval 1 s and the scrapes above" % target))
         rl = r["reload"]
         T.append((k + ": RSS across a reload: steady / peak / ratio", "%.1f / %.1f MiB / %.3f" % (rl["steady"], rl["peak"], rl["ratio"]),
                   "target <= 1.25; POST /-/reload (the interval 1h config minus its last domain) answered %d in %.2f s "
