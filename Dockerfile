@@ -1,11 +1,11 @@
 # dkim_exporter container image.
 #
-#   docker build -t dkim_exporter:0.1.0 -t dkim_exporter:latest \
+#   docker build -t dkim_exporter:0.2.0 -t dkim_exporter:latest \
 #     --build-arg DKIM_EXPORTER_REVISION="$(git rev-parse --short=12 HEAD)" .
-#   podman build -t dkim_exporter:0.1.0 -t dkim_exporter:latest \
+#   podman build -t dkim_exporter:0.2.0 -t dkim_exporter:latest \
 #     --build-arg DKIM_EXPORTER_REVISION="$(git rev-parse --short=12 HEAD)" .
 #   docker run --rm -p 10053:10053 \
-#     -v "$PWD/dkim_exporter.yml:/etc/dkim_exporter/dkim_exporter.yml:ro" dkim_exporter:0.1.0
+#     -v "$PWD/dkim_exporter.yml:/etc/dkim_exporter/dkim_exporter.yml:ro" dkim_exporter:0.2.0
 #
 # The build pulls two images: rust:1.95-bookworm (docker.io/library/rust) to compile in, and
 # gcr.io/distroless/cc-debian12:nonroot to run on. The image runs as an unprivileged user (65532)
@@ -14,7 +14,7 @@
 # after the image name are added to the entrypoint's (e.g. --log.format=json, or
 # --config.file=/other.yml: the last value of a flag wins). For the one-shot diagnosis, replace
 # the entrypoint:
-#   docker run --rm --entrypoint /usr/local/bin/dkim_exporter dkim_exporter:0.1.0 check example.com ...
+#   docker run --rm --entrypoint /usr/local/bin/dkim_exporter dkim_exporter:0.2.0 check example.com ...
 #
 # CI builds this file unchanged with podman and runs the image in the end-to-end test's DNS world
 # (deploy/image/check, tests/e2e/run).
@@ -64,6 +64,7 @@ ARG DKIM_EXPORTER_REVISION=unknown
 LABEL org.opencontainers.image.title="dkim_exporter" \
       org.opencontainers.image.description="Prometheus exporter that watches DKIM DNS records across resolvers" \
       org.opencontainers.image.licenses="Apache-2.0" \
+      org.opencontainers.image.version="0.2.0" \
       org.opencontainers.image.revision="${DKIM_EXPORTER_REVISION}"
 
 COPY --from=build /src/target/release/dkim_exporter /usr/local/bin/dkim_exporter

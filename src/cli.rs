@@ -12,7 +12,7 @@ pub const DEFAULT_LISTEN_ADDRESS: &str = ":10053";
 
 /// Prometheus exporter for DKIM DNS records.
 #[derive(Debug, Parser)]
-#[command(name = "dkim_exporter", version, about, long_about = None, args_override_self = true)]
+#[command(name = "dkim_exporter", version = crate::VERSION, about, long_about = None, args_override_self = true)]
 pub struct Cli {
     /// The YAML config file.
     #[arg(

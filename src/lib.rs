@@ -18,8 +18,8 @@
 //! - [`ses`]: Amazon SES, an outside source of records: listing identities, their records,
 //!   their problems, and the daemon's tasks that watch them.
 //! - [`aws`]: what every AWS SDK client shares: credentials, role, HTTPS, retries, time limits.
-//! - [`dmarc`]: DMARC aggregate reports (being built): the reports of a message or an item,
-//!   bounded.
+//! - [`dmarc`]: DMARC aggregate reports: read (bounded) from a mailbox, a bucket or a
+//!   directory, counted per watched domain, and joined to what DNS says.
 //! - [`scheduler`]: rounds, spreading every record–resolver check evenly over the interval.
 //! - [`resolver`]: one client per resolver (UDP, TCP, TLS, HTTPS), politeness limits, the
 //!   reason for every failure, and each domain's own nameservers.
@@ -73,6 +73,15 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Loaded;
 use crate::exporter::Exporter;
+
+/// The version and the git revision it was built from, as `--version` and the status page say
+/// them: `0.2.0 (revision 1a2b3c4d5e6f)`.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (revision ",
+    env!("DKIM_EXPORTER_REVISION"),
+    ")"
+);
 
 /// Settings of the daemon that do not come from the config file.
 #[derive(Clone)]

@@ -30,4 +30,5 @@ mod ses;
 mod ses_moto;
 mod shard;
 mod transport;
+mod versions;
 mod web;

@@ -237,7 +237,7 @@ fn nav(html: &mut String, overview: &Overview<'_>, home: &str) {
          <a href=\"/-/ready\">Readiness</a><span>version {}</span></nav>",
         esc(home),
         esc(overview.telemetry_path),
-        env!("CARGO_PKG_VERSION"),
+        crate::VERSION,
     );
 }
 
