@@ -324,14 +324,22 @@ def scrape_once(port, timeout=120):
 
 
 def live_scrapes(p, port):
-    """/metrics while rounds run (interval 1 s): LIVE_SCRAPES sequential scrapes, then 5 times 4
-    at once; latency of each, failures, and VmHWM after (the rounds' peak and the scrapes')."""
+    """/metrics while rounds run (interval 1 s): LIVE_SCRAPES scrapes one a second (as a
+    Prometheus scraping every second would; back to back, they would starve the rounds they
+    are meant to run beside), then 5 times 4 at once, a second apart; latency of each,
+    failures, rounds completed meanwhile, and VmHWM after (the rounds' peak and the scrapes')."""
     r0, _ = page_round(port)
-    seq = [scrape_once(port) for _ in range(LIVE_SCRAPES)]
+
+    def paced(scrape):
+        s0 = time.time()
+        got = scrape()
+        time.sleep(max(0.0, 1.0 - (time.time() - s0)))
+        return got
+    seq = [paced(lambda: scrape_once(port)) for _ in range(LIVE_SCRAPES)]
     conc = []
     for _ in range(5):
         with concurrent.futures.ThreadPoolExecutor(4) as ex:
-            conc += list(ex.map(lambda _: scrape_once(port), range(4)))
+            conc += paced(lambda: list(ex.map(lambda _: scrape_once(port), range(4))))
     r1, _ = page_round(port)
 
     def pct(xs, q):
@@ -766,7 +774,7 @@ def main():
             if lv:
                 T.append((k + ": /metrics while rounds run (%s): p50 / p99 / max; 4 at once p50 / max" % what,
                           "%.1f / %.1f / %.1f ms; %.1f / %.1f ms" % (lv["p50"], lv["p99"], lv["max"], lv["conc_p50"], lv["conc_max"]),
-                          "target %s; interval 1 s, %d rounds during the %d sequential and %d concurrent scrapes of %s bytes; "
+                          "target %s; interval 1 s, %d rounds during the %d scrapes a second apart and %d in fives of 4 at once, of %s bytes; "
                           "failed %d" % (target, lv["rounds"], lv["n"], lv["conc_n"], fmt(lv["bytes"], 0), lv["failed"])))
                 T.append((k + ": peak RSS (VmHWM) with rounds and scrapes (%s)" % what, "%.1f MiB" % lv["hwm"],
                           "target %s; the process's peak since start: its rounds at interval 1 s and the scrapes above" % target))
