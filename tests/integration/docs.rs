@@ -2,15 +2,10 @@
 //! docs/problems.md are the problem tables, and every problem (SES's too) has an alert of its
 //! severity.
 
-use std::path::PathBuf;
+use crate::support::repo_file as read;
 
 use dkim_exporter::problem::{self, Severity};
 use dkim_exporter::ses;
-
-fn read(path: &str) -> String {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(path);
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
 
 /// The page of the documentation that holds the problem tables.
 const PROBLEMS_PAGE: &str = "docs/problems.md";

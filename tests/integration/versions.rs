@@ -2,15 +2,10 @@
 //! newest release in CHANGELOG.md, the image's version label, the tag the manifests and the
 //! documents give the image, and what the binary says. A bump that forgets one fails here.
 
-use std::path::PathBuf;
+use crate::support::repo_file as read;
 use std::process::Command;
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
-
-fn read(path: &str) -> String {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(path);
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
 
 /// A version's numbers, for ordering releases.
 fn numbers(version: &str) -> Vec<u64> {

@@ -618,3 +618,9 @@ pub fn broken_zone(strong: &str, weak: &str) -> dns::Zone {
 }
 
 pub const SELECTORS: &str = "[good, missing, notprop, typo, wrong, region, arec, txtkey, doubled, nounder, nokey, revoked, weak]";
+
+/// A file of the repository, by its path from the top, as text.
+pub fn repo_file(path: &str) -> String {
+    let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(path);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
